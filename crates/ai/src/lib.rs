@@ -3,6 +3,7 @@
 //! The crate has no HTTP and no storage: callers hand it a [`Volume`] (from files or in-memory
 //! DICOM instances) and get an analysis back.
 
+pub mod eval;
 pub mod volume;
 
 pub use volume::{Geometry, Volume, VolumeError};
