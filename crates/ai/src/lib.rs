@@ -4,6 +4,8 @@
 //! DICOM instances) and get an analysis back.
 
 pub mod eval;
+pub mod ndimage;
+pub mod phantom;
 pub mod volume;
 
 pub use volume::{Geometry, Volume, VolumeError};
