@@ -1,7 +1,6 @@
 //! Helpers shared by the integration tests: sample data, an in-memory handler, external tools.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -61,8 +60,9 @@ pub fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Expected instance UID → data set sha256 for a set of files.
-pub fn expected(files: &[PathBuf]) -> BTreeMap<String, String> {
+/// (instance UID, data set sha256) of files, in order. A list, not a map: several sample
+/// files share one SOP Instance UID in different transfer syntaxes.
+pub fn expected(files: &[PathBuf]) -> Vec<(String, String)> {
     files
         .iter()
         .map(|f| {
@@ -97,8 +97,8 @@ impl MemHandler {
         self.received.lock().unwrap().clone()
     }
 
-    /// Instance UID → sha256 of everything received.
-    pub fn digests(&self) -> BTreeMap<String, String> {
+    /// (instance UID, sha256) of everything received, in order of arrival.
+    pub fn digests(&self) -> Vec<(String, String)> {
         self.received()
             .into_iter()
             .map(|r| (r.sop_instance_uid, r.sha256))
@@ -218,4 +218,10 @@ pub async fn run(cmd: std::process::Command) -> (bool, String) {
     })
     .await
     .unwrap()
+}
+
+/// Sort a digest list (for comparisons across concurrent associations).
+pub fn sorted(mut v: Vec<(String, String)>) -> Vec<(String, String)> {
+    v.sort();
+    v
 }
