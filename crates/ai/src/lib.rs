@@ -4,8 +4,32 @@
 //! DICOM instances) and get an analysis back.
 
 pub mod eval;
+pub mod lungs;
 pub mod ndimage;
 pub mod phantom;
 pub mod volume;
 
 pub use volume::{Geometry, Volume, VolumeError};
+
+/// Why an analysis could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnalysisError {
+    /// The series could not be assembled.
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    /// The series is not an axial stack the detector can use.
+    #[error("unsuitable series: {0}")]
+    Unsuitable(String),
+    /// No lungs were found.
+    #[error("no lungs found: {0}")]
+    NoLungs(String),
+    /// A stage failed.
+    #[error("stage {stage} failed: {reason}")]
+    Stage {
+        /// Stage name.
+        stage: String,
+        /// Why.
+        reason: String,
+    },
+}

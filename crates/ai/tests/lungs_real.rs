@@ -1,0 +1,155 @@
+//! Lung segmentation on real CT: RTSTRUCT lung contours (LCTSC) and LIDC-IDRI-0001 volumes.
+
+mod common;
+
+use dicom_dictionary_std::tags;
+use lumen_ai::Volume;
+use lumen_ai::lungs::{LEFT, LungConfig, RIGHT, segment_lungs};
+
+/// Rasterises the RTSTRUCT contours of ROI `name` lying on the plane z = `z` (mm).
+fn roi_mask(
+    rt: &dicom_object::DefaultDicomObject,
+    vol: &Volume,
+    name: &str,
+) -> ndarray::Array2<bool> {
+    let rois = rt
+        .element(tags::STRUCTURE_SET_ROI_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap();
+    let number = rois
+        .iter()
+        .find(|r| r.element(tags::ROI_NAME).unwrap().to_str().unwrap().trim() == name)
+        .map(|r| {
+            r.element(tags::ROI_NUMBER)
+                .unwrap()
+                .to_int::<i32>()
+                .unwrap()
+        })
+        .unwrap_or_else(|| panic!("ROI {name}"));
+    let [_, ny, nx] = vol.shape();
+    let mut mask = ndarray::Array2::from_elem((ny, nx), false);
+    let z = vol.geometry.origin[2];
+    for rc in rt
+        .element(tags::ROI_CONTOUR_SEQUENCE)
+        .unwrap()
+        .items()
+        .unwrap()
+    {
+        if rc
+            .element(tags::REFERENCED_ROI_NUMBER)
+            .unwrap()
+            .to_int::<i32>()
+            .unwrap()
+            != number
+        {
+            continue;
+        }
+        for c in rc.element(tags::CONTOUR_SEQUENCE).unwrap().items().unwrap() {
+            let pts = c
+                .element(tags::CONTOUR_DATA)
+                .unwrap()
+                .to_multi_float64()
+                .unwrap();
+            if (pts[2] - z).abs() > 0.5 {
+                continue;
+            }
+            let poly: Vec<(f64, f64)> = pts
+                .chunks_exact(3)
+                .map(|p| {
+                    let v = vol.world_to_voxel([p[0], p[1], p[2]]);
+                    (v[2], v[1])
+                })
+                .collect();
+            let m = lumen_ai::eval::rasterize_polygon(&poly, ny, nx);
+            // Several contours of one ROI on a slice combine by XOR (holes), as RTSTRUCT intends.
+            ndarray::Zip::from(&mut mask)
+                .and(&m)
+                .for_each(|a, &b| *a ^= b);
+        }
+    }
+    mask
+}
+
+#[test]
+fn lctsc_rtstruct_lung_dice() {
+    let Some(dir) = common::data_dir("dicom-samples/orthanc-tests-picks/lctsc-rth") else {
+        return;
+    };
+    let vol = Volume::from_dicom_files(&[dir.join("CT01.dcm")]).unwrap();
+    let rt = dicom_object::open_file(dir.join("RT.dcm")).unwrap();
+    // CT01 lies at z = -640.2 mm, below the lung bases: the RTSTRUCT's lung contours span
+    // z = -571.2 .. -337.2 mm, so the reference lung masks on this slice are empty (an abdominal
+    // slice with bowel gas). The segmentation must agree: no lung, Dice 1 by convention.
+    let ours = match segment_lungs(&vol, &LungConfig::default()) {
+        Ok(l) => l.to_volume_grid(vol.shape()),
+        Err(lumen_ai::AnalysisError::NoLungs(_)) => ndarray::Array3::zeros((1, 512, 512)),
+        Err(e) => panic!("{e}"),
+    };
+    for (name, side) in [("Lung_R", RIGHT), ("Lung_L", LEFT)] {
+        let truth = roi_mask(&rt, &vol, name);
+        let mine = ours.index_axis(ndarray::Axis(0), 0).mapv(|l| l == side);
+        let d = lumen_ai::eval::dice(&mine, &truth).unwrap();
+        eprintln!(
+            "{name}: reference {} px, ours {} px, Dice {d:.4}",
+            truth.iter().filter(|&&v| v).count(),
+            mine.iter().filter(|&&v| v).count()
+        );
+        assert!(d > 0.95, "{name}: Dice {d:.4}");
+    }
+    // The contour rasteriser itself, checked on a slice the RTSTRUCT does cover: the reference
+    // Lung_R contour at z = -451.2 mm encloses a plausible lung cross-section (50-300 cm²).
+    let mut shifted = vol.clone();
+    shifted.geometry.origin[2] = -451.2;
+    let area_cm2 = roi_mask(&rt, &shifted, "Lung_R")
+        .iter()
+        .filter(|&&v| v)
+        .count() as f64
+        * vol.geometry.spacing[1]
+        * vol.geometry.spacing[2]
+        / 100.0;
+    assert!(
+        (50.0..300.0).contains(&area_cm2),
+        "Lung_R area {area_cm2} cm²"
+    );
+}
+
+#[test]
+fn lidc_lung_volumes_plausible() {
+    let Some(dir) = common::data_dir("lidc-idri-0001/ct") else {
+        return;
+    };
+    let vol = Volume::from_dicom_files(&[dir]).unwrap();
+    let lungs = segment_lungs(&vol, &LungConfig::default()).unwrap();
+    eprintln!(
+        "LIDC-0001 lungs: right {:.0} mL, left {:.0} mL, airways {:.0} mL, {:?}",
+        lungs.right_volume_ml, lungs.left_volume_ml, lungs.airway_volume_ml, lungs.warnings
+    );
+    assert!(lungs.warnings.is_empty(), "{:?}", lungs.warnings);
+    for v in [lungs.right_volume_ml, lungs.left_volume_ml] {
+        assert!((1000.0..4500.0).contains(&v), "lung volume {v}");
+    }
+    assert!(
+        lungs.right_volume_ml > lungs.left_volume_ml * 0.9,
+        "right lung is usually larger"
+    );
+    assert!(
+        (15.0..200.0).contains(&lungs.airway_volume_ml),
+        "airways {}",
+        lungs.airway_volume_ml
+    );
+    // The LUNA16 nodule centre lies in the left lung (world x > 0 is patient left).
+    let v = vol.world_to_voxel([56.21, 86.34, -115.87]);
+    assert_eq!(lungs.label_at(v), LEFT);
+}
+
+#[test]
+#[ignore = "debugging aid: dumps the LCTSC slice to /tmp"]
+fn dump_lctsc() {
+    let Some(dir) = common::data_dir("dicom-samples/orthanc-tests-picks/lctsc-rth") else {
+        return;
+    };
+    let vol = Volume::from_dicom_files(&[dir.join("CT01.dcm")]).unwrap();
+    let bytes: Vec<u8> = vol.hu.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write("/tmp/lctsc.raw", bytes).unwrap();
+}
