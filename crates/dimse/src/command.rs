@@ -320,6 +320,7 @@ impl Command {
     /// Command Field is required; every other field is optional here and checked by the
     /// service that handles the command.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
+        check_structure(bytes)?;
         let obj =
             InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
                 .map_err(|e| DimseError::Command(format!("cannot parse command set: {e}")))?;
@@ -351,6 +352,35 @@ impl Command {
             },
         })
     }
+}
+
+/// Walk the elements before parsing: every element must be in group 0000 and fit the
+/// buffer. Without this, a few garbage bytes declaring a huge length make the parser
+/// allocate that much before failing.
+fn check_structure(bytes: &[u8]) -> Result<()> {
+    if bytes.is_empty() {
+        return Err(DimseError::Command("empty command set".into()));
+    }
+    let mut i = 0usize;
+    while i < bytes.len() {
+        let Some(h) = bytes.get(i..i + 8) else {
+            return Err(DimseError::Command("truncated element header".into()));
+        };
+        let group = u16::from_le_bytes([h[0], h[1]]);
+        let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        if group != 0x0000 {
+            return Err(DimseError::Command(format!(
+                "element of group {group:04X} in a command set"
+            )));
+        }
+        if len > bytes.len() - i - 8 {
+            return Err(DimseError::Command(
+                "element length exceeds the command set".into(),
+            ));
+        }
+        i += 8 + len;
+    }
+    Ok(())
 }
 
 fn get_u16(obj: &InMemDicomObject, tag: Tag) -> Result<Option<u16>> {
@@ -476,5 +506,11 @@ mod tests {
         // A valid element that is not Command Field.
         let bytes = [0u8, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0];
         assert!(Command::decode(&bytes).is_err());
+        // Garbage declaring a ~1.8 GB element must fail fast, without allocating it.
+        let t = std::time::Instant::now();
+        assert!(Command::decode(b"\0\0\0\0a command set").is_err());
+        assert!(Command::decode(b"not a command set").is_err());
+        assert!(Command::decode(&[]).is_err());
+        assert!(t.elapsed() < std::time::Duration::from_millis(100));
     }
 }
