@@ -213,7 +213,10 @@ pub fn string_of(obj: &InMemDicomObject, tag: Tag) -> String {
         .ok()
         .flatten()
         .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_matches(|c: char| c == '\0' || c.is_whitespace()).to_string())
+        .map(|s| {
+            s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -240,10 +243,21 @@ pub fn index_record(obj: &DefaultDicomObject) -> Result<IndexRecord, AttrError> 
             reason: "differs from the data set's SOPInstanceUID".into(),
         });
     }
+    let meta_class = meta.media_storage_sop_class_uid().trim_end_matches('\0');
+    if !meta_class.is_empty() && meta_class != sop_class_uid {
+        return Err(AttrError::Invalid {
+            name: "MediaStorageSOPClassUID",
+            reason: "differs from the data set's SOPClassUID".into(),
+        });
+    }
     let transfer_syntax_uid = meta.transfer_syntax().trim_end_matches('\0').to_string();
     let instance_number = string_of(ds, tags::INSTANCE_NUMBER).parse::<i64>().ok();
     let number_of_frames = if ds.element_opt(tags::PIXEL_DATA).ok().flatten().is_some()
-        || ds.element_opt(tags::FLOAT_PIXEL_DATA).ok().flatten().is_some()
+        || ds
+            .element_opt(tags::FLOAT_PIXEL_DATA)
+            .ok()
+            .flatten()
+            .is_some()
     {
         string_of(ds, tags::NUMBER_OF_FRAMES)
             .parse::<u32>()

@@ -1,1 +1,64 @@
-fn main() {}
+//! `lumen`: the one binary — archive server, importer and AI command line.
+
+mod cli_ai;
+mod config;
+mod import;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Lumen: DICOM archive with chest CT AI.
+#[derive(Debug, Parser)]
+#[command(name = "lumen", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the archive: DICOMweb over HTTP and a DICOM (C-STORE/C-ECHO) listener.
+    Serve(serve::ServeArgs),
+    /// Import DICOM files and folders (DICOMDIR or not) into a data directory.
+    Import(import::ImportArgs),
+    /// Analyse a chest CT series: lungs, nodules, measurements, Lung-RADS.
+    Analyze(cli_ai::AnalyzeArgs),
+    /// Evaluate detections against LUNA16-format references (FROC and CPM).
+    Eval(cli_ai::EvalArgs),
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LUMEN_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Analyze(args) => cli_ai::run_analyze(args).map(|_| ExitCode::SUCCESS),
+        Command::Eval(args) => cli_ai::run_eval(args).map(|_| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The default data directory.
+pub(crate) fn default_data() -> PathBuf {
+    PathBuf::from("./lumen-data")
+}

@@ -1,1 +1,806 @@
-//! placeholder
+//! The archive: a durable index of DICOM objects and the files that hold them.
+//!
+//! [`Store::ingest`] is the one path every front door (C-STORE, STOW-RS, `lumen import`)
+//! uses to keep an object; [`Store::search`] is the one query path behind QIDO-RS and
+//! C-FIND. Only this crate knows SQL and file paths. The embedded default is SQLite plus
+//! files under a data directory.
+//!
+//! Durability: the object is written to a temporary file, fsynced and renamed into place
+//! before the index commits; a crash leaves either the whole instance (indexed) or an
+//! unindexed file that the next [`Store::open`] sweeps away.
+
+mod blobs;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use dicom_dictionary_std::tags;
+use lumen_dicom::attrs::{IndexRecord, Level};
+use lumen_dicom::json::tag_key;
+use lumen_dicom::query::Query;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use blobs::Blobs;
+
+/// What to do when an object arrives whose SOP Instance UID is stored with other content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictPolicy {
+    /// Refuse the new object (the default: the archive never silently changes an image).
+    #[default]
+    Reject,
+    /// Replace the stored object with the new one.
+    Replace,
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The data directory (index database and object files).
+    pub data_dir: PathBuf,
+    /// Policy for a different object with an already stored SOP Instance UID.
+    pub on_conflict: ConflictPolicy,
+    /// Accept SOP classes that are not standard storage classes (private classes).
+    pub accept_unknown_sop_classes: bool,
+}
+
+impl StoreConfig {
+    /// Defaults for a data directory: reject conflicts, standard storage classes only.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            on_conflict: ConflictPolicy::Reject,
+            accept_unknown_sop_classes: false,
+        }
+    }
+}
+
+/// Why an object was not stored. `Display` never includes patient data.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// The bytes are not an acceptable DICOM object (the sender's fault).
+    #[error("{0}")]
+    Invalid(String),
+    /// The SOP class is not one this archive stores.
+    #[error("SOP class {0} is not a storage SOP class this archive accepts")]
+    UnsupportedSopClass(String),
+    /// Another object with the same SOP Instance UID is stored, or the series belongs to
+    /// another study.
+    #[error("{0}")]
+    Conflict(String),
+    /// The archive failed (disk, database); the object was not stored.
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+/// A failure of the archive itself (not of the request).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The index database failed.
+    #[error("index database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("index migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A file operation failed.
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Another process (a running `lumen serve`?) has the data directory open.
+    #[error("data directory {} is in use by another Lumen process; stop it first, or send the files to it over DICOM or DICOMweb", .0.display())]
+    Locked(PathBuf),
+    /// Stored JSON could not be read back.
+    #[error("corrupt index entry: {0}")]
+    Corrupt(String),
+}
+
+/// The result of a successful ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestStatus {
+    /// A new instance was stored.
+    Stored,
+    /// An identical instance was already stored; nothing changed.
+    AlreadyPresent,
+    /// A different instance with the same UID was replaced (policy `replace`).
+    Replaced,
+}
+
+/// What was ingested.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    /// Stored, already present or replaced.
+    pub status: IngestStatus,
+    /// Study Instance UID.
+    pub study_uid: String,
+    /// Series Instance UID.
+    pub series_uid: String,
+    /// SOP Instance UID.
+    pub sop_instance_uid: String,
+    /// SOP Class UID.
+    pub sop_class_uid: String,
+}
+
+/// An instance as stored: where it is and how it is encoded.
+#[derive(Debug, Clone)]
+pub struct StoredInstance {
+    /// Study Instance UID.
+    pub study_uid: String,
+    /// Series Instance UID.
+    pub series_uid: String,
+    /// SOP Instance UID.
+    pub sop_instance_uid: String,
+    /// SOP Class UID.
+    pub sop_class_uid: String,
+    /// The transfer syntax the object is stored in.
+    pub transfer_syntax_uid: String,
+    /// Number of frames (0 without pixel data).
+    pub frames: u32,
+    /// Size of the stored object in bytes.
+    pub size: u64,
+    path: PathBuf,
+}
+
+impl StoredInstance {
+    /// Reads the stored Part-10 bytes (with a preamble even if the sender sent none).
+    pub async fn read(&self) -> Result<Bytes, StoreError> {
+        let bytes = tokio::fs::read(&self.path).await?;
+        if bytes.len() >= 4 && &bytes[..4] == b"DICM" {
+            let mut v = vec![0u8; 128];
+            v.extend_from_slice(&bytes);
+            return Ok(v.into());
+        }
+        Ok(bytes.into())
+    }
+}
+
+/// Narrows a search or retrieval to one study or series.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Only this study.
+    pub study_uid: Option<String>,
+    /// Only this series.
+    pub series_uid: Option<String>,
+    /// Only this instance.
+    pub sop_instance_uid: Option<String>,
+}
+
+/// Counts of what an archive holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Number of studies.
+    pub studies: u64,
+    /// Number of series.
+    pub series: u64,
+    /// Number of instances.
+    pub instances: u64,
+}
+
+/// An open archive. Cheap to clone; share one per process.
+#[derive(Debug, Clone)]
+pub struct Store {
+    reader: SqlitePool,
+    writer: SqlitePool,
+    blobs: Blobs,
+    config: StoreConfig,
+    _lock: std::sync::Arc<std::fs::File>,
+}
+
+/// Takes the exclusive lock of a data directory: one process owns an archive at a time
+/// (start-up sweeps would otherwise remove another process's writes in flight).
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lumen.lock"))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io(e)),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn internal(e: impl std::fmt::Display) -> IngestError {
+    IngestError::Internal(e.to_string())
+}
+
+impl Store {
+    /// Opens the archive in `config.data_dir`, creating it if needed, applying index
+    /// migrations and sweeping files left by an interrupted write.
+    pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let lock = lock_data_dir(&config.data_dir)?;
+        let db_path = config.data_dir.join("index.sqlite");
+        let opts = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(&db_path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await?;
+        let blobs = Blobs::open(&config.data_dir)?;
+        let store = Store {
+            reader,
+            writer,
+            blobs,
+            config,
+            _lock: std::sync::Arc::new(lock),
+        };
+        store.sweep().await?;
+        Ok(store)
+    }
+
+    async fn sweep(&self) -> Result<(), StoreError> {
+        let rows = sqlx::query("SELECT path FROM instances")
+            .fetch_all(&self.reader)
+            .await?;
+        let known: HashSet<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+        let blobs = self.blobs.clone();
+        let removed = tokio::task::spawn_blocking(move || blobs.sweep(&known))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        if removed > 0 {
+            tracing::warn!(removed, "removed files left by interrupted writes");
+        }
+        Ok(())
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Parses, checks and durably stores one Part-10 object (bytes kept exactly as given).
+    ///
+    /// Re-sending an identical object succeeds and stores nothing; a different object with
+    /// a stored SOP Instance UID is refused or replaces it, by [`ConflictPolicy`].
+    pub async fn ingest(&self, bytes: Bytes) -> Result<Ingested, IngestError> {
+        let parsed = tokio::task::spawn_blocking(move || prepare(bytes))
+            .await
+            .map_err(internal)??;
+        let rec = &parsed.record;
+        if !self.config.accept_unknown_sop_classes
+            && !lumen_dicom::sop::is_storage_sop_class(&rec.sop_class_uid)
+        {
+            return Err(IngestError::UnsupportedSopClass(rec.sop_class_uid.clone()));
+        }
+        let ingested = |status| Ingested {
+            status,
+            study_uid: rec.study_uid.clone(),
+            series_uid: rec.series_uid.clone(),
+            sop_instance_uid: rec.sop_instance_uid.clone(),
+            sop_class_uid: rec.sop_class_uid.clone(),
+        };
+        // Cheap pre-check on the read pool: identical re-sends write nothing.
+        if let Some((sha, _)) = self
+            .existing(&rec.sop_instance_uid)
+            .await
+            .map_err(internal)?
+        {
+            if sha == parsed.sha256 {
+                return Ok(ingested(IngestStatus::AlreadyPresent));
+            }
+            if self.config.on_conflict == ConflictPolicy::Reject {
+                return Err(conflict_error(&rec.sop_instance_uid));
+            }
+        }
+        let rel = Blobs::relative_path(&rec.sop_instance_uid, &parsed.sha256);
+        {
+            let blobs = self.blobs.clone();
+            let rel = rel.clone();
+            let bytes = parsed.bytes.clone();
+            tokio::task::spawn_blocking(move || blobs.write(&rel, &bytes))
+                .await
+                .map_err(internal)?
+                .map_err(internal)?;
+        }
+        match self.commit(&parsed, &rel).await {
+            Ok(Commit::Inserted) => Ok(ingested(IngestStatus::Stored)),
+            Ok(Commit::Replaced(old)) => {
+                if old != rel
+                    && let Err(e) = self.blobs.remove(&old)
+                {
+                    tracing::warn!(error = %e, "could not remove replaced object file");
+                }
+                Ok(ingested(IngestStatus::Replaced))
+            }
+            Ok(Commit::Identical) => Ok(ingested(IngestStatus::AlreadyPresent)),
+            Err(e) => {
+                // Not indexed: the file must not stay (unless an identical commit raced us
+                // and points at the same path, which Commit::Identical covers).
+                let _ = self.blobs.remove(&rel);
+                Err(e)
+            }
+        }
+    }
+
+    async fn existing(&self, sop_uid: &str) -> Result<Option<(String, String)>, sqlx::Error> {
+        let row = sqlx::query("SELECT sha256, path FROM instances WHERE sop_uid = ?")
+            .bind(sop_uid)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn commit(&self, p: &Prepared, rel: &str) -> Result<Commit, IngestError> {
+        let rec = &p.record;
+        let now = now_ms();
+        let mut tx = self.writer.begin().await.map_err(internal)?;
+        let prior = sqlx::query("SELECT sha256, path FROM instances WHERE sop_uid = ?")
+            .bind(&rec.sop_instance_uid)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(internal)?;
+        if let Some(row) = &prior {
+            let sha: String = row.get(0);
+            if sha == p.sha256 {
+                return Ok(Commit::Identical);
+            }
+            if self.config.on_conflict == ConflictPolicy::Reject {
+                return Err(conflict_error(&rec.sop_instance_uid));
+            }
+        }
+        let series_row = sqlx::query("SELECT study_uid FROM series WHERE series_uid = ?")
+            .bind(&rec.series_uid)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(internal)?;
+        if let Some(row) = &series_row {
+            let study: String = row.get(0);
+            if study != rec.study_uid {
+                return Err(IngestError::Conflict(format!(
+                    "series {} already belongs to another study",
+                    rec.series_uid
+                )));
+            }
+        }
+        let study_date =
+            lumen_dicom::json::first_string(&rec.study_json, tags::STUDY_DATE).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO studies (study_uid, patient_id, study_date, attrs, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT(study_uid) DO UPDATE SET patient_id = excluded.patient_id,
+               study_date = excluded.study_date, attrs = excluded.attrs, updated_at = excluded.updated_at",
+        )
+        .bind(&rec.study_uid)
+        .bind(&rec.patient_id)
+        .bind(&study_date)
+        .bind(Value::Object(rec.study_json.clone()).to_string())
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
+        sqlx::query(
+            "INSERT INTO series (series_uid, study_uid, modality, attrs, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT(series_uid) DO UPDATE SET modality = excluded.modality,
+               attrs = excluded.attrs, updated_at = excluded.updated_at",
+        )
+        .bind(&rec.series_uid)
+        .bind(&rec.study_uid)
+        .bind(&rec.modality)
+        .bind(Value::Object(rec.series_json.clone()).to_string())
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
+        if prior.is_some() {
+            sqlx::query(
+                "UPDATE instances SET series_uid = ?, study_uid = ?, sop_class_uid = ?,
+                   transfer_syntax_uid = ?, instance_number = ?, frames = ?, path = ?, size = ?,
+                   sha256 = ?, attrs = ?, metadata = ?, received_at = ? WHERE sop_uid = ?",
+            )
+            .bind(&rec.series_uid)
+            .bind(&rec.study_uid)
+            .bind(&rec.sop_class_uid)
+            .bind(&rec.transfer_syntax_uid)
+            .bind(rec.instance_number)
+            .bind(rec.number_of_frames as i64)
+            .bind(rel)
+            .bind(p.bytes.len() as i64)
+            .bind(&p.sha256)
+            .bind(Value::Object(rec.instance_json.clone()).to_string())
+            .bind(Value::Object(rec.metadata_json.clone()).to_string())
+            .bind(now)
+            .bind(&rec.sop_instance_uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        } else {
+            sqlx::query(
+                "INSERT INTO instances (sop_uid, series_uid, study_uid, sop_class_uid,
+                   transfer_syntax_uid, instance_number, frames, path, size, sha256, attrs,
+                   metadata, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&rec.sop_instance_uid)
+            .bind(&rec.series_uid)
+            .bind(&rec.study_uid)
+            .bind(&rec.sop_class_uid)
+            .bind(&rec.transfer_syntax_uid)
+            .bind(rec.instance_number)
+            .bind(rec.number_of_frames as i64)
+            .bind(rel)
+            .bind(p.bytes.len() as i64)
+            .bind(&p.sha256)
+            .bind(Value::Object(rec.instance_json.clone()).to_string())
+            .bind(Value::Object(rec.metadata_json.clone()).to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        }
+        // Counters and study-level summaries, recomputed for the touched study and series
+        // (a replacement may move an instance between series).
+        sqlx::query(
+            "UPDATE series SET num_instances =
+               (SELECT count(*) FROM instances WHERE instances.series_uid = series.series_uid)
+             WHERE study_uid = ?",
+        )
+        .bind(&rec.study_uid)
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
+        sqlx::query(
+            "UPDATE studies SET
+               num_series = (SELECT count(*) FROM series WHERE series.study_uid = studies.study_uid),
+               num_instances = (SELECT count(*) FROM instances WHERE instances.study_uid = studies.study_uid),
+               modalities = (SELECT coalesce(group_concat(m, '\\'), '') FROM
+                   (SELECT DISTINCT modality AS m FROM series WHERE series.study_uid = studies.study_uid AND modality != '' ORDER BY m)),
+               sop_classes = (SELECT coalesce(group_concat(c, '\\'), '') FROM
+                   (SELECT DISTINCT sop_class_uid AS c FROM instances WHERE instances.study_uid = studies.study_uid ORDER BY c))
+             WHERE study_uid = ?",
+        )
+        .bind(&rec.study_uid)
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
+        tx.commit().await.map_err(internal)?;
+        Ok(match prior {
+            Some(row) => Commit::Replaced(row.get(1)),
+            None => Commit::Inserted,
+        })
+    }
+
+    /// Searches the archive at `query.level` within `scope`, returning the DICOM JSON
+    /// response of each match (after `offset`, at most `limit`).
+    pub async fn search(
+        &self,
+        query: &Query,
+        scope: &Scope,
+    ) -> Result<Vec<Map<String, Value>>, StoreError> {
+        let records = self.records(query, scope).await?;
+        Ok(records
+            .iter()
+            .filter(|r| query.matches(r))
+            .skip(query.offset)
+            .take(query.limit.unwrap_or(usize::MAX))
+            .map(|r| query.response(r))
+            .collect())
+    }
+
+    /// The candidate records of a query: the level's attributes merged with those of the
+    /// levels above and the computed counts, narrowed by scope and exact UID keys.
+    async fn records(
+        &self,
+        query: &Query,
+        scope: &Scope,
+    ) -> Result<Vec<Map<String, Value>>, StoreError> {
+        let mut sql = String::new();
+        let mut binds: Vec<String> = Vec::new();
+        let mut conds: Vec<String> = Vec::new();
+        let mut narrow = |col: &str, scoped: &Option<String>, tag| {
+            let values = match scoped {
+                Some(v) => Some(vec![v.clone()]),
+                None => query.exact_values(tag),
+            };
+            if let Some(values) = values {
+                conds.push(format!("{col} IN ({})", vec!["?"; values.len()].join(",")));
+                binds.extend(values);
+            }
+        };
+        match query.level {
+            Level::Patient | Level::Study => {
+                sql.push_str(
+                    "SELECT st.attrs, st.modalities, st.sop_classes, st.num_series, st.num_instances
+                     FROM studies st",
+                );
+                narrow("st.study_uid", &scope.study_uid, tags::STUDY_INSTANCE_UID);
+                narrow("st.patient_id", &None, tags::PATIENT_ID);
+            }
+            Level::Series => {
+                sql.push_str(
+                    "SELECT st.attrs, st.modalities, st.sop_classes, st.num_series, st.num_instances,
+                       se.attrs, se.num_instances
+                     FROM series se JOIN studies st ON st.study_uid = se.study_uid",
+                );
+                narrow("se.study_uid", &scope.study_uid, tags::STUDY_INSTANCE_UID);
+                narrow(
+                    "se.series_uid",
+                    &scope.series_uid,
+                    tags::SERIES_INSTANCE_UID,
+                );
+                narrow("st.patient_id", &None, tags::PATIENT_ID);
+            }
+            Level::Instance => {
+                sql.push_str(
+                    "SELECT st.attrs, st.modalities, st.sop_classes, st.num_series, st.num_instances,
+                       se.attrs, se.num_instances, i.metadata, i.transfer_syntax_uid
+                     FROM instances i JOIN series se ON se.series_uid = i.series_uid
+                       JOIN studies st ON st.study_uid = i.study_uid",
+                );
+                narrow("i.study_uid", &scope.study_uid, tags::STUDY_INSTANCE_UID);
+                narrow("i.series_uid", &scope.series_uid, tags::SERIES_INSTANCE_UID);
+                narrow("i.sop_uid", &scope.sop_instance_uid, tags::SOP_INSTANCE_UID);
+                narrow("st.patient_id", &None, tags::PATIENT_ID);
+            }
+        }
+        if !conds.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conds.join(" AND "));
+        }
+        sql.push_str(match query.level {
+            Level::Patient | Level::Study => " ORDER BY st.study_date DESC, st.created_at DESC",
+            Level::Series => " ORDER BY se.created_at",
+            Level::Instance => " ORDER BY i.series_uid, i.instance_number, i.sop_uid",
+        });
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in &binds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.reader).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut m = parse_map(&row.get::<String, _>(0))?;
+            let modalities: String = row.get(1);
+            let classes: String = row.get(2);
+            put_strings(&mut m, tags::MODALITIES_IN_STUDY, "CS", &modalities);
+            put_strings(&mut m, tags::SOP_CLASSES_IN_STUDY, "UI", &classes);
+            put_int(&mut m, tags::NUMBER_OF_STUDY_RELATED_SERIES, row.get(3));
+            put_int(&mut m, tags::NUMBER_OF_STUDY_RELATED_INSTANCES, row.get(4));
+            if matches!(query.level, Level::Series | Level::Instance) {
+                m.extend(parse_map(&row.get::<String, _>(5))?);
+                put_int(&mut m, tags::NUMBER_OF_SERIES_RELATED_INSTANCES, row.get(6));
+            }
+            if query.level == Level::Instance {
+                let mut meta = parse_map(&row.get::<String, _>(7))?;
+                meta.retain(|_, v| v.get("BulkDataURI").is_none());
+                m.extend(meta);
+                put_strings(
+                    &mut m,
+                    tags::AVAILABLE_TRANSFER_SYNTAX_UID,
+                    "UI",
+                    &row.get::<String, _>(8),
+                );
+            }
+            put_strings(&mut m, tags::INSTANCE_AVAILABILITY, "CS", "ONLINE");
+            out.push(m);
+        }
+        if query.level == Level::Patient {
+            return Ok(group_patients(out));
+        }
+        Ok(out)
+    }
+
+    /// The stored instances within `scope`, ordered by series and instance number.
+    pub async fn instances(&self, scope: &Scope) -> Result<Vec<StoredInstance>, StoreError> {
+        Ok(self
+            .instance_rows(scope, false)
+            .await?
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect())
+    }
+
+    /// The stored instances within `scope` with their metadata (DICOM JSON, relative
+    /// BulkDataURIs).
+    pub async fn metadata(
+        &self,
+        scope: &Scope,
+    ) -> Result<Vec<(StoredInstance, Map<String, Value>)>, StoreError> {
+        let rows = self.instance_rows(scope, true).await?;
+        rows.into_iter()
+            .map(|(i, m)| Ok((i, parse_map(&m.unwrap_or_default())?)))
+            .collect()
+    }
+
+    async fn instance_rows(
+        &self,
+        scope: &Scope,
+        with_metadata: bool,
+    ) -> Result<Vec<(StoredInstance, Option<String>)>, StoreError> {
+        let mut sql = format!(
+            "SELECT study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax_uid, frames, size, path{}
+             FROM instances WHERE 1 = 1",
+            if with_metadata { ", metadata" } else { "" }
+        );
+        let mut binds = Vec::new();
+        for (col, v) in [
+            ("study_uid", &scope.study_uid),
+            ("series_uid", &scope.series_uid),
+            ("sop_uid", &scope.sop_instance_uid),
+        ] {
+            if let Some(v) = v {
+                sql.push_str(&format!(" AND {col} = ?"));
+                binds.push(v.clone());
+            }
+        }
+        sql.push_str(" ORDER BY series_uid, instance_number, sop_uid");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in &binds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.reader).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let rel: String = r.get(7);
+                (
+                    StoredInstance {
+                        study_uid: r.get(0),
+                        series_uid: r.get(1),
+                        sop_instance_uid: r.get(2),
+                        sop_class_uid: r.get(3),
+                        transfer_syntax_uid: r.get(4),
+                        frames: r.get::<i64, _>(5).max(0) as u32,
+                        size: r.get::<i64, _>(6).max(0) as u64,
+                        path: self.blobs.path(&rel),
+                    },
+                    with_metadata.then(|| r.get(8)),
+                )
+            })
+            .collect())
+    }
+
+    /// How many studies, series and instances the archive holds.
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT count(*) FROM studies), (SELECT count(*) FROM series), (SELECT count(*) FROM instances)",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(Stats {
+            studies: row.get::<i64, _>(0) as u64,
+            series: row.get::<i64, _>(1) as u64,
+            instances: row.get::<i64, _>(2) as u64,
+        })
+    }
+
+    /// Checks the index is reachable (for health checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").fetch_one(&self.reader).await?;
+        Ok(())
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+}
+
+enum Commit {
+    Inserted,
+    Identical,
+    Replaced(String),
+}
+
+struct Prepared {
+    bytes: Bytes,
+    sha256: String,
+    record: IndexRecord,
+}
+
+fn conflict_error(sop_uid: &str) -> IngestError {
+    IngestError::Conflict(format!(
+        "SOP Instance UID {sop_uid} is already stored with different content"
+    ))
+}
+
+/// Parses and checks an object (CPU work, run off the async threads).
+fn prepare(bytes: Bytes) -> Result<Prepared, IngestError> {
+    let obj =
+        lumen_dicom::part10::parse(&bytes).map_err(|e| IngestError::Invalid(e.to_string()))?;
+    let record =
+        lumen_dicom::attrs::index_record(&obj).map_err(|e| IngestError::Invalid(e.to_string()))?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    Ok(Prepared {
+        bytes,
+        sha256,
+        record,
+    })
+}
+
+fn parse_map(s: &str) -> Result<Map<String, Value>, StoreError> {
+    match serde_json::from_str(s) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(StoreError::Corrupt("attribute map is not an object".into())),
+        Err(e) => Err(StoreError::Corrupt(e.to_string())),
+    }
+}
+
+fn put_strings(m: &mut Map<String, Value>, tag: dicom_core_tag::Tag, vr: &str, joined: &str) {
+    let values: Vec<Value> = joined
+        .split('\\')
+        .filter(|s| !s.is_empty())
+        .map(|s| Value::String(s.to_string()))
+        .collect();
+    if values.is_empty() {
+        m.insert(tag_key(tag), json!({ "vr": vr }));
+    } else {
+        m.insert(tag_key(tag), json!({ "vr": vr, "Value": values }));
+    }
+}
+
+fn put_int(m: &mut Map<String, Value>, tag: dicom_core_tag::Tag, n: i64) {
+    m.insert(tag_key(tag), json!({ "vr": "IS", "Value": [n] }));
+}
+
+/// Folds study records into one record per patient, with patient-level counts.
+fn group_patients(studies: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_id: std::collections::HashMap<String, (Map<String, Value>, i64, i64, i64)> =
+        Default::default();
+    for s in studies {
+        let id = lumen_dicom::json::first_string(&s, tags::PATIENT_ID).unwrap_or_default();
+        let count = |t| {
+            lumen_dicom::json::first_string(&s, t)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        let (nse, nin) = (
+            count(tags::NUMBER_OF_STUDY_RELATED_SERIES),
+            count(tags::NUMBER_OF_STUDY_RELATED_INSTANCES),
+        );
+        let entry = by_id.entry(id.clone()).or_insert_with(|| {
+            order.push(id.clone());
+            let mut p = Map::new();
+            for &t in lumen_dicom::attrs::PATIENT_TAGS {
+                if let Some(v) = s.get(&tag_key(t)) {
+                    p.insert(tag_key(t), v.clone());
+                }
+            }
+            (p, 0, 0, 0)
+        });
+        entry.1 += 1;
+        entry.2 += nse;
+        entry.3 += nin;
+    }
+    order
+        .into_iter()
+        .filter_map(|id| by_id.remove(&id))
+        .map(|(mut p, st, se, inst)| {
+            put_int(&mut p, tags::NUMBER_OF_PATIENT_RELATED_STUDIES, st);
+            put_int(&mut p, tags::NUMBER_OF_PATIENT_RELATED_SERIES, se);
+            put_int(&mut p, tags::NUMBER_OF_PATIENT_RELATED_INSTANCES, inst);
+            p
+        })
+        .collect()
+}
+
+mod dicom_core_tag {
+    pub use dicom_object::Tag;
+}

@@ -1,1 +1,168 @@
-//! placeholder
+//! The HTTP front door: DICOMweb (QIDO-RS, WADO-RS, STOW-RS) under `/dicom-web`.
+//!
+//! This crate only translates HTTP to calls on `lumen-store` and `lumen-dicom`; it owns no
+//! data. [`router`] builds the routes over one cloneable [`AppState`].
+
+mod error;
+mod media;
+mod qido;
+mod stow;
+mod wado;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderMap, header};
+use axum::routing::get;
+use lumen_store::Store;
+
+pub use error::ApiError;
+
+/// Limits and settings of the HTTP API.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Largest STOW-RS request body accepted, in bytes.
+    pub max_body_bytes: u64,
+    /// Largest single object in a STOW-RS request, in bytes.
+    pub max_object_bytes: u64,
+    /// How many STOW-RS parts are parsed and written at once.
+    pub stow_concurrency: usize,
+    /// Origins allowed by CORS (`*` for any); empty disables CORS headers.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            max_body_bytes: 8 << 30,
+            max_object_bytes: 2 << 30,
+            stow_concurrency: 4,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The archive.
+    pub store: Store,
+    /// Settings.
+    pub config: Arc<WebConfig>,
+}
+
+/// The DICOMweb base URL as the client sees it (`http://host/dicom-web`).
+pub(crate) fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https")
+        .unwrap_or("http");
+    format!("{scheme}://{host}/dicom-web")
+}
+
+/// All routes: `/health` and DICOMweb under `/dicom-web`.
+pub fn router(state: AppState) -> Router {
+    let cors = cors_layer(&state.config.cors_origins);
+    let dicomweb = Router::new()
+        .route("/studies", get(qido::studies).post(stow::store_any))
+        .route("/series", get(qido::series))
+        .route("/instances", get(qido::instances))
+        .route(
+            "/studies/{study}",
+            get(wado::study).post(stow::store_in_study),
+        )
+        .route("/studies/{study}/metadata", get(wado::study_metadata))
+        .route("/studies/{study}/rendered", get(wado::study_rendered))
+        .route("/studies/{study}/thumbnail", get(wado::study_thumbnail))
+        .route("/studies/{study}/series", get(qido::study_series))
+        .route("/studies/{study}/instances", get(qido::study_instances))
+        .route("/studies/{study}/series/{series}", get(wado::series))
+        .route(
+            "/studies/{study}/series/{series}/metadata",
+            get(wado::series_metadata),
+        )
+        .route(
+            "/studies/{study}/series/{series}/rendered",
+            get(wado::series_rendered),
+        )
+        .route(
+            "/studies/{study}/series/{series}/thumbnail",
+            get(wado::series_thumbnail),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances",
+            get(qido::series_instances),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{sop}",
+            get(wado::instance),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{sop}/metadata",
+            get(wado::instance_metadata),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{sop}/rendered",
+            get(wado::instance_rendered),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{sop}/thumbnail",
+            get(wado::instance_thumbnail),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{sop}/frames/{frames}",
+            get(wado::frames),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{sop}/frames/{frames}/rendered",
+            get(wado::frames_rendered),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{sop}/frames/{frames}/thumbnail",
+            get(wado::frames_thumbnail),
+        )
+        .route(
+            "/studies/{study}/series/{series}/instances/{sop}/bulkdata/{tag}",
+            get(wado::bulkdata),
+        );
+    let mut app = Router::new()
+        .route("/health", get(health))
+        .nest("/dicom-web", dicomweb)
+        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    if let Some(cors) = cors {
+        app = app.layer(cors);
+    }
+    app
+}
+
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers(Any);
+    Some(if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(Any)
+    } else {
+        let list: Vec<_> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    })
+}
+
+async fn health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<&'static str, ApiError> {
+    state.store.ping().await?;
+    Ok("ok")
+}

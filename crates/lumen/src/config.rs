@@ -1,0 +1,109 @@
+//! Settings of `lumen serve`: defaults, then a TOML file, then `LUMEN_*` variables, then flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use lumen_store::ConflictPolicy;
+use serde::{Deserialize, Serialize};
+
+/// Everything `lumen serve` can be told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Data directory (SQLite index and object files).
+    pub data: PathBuf,
+    /// HTTP listen address (DICOMweb under /dicom-web).
+    pub http: String,
+    /// DICOM listen address.
+    pub dicom: String,
+    /// Our AE title.
+    pub aet: String,
+    /// Accept associations whatever AE title the caller addresses.
+    pub accept_any_called_aet: bool,
+    /// What to do with a different object under a stored SOP Instance UID.
+    pub on_conflict: ConflictPolicy,
+    /// Accept private (non-standard) storage SOP classes.
+    pub accept_unknown_sop_classes: bool,
+    /// Most concurrent DICOM associations.
+    pub max_associations: usize,
+    /// Largest P-DATA PDU we accept, in bytes.
+    pub max_pdu_length: u32,
+    /// Seconds a DICOM association may stay silent before it is aborted.
+    pub dimse_timeout_secs: u64,
+    /// Largest single object, in bytes (C-STORE and STOW-RS).
+    pub max_object_bytes: u64,
+    /// Largest STOW-RS request, in bytes.
+    pub max_request_bytes: u64,
+    /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data: PathBuf::from("./lumen-data"),
+            http: "127.0.0.1:8080".into(),
+            dicom: "127.0.0.1:11112".into(),
+            aet: "LUMEN".into(),
+            accept_any_called_aet: false,
+            on_conflict: ConflictPolicy::Reject,
+            accept_unknown_sop_classes: false,
+            max_associations: 32,
+            max_pdu_length: 256 * 1024,
+            dimse_timeout_secs: 60,
+            max_object_bytes: 2 << 30,
+            max_request_bytes: 16 << 30,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// Command-line overrides (only the flags that were given).
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dicom: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aet: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_conflict: Option<ConflictPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors_origins: Option<Vec<String>>,
+}
+
+impl Config {
+    /// Loads the layered configuration. `file` is read if given (it must exist), else
+    /// `./lumen.toml` if present.
+    pub fn load(file: Option<&PathBuf>, overrides: Overrides) -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(f) => {
+                anyhow::ensure!(f.exists(), "config file {} does not exist", f.display());
+                fig = fig.merge(Toml::file(f));
+            }
+            None => fig = fig.merge(Toml::file("lumen.toml")),
+        }
+        fig = fig
+            .merge(Env::prefixed("LUMEN_").ignore(&["log"]))
+            .merge(Serialized::defaults(overrides));
+        let cfg: Config = fig.extract()?;
+        anyhow::ensure!(
+            !cfg.aet.is_empty()
+                && cfg.aet.len() <= 16
+                && cfg.aet.bytes().all(|b| b.is_ascii_graphic() || b == b' '),
+            "AE title must be 1 to 16 printable ASCII characters"
+        );
+        Ok(cfg)
+    }
+
+    /// The DIMSE idle timeout.
+    pub fn dimse_timeout(&self) -> Duration {
+        Duration::from_secs(self.dimse_timeout_secs.max(1))
+    }
+}

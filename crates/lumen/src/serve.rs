@@ -1,0 +1,205 @@
+//! `lumen serve`: wires the archive to its two front doors (HTTP and DIMSE) and runs them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use lumen_dimse::{ServerConfig, StoreHandler, StoreOutcome, StoreRequest};
+use lumen_store::{IngestError, IngestStatus, Store, StoreConfig};
+
+use crate::config::{Config, Overrides};
+
+/// Flags of `lumen serve` (each may also come from the config file or `LUMEN_*`).
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (default: ./lumen.toml if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory [env: LUMEN_DATA] (default ./lumen-data).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// HTTP listen address [env: LUMEN_HTTP] (default 127.0.0.1:8080).
+    #[arg(long)]
+    http: Option<String>,
+    /// DICOM listen address [env: LUMEN_DICOM] (default 127.0.0.1:11112).
+    #[arg(long)]
+    dicom: Option<String>,
+    /// Our AE title [env: LUMEN_AET] (default LUMEN).
+    #[arg(long)]
+    aet: Option<String>,
+    /// reject (default) or replace a different object under a stored SOP Instance UID.
+    #[arg(long, value_parser = ["reject", "replace"])]
+    on_conflict: Option<String>,
+    /// Allow CORS from these origins (repeatable; `*` for any).
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
+}
+
+/// The DIMSE side's handle on the archive: every C-STORE goes through `Store::ingest`.
+struct ArchiveHandler {
+    store: Store,
+}
+
+impl StoreHandler for ArchiveHandler {
+    async fn store(&self, req: StoreRequest) -> StoreOutcome {
+        let bytes = match lumen_dicom::part10::wrap_dataset(
+            &req.dataset,
+            &req.sop_class_uid,
+            &req.sop_instance_uid,
+            &req.transfer_syntax_uid,
+            Some(&req.calling_ae),
+        ) {
+            Ok(b) => b,
+            Err(e) => {
+                return StoreOutcome::Failure {
+                    status: 0xC000,
+                    comment: e.to_string(),
+                };
+            }
+        };
+        match self.store.ingest(bytes.into()).await {
+            Ok(i) if i.status == IngestStatus::AlreadyPresent => StoreOutcome::Success,
+            Ok(_) => StoreOutcome::Success,
+            Err(e) => {
+                let status = match &e {
+                    IngestError::Invalid(_) => 0xC000,
+                    IngestError::UnsupportedSopClass(_) => 0x0122,
+                    IngestError::Conflict(_) => 0x0111,
+                    _ => 0xA700,
+                };
+                if let IngestError::Internal(cause) = &e {
+                    tracing::error!(%cause, calling_ae = %req.calling_ae, "C-STORE not stored");
+                } else {
+                    tracing::warn!(reason = %e, calling_ae = %req.calling_ae, "C-STORE refused");
+                }
+                StoreOutcome::Failure {
+                    status,
+                    comment: e.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// Runs `lumen serve` until interrupted.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let overrides = Overrides {
+        data: args.data,
+        http: args.http,
+        dicom: args.dicom,
+        aet: args.aet,
+        on_conflict: args.on_conflict.map(|p| {
+            if p == "replace" {
+                lumen_store::ConflictPolicy::Replace
+            } else {
+                lumen_store::ConflictPolicy::Reject
+            }
+        }),
+        cors_origins: (!args.cors_origins.is_empty()).then_some(args.cors_origins),
+    };
+    let config = Config::load(args.config.as_ref(), overrides)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = Store::open(StoreConfig {
+        data_dir: config.data.clone(),
+        on_conflict: config.on_conflict,
+        accept_unknown_sop_classes: config.accept_unknown_sop_classes,
+    })
+    .await
+    .with_context(|| format!("cannot open the archive in {}", config.data.display()))?;
+
+    let web_config = lumen_web::WebConfig {
+        max_body_bytes: config.max_request_bytes,
+        max_object_bytes: config.max_object_bytes,
+        stow_concurrency: 4,
+        cors_origins: config.cors_origins.clone(),
+    };
+    let app = lumen_web::router(lumen_web::AppState {
+        store: store.clone(),
+        config: Arc::new(web_config),
+    });
+    let http = tokio::net::TcpListener::bind(&config.http)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
+
+    let dimse_config = ServerConfig {
+        ae_title: config.aet.clone(),
+        accept_any_called_ae: config.accept_any_called_aet,
+        max_associations: config.max_associations,
+        max_pdu_length: config.max_pdu_length,
+        idle_timeout: config.dimse_timeout(),
+        max_dataset_size: usize::try_from(config.max_object_bytes).unwrap_or(usize::MAX),
+        accept_any_storage_class: config.accept_unknown_sop_classes,
+        ..ServerConfig::default()
+    };
+    let dimse = lumen_dimse::Server::bind(
+        &config.dicom,
+        dimse_config,
+        ArchiveHandler {
+            store: store.clone(),
+        },
+    )
+    .await
+    .with_context(|| format!("cannot listen for DICOM on {}", config.dicom))?;
+
+    let stats = store.stats().await?;
+    tracing::info!(
+        http = %http.local_addr()?,
+        dicom = %dimse.local_addr()?,
+        aet = %config.aet,
+        data = %config.data.display(),
+        studies = stats.studies,
+        instances = stats.instances,
+        "Lumen ready: DICOMweb at http://{}/dicom-web",
+        http.local_addr()?
+    );
+
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut rx_http = rx.clone();
+    let mut rx_dimse = rx;
+    let http_task = tokio::spawn(async move {
+        axum::serve(http, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx_http.wait_for(|v| *v).await;
+            })
+            .await
+    });
+    let dimse_task = tokio::spawn(dimse.run_until(async move {
+        let _ = rx_dimse.wait_for(|v| *v).await;
+    }));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = tx.send(true);
+    let _ = dimse_task.await;
+    http_task.await??;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
