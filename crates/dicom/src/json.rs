@@ -32,7 +32,8 @@ pub fn parse_tag_key(key: &str) -> Option<Tag> {
 }
 
 fn element_json(elem: &dicom_object::mem::InMemElement) -> Value {
-    serde_json::to_value(DicomJson::from(elem)).unwrap_or_else(|_| json!({"vr": elem.vr().to_string()}))
+    serde_json::to_value(DicomJson::from(elem))
+        .unwrap_or_else(|_| json!({"vr": elem.vr().to_string()}))
 }
 
 /// The attributes of `ds` among `wanted` that are present, as a DICOM JSON map.
@@ -78,7 +79,10 @@ pub fn metadata(ds: &InMemDicomObject) -> Map<String, Value> {
         let key = tag_key(tag);
         if is_bulk(tag, elem.vr(), len) {
             let uri = format!("bulkdata/{key}");
-            out.insert(key, json!({"vr": elem.vr().to_string(), "BulkDataURI": uri}));
+            out.insert(
+                key,
+                json!({"vr": elem.vr().to_string(), "BulkDataURI": uri}),
+            );
         } else {
             out.insert(key, element_json(elem));
         }

@@ -15,3 +15,5 @@ pub mod json;
 pub mod part10;
 pub mod pixel;
 pub mod query;
+pub mod render;
+pub mod sop;

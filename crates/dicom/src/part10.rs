@@ -111,7 +111,9 @@ pub fn dataset_offset(bytes: &[u8]) -> Result<usize, Part10Error> {
     let glen = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
     let end = p + 12 + glen;
     if end > bytes.len() {
-        return Err(Part10Error::Malformed("file meta group length too large".into()));
+        return Err(Part10Error::Malformed(
+            "file meta group length too large".into(),
+        ));
     }
     Ok(end)
 }
@@ -132,14 +134,34 @@ mod tests {
         use dicom_dictionary_std::tags;
         use dicom_object::InMemDicomObject;
         let mut ds = InMemDicomObject::new_empty();
-        ds.put(DataElement::new(tags::SOP_CLASS_UID, VR::UI, PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.7")));
-        ds.put(DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from("1.2.3.4")));
+        ds.put(DataElement::new(
+            tags::SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.7"),
+        ));
+        ds.put(DataElement::new(
+            tags::SOP_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from("1.2.3.4"),
+        ));
         let mut body = Vec::new();
         let ts = dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased();
         ds.write_dataset_with_ts(&mut body, &ts).unwrap();
-        let bytes = wrap_dataset(&body, "1.2.840.10008.5.1.4.1.1.7", "1.2.3.4", "1.2.840.10008.1.2.1", Some("SCANNER")).unwrap();
+        let bytes = wrap_dataset(
+            &body,
+            "1.2.840.10008.5.1.4.1.1.7",
+            "1.2.3.4",
+            "1.2.840.10008.1.2.1",
+            Some("SCANNER"),
+        )
+        .unwrap();
         let obj = parse(&bytes).unwrap();
-        assert_eq!(obj.meta().media_storage_sop_instance_uid().trim_end_matches('\0'), "1.2.3.4");
+        assert_eq!(
+            obj.meta()
+                .media_storage_sop_instance_uid()
+                .trim_end_matches('\0'),
+            "1.2.3.4"
+        );
         assert_eq!(&bytes[dataset_offset(&bytes).unwrap()..], &body[..]);
         let truncated = &bytes[..bytes.len() - 3];
         assert!(parse(truncated).is_err());

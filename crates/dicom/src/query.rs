@@ -337,11 +337,14 @@ impl Query {
     /// The value of an exact or UID-list key on `tag`, if the query has one (used by
     /// stores to narrow the candidates before matching).
     pub fn exact_values(&self, tag: Tag) -> Option<Vec<String>> {
-        self.keys.iter().find(|k| k.tag == tag).and_then(|k| match &k.cond {
-            Condition::Exact(v) => Some(vec![v.clone()]),
-            Condition::UidList(v) => Some(v.clone()),
-            _ => None,
-        })
+        self.keys
+            .iter()
+            .find(|k| k.tag == tag)
+            .and_then(|k| match &k.cond {
+                Condition::Exact(v) => Some(vec![v.clone()]),
+                Condition::UidList(v) => Some(v.clone()),
+                _ => None,
+            })
     }
 }
 
@@ -375,7 +378,10 @@ impl Condition {
                 })
             }
             VR::DA | VR::TM | VR::DT => {
-                if let Some((lo, hi)) = value.split_once('-').filter(|_| vr != VR::DT || is_dt_range(value)) {
+                if let Some((lo, hi)) = value
+                    .split_once('-')
+                    .filter(|_| vr != VR::DT || is_dt_range(value))
+                {
                     let lo = normalize_temporal(vr, lo).map_err(|r| bad(&r))?;
                     let hi = normalize_temporal(vr, hi).map_err(|r| bad(&r))?;
                     if lo.is_none() && hi.is_none() {
@@ -421,7 +427,10 @@ impl Condition {
                         _ => false,
                     }
                 }
-                _ if ci => stored.trim().eq_ignore_ascii_case(v) || stored.trim().to_lowercase() == v.to_lowercase(),
+                _ if ci => {
+                    stored.trim().eq_ignore_ascii_case(v)
+                        || stored.trim().to_lowercase() == v.to_lowercase()
+                }
                 _ => stored.trim() == v,
             },
             Condition::Wildcard(p) => {
@@ -540,7 +549,9 @@ mod tests {
     use serde_json::json;
 
     fn params(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        p.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     fn study() -> Map<String, Value> {
@@ -584,7 +595,10 @@ mod tests {
         check(&[("StudyTime", "1000-1100")], true);
         check(&[("StudyTime", "10")], true);
         check(&[("StudyTime", "1016-")], false);
-        check(&[("StudyDate", "20240101"), ("PatientID", "PID-001")], false);
+        check(
+            &[("StudyDate", "20240101"), ("PatientID", "PID-001")],
+            false,
+        );
     }
 
     #[test]
@@ -599,11 +613,26 @@ mod tests {
     #[test]
     fn bad_queries_are_rejected() {
         let bad = |p: &[(&str, &str)]| Query::from_qido(Level::Study, &params(p)).unwrap_err();
-        assert!(matches!(bad(&[("NoSuchAttr", "x")]), QueryError::UnknownAttribute(_)));
-        assert!(matches!(bad(&[("StudyDate", "2024-01")]), QueryError::InvalidValue { .. }));
-        assert!(matches!(bad(&[("limit", "-1")]), QueryError::InvalidValue { .. }));
-        assert!(matches!(bad(&[("SOPInstanceUID", "1.2")]), QueryError::NotMatchable { .. }));
-        assert!(matches!(bad(&[("includefield", "Bogus")]), QueryError::UnknownAttribute(_)));
+        assert!(matches!(
+            bad(&[("NoSuchAttr", "x")]),
+            QueryError::UnknownAttribute(_)
+        ));
+        assert!(matches!(
+            bad(&[("StudyDate", "2024-01")]),
+            QueryError::InvalidValue { .. }
+        ));
+        assert!(matches!(
+            bad(&[("limit", "-1")]),
+            QueryError::InvalidValue { .. }
+        ));
+        assert!(matches!(
+            bad(&[("SOPInstanceUID", "1.2")]),
+            QueryError::NotMatchable { .. }
+        ));
+        assert!(matches!(
+            bad(&[("includefield", "Bogus")]),
+            QueryError::UnknownAttribute(_)
+        ));
     }
 
     #[test]
