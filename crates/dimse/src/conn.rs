@@ -59,6 +59,17 @@ impl Conn {
         }
     }
 
+    /// Acknowledge received data at once instead of delaying the ACK. Peers that leave
+    /// Nagle's algorithm on (DCMTK does unless `TCP_NODELAY=1` is set) otherwise hold the
+    /// tail of every message until our delayed ACK fires (up to 40 ms per message).
+    /// Linux clears the flag again by itself, so it is re-armed after every read.
+    fn quickack(&self) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let _ = socket2::SockRef::from(&self.stream).set_tcp_quickack(true);
+        }
+    }
+
     async fn fill(&mut self, want: usize) -> Result<()> {
         while self.rbuf.len() < want {
             let missing = want - self.rbuf.len();
@@ -67,6 +78,7 @@ impl Conn {
             if n == 0 {
                 return Err(DimseError::Closed);
             }
+            self.quickack();
         }
         Ok(())
     }
