@@ -10,6 +10,32 @@
 //!
 //! Only this crate knows DIMSE: the SCP hands over the data set bytes exactly as received,
 //! and the binary decides how to store them.
+//!
+//! ```no_run
+//! use lumen_dimse::{Server, ServerConfig, StoreHandler, StoreOutcome, StoreRequest, status};
+//!
+//! struct Archive;
+//!
+//! impl StoreHandler for Archive {
+//!     async fn store(&self, req: StoreRequest) -> StoreOutcome {
+//!         // Prepend file meta for req.transfer_syntax_uid and ingest req.dataset here.
+//!         if req.dataset.is_empty() {
+//!             return StoreOutcome::Failure {
+//!                 status: status::CANNOT_UNDERSTAND,
+//!                 comment: "empty data set".into(),
+//!             };
+//!         }
+//!         StoreOutcome::Success
+//!     }
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let config = ServerConfig { ae_title: "LUMEN".into(), ..ServerConfig::default() };
+//! let server = Server::bind("0.0.0.0:11112", config, Archive).await?;
+//! server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod assoc;
 pub mod command;

@@ -236,6 +236,8 @@ impl<H: StoreHandler> Server<H> {
                 warn!(%peer, "too many connections; closing without answer");
             }
         }
+        // Close the port first, so that new peers are refused instead of queued.
+        drop(listener);
         info!(active = tasks.len(), "DIMSE SCP stopping");
         while tasks.join_next().await.is_some() {}
     }

@@ -247,3 +247,62 @@ async fn idle_timeout_aborts_stuck_associations() {
     assert!(h.received().is_empty());
     still_serving(addr).await;
 }
+
+/// Read one DIMSE response command from the raw connection.
+async fn read_response(raw: &mut Raw) -> Command {
+    let (ty, pdu) = raw.read_pdu().await.expect("a P-DATA-TF");
+    assert_eq!(ty, 0x04);
+    let pdvs = lumen_dimse::pdata::pdv_items(bytes::Bytes::from(pdu).slice(6..)).unwrap();
+    assert!(pdvs[0].is_command && pdvs[0].is_last);
+    Command::decode(&pdvs[0].data).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_class_and_unknown_operations_get_failure_statuses() {
+    let (addr, h) = start(ServerConfig::default()).await;
+    let mut raw = Raw::associated(addr).await;
+    // C-STORE of an MR instance on the CT context.
+    let cmd = Command::store_rq(5, "1.2.840.10008.5.1.4.1.1.4", "1.2.3", Priority::Medium);
+    let mut buf = vec![];
+    encode_fragment(&mut buf, 1, true, true, &cmd.encode().unwrap());
+    encode_fragment(&mut buf, 1, false, true, &[8, 0, 0x16, 0, 0, 0, 0, 0]);
+    raw.send(&buf).await;
+    let rsp = read_response(&mut raw).await;
+    assert_eq!(rsp.field, lumen_dimse::CommandField::CStoreRsp);
+    assert_eq!(rsp.message_id_being_responded_to, Some(5));
+    assert_eq!(
+        rsp.status,
+        Some(lumen_dimse::status::SOP_CLASS_NOT_SUPPORTED)
+    );
+    assert_eq!(rsp.affected_sop_instance_uid.as_deref(), Some("1.2.3"));
+    // C-FIND on the CT context: not an operation this SCP offers.
+    let mut find = Command::new(lumen_dimse::CommandField::CFindRq);
+    find.message_id = Some(6);
+    find.affected_sop_class_uid = Some(CT.into());
+    find.has_data_set = true;
+    let mut buf = vec![];
+    encode_fragment(&mut buf, 1, true, true, &find.encode().unwrap());
+    encode_fragment(&mut buf, 1, false, true, &[]);
+    raw.send(&buf).await;
+    let rsp = read_response(&mut raw).await;
+    assert_eq!(rsp.field, lumen_dimse::CommandField::CFindRsp);
+    assert_eq!(
+        rsp.status,
+        Some(lumen_dimse::status::UNRECOGNIZED_OPERATION)
+    );
+    // Still associated: C-ECHO on context 3, then release.
+    let mut buf = vec![];
+    encode_fragment(
+        &mut buf,
+        3,
+        true,
+        true,
+        &Command::echo_rq(7).encode().unwrap(),
+    );
+    raw.send(&buf).await;
+    assert_eq!(read_response(&mut raw).await.status, Some(0));
+    raw.send(&[0x05, 0, 0, 0, 0, 4, 0, 0, 0, 0]).await;
+    let (ty, _) = raw.read_pdu().await.expect("A-RELEASE-RP");
+    assert_eq!(ty, 0x06);
+    assert!(h.received().is_empty());
+}

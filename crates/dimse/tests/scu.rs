@@ -256,3 +256,29 @@ async fn concurrent_associations() {
     }
     assert_eq!(sorted(h.digests()), sorted(expected(&files)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_waits_for_associations() {
+    init_tracing();
+    let handler = std::sync::Arc::new(MemHandler::default());
+    let server = lumen_dimse::Server::bind("127.0.0.1:0", ServerConfig::default(), handler)
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run_until(async {
+        let _ = rx.await;
+    }));
+    let mut scu = StoreScu::connect(addr, &scu_config(), &[]).await.unwrap();
+    tx.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // New connections are refused, the open association still works.
+    assert!(StoreScu::connect(addr, &scu_config(), &[]).await.is_err());
+    assert!(!running.is_finished());
+    assert_eq!(scu.echo().await.unwrap(), 0);
+    scu.release().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), running)
+        .await
+        .unwrap()
+        .unwrap();
+}
