@@ -226,7 +226,11 @@ impl Assembler {
         if !pdv.is_last {
             return Ok(None);
         }
-        let command = self.command.take().expect("checked above");
+        let Some(command) = self.command.take() else {
+            return Err(DimseError::Protocol(
+                "data fragment before its command".into(),
+            ));
+        };
         let data = if oversized {
             None
         } else {

@@ -201,3 +201,70 @@ async fn storescu_assorted_objects_small_pdu() {
     };
     assert_eq!(sorted(h.digests()), want);
 }
+
+/// Our StoreScu against DCMTK's storescp (bit-preserving, small PDU): interop of the SCU side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_scu_to_dcmtk_storescp() {
+    use lumen_dimse::{Part10Info, ScuConfig, StoreScu, proposals_for};
+    let Some(scp) = dcmtk("storescp") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(scp)
+        .args(["-aet", "DCMTKSCP", "+xa", "+B", "-pdu", "8192", "-od"])
+        .arg(dir.path())
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut files: Vec<PathBuf> = lidc_files().into_iter().take(5).collect();
+    files.extend(
+        [
+            "pydicom-3.0.2-test-files/MR_small_RLE.dcm",
+            "nema-wg04-compression/JPLL/CT1_JPLL",
+            "dcmqi-examples/segmentations/liver.dcm",
+        ]
+        .iter()
+        .map(|f| sample(f)),
+    );
+    let blobs: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let infos: Vec<Part10Info> = blobs
+        .iter()
+        .map(|b| Part10Info::parse(b).unwrap())
+        .collect();
+    let proposals = proposals_for(
+        infos
+            .iter()
+            .map(|i| (i.sop_class_uid.as_str(), i.transfer_syntax_uid.as_str())),
+    );
+    let cfg = ScuConfig {
+        called_ae_title: "DCMTKSCP".into(),
+        ..ScuConfig::default()
+    };
+    let mut scu = StoreScu::connect(("127.0.0.1", port), &cfg, &proposals)
+        .await
+        .unwrap();
+    assert_eq!(scu.peer_max_pdu_length(), 8192);
+    assert_eq!(scu.echo().await.unwrap(), 0);
+    for b in &blobs {
+        assert_eq!(scu.store_part10(b).await.unwrap().status, 0);
+    }
+    scu.release().await.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let stored: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(sorted(expected(&stored)), sorted(expected(&files)));
+}
