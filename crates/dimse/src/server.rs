@@ -223,7 +223,7 @@ impl<H: StoreHandler> Server<H> {
                 let config = config.clone();
                 let handler = handler.clone();
                 tasks.spawn(async move {
-                    serve_association(stream, peer, &config, &*handler).await;
+                    serve_association(stream, peer, &config, handler).await;
                     drop(permit);
                 });
             } else if let Ok(permit) = reject_slots.clone().try_acquire_owned() {
@@ -291,7 +291,7 @@ async fn reject_busy(stream: TcpStream, peer: SocketAddr, config: &ServerConfig)
 struct Session<'a, H> {
     conn: Conn,
     config: &'a ServerConfig,
-    handler: &'a H,
+    handler: Arc<H>,
     peer: SocketAddr,
     calling_ae: String,
     called_ae: String,
@@ -308,7 +308,7 @@ async fn serve_association<H: StoreHandler>(
     stream: TcpStream,
     peer: SocketAddr,
     config: &ServerConfig,
-    handler: &H,
+    handler: Arc<H>,
 ) {
     let mut conn = Conn::new(stream, config.max_pdu_length, config.idle_timeout);
     let rq = match conn
@@ -369,7 +369,7 @@ async fn serve_association<H: StoreHandler>(
     let mut s = Session {
         conn,
         config,
-        handler,
+        handler: handler.clone(),
         peer,
         calling_ae,
         called_ae,
@@ -519,7 +519,17 @@ impl<H: StoreHandler> Session<'_, H> {
             transfer_syntax_uid: ctx.transfer_syntax.clone(),
             dataset,
         };
-        match self.handler.store(req).await {
+        // Run the handler as its own task: a panic fails only this instance, and a peer
+        // that vanishes meanwhile cannot cancel a store halfway.
+        let handler = self.handler.clone();
+        let outcome = match tokio::spawn(async move { handler.store(req).await }).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                warn!(peer = %self.peer, error = %e, "store handler failed");
+                return fail(status::PROCESSING_FAILURE, "internal error while storing");
+            }
+        };
+        match outcome {
             StoreOutcome::Success => cmd.response(status::SUCCESS),
             StoreOutcome::Warning { status, comment }
             | StoreOutcome::Failure { status, comment } => {

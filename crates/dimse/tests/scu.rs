@@ -282,3 +282,38 @@ async fn graceful_shutdown_waits_for_associations() {
         .unwrap()
         .unwrap();
 }
+
+struct PanicOnce(std::sync::atomic::AtomicBool);
+
+impl lumen_dimse::StoreHandler for PanicOnce {
+    async fn store(&self, _req: lumen_dimse::StoreRequest) -> StoreOutcome {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("handler bug (expected by the test)");
+        }
+        StoreOutcome::Success
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panicking_handler_fails_only_that_instance() {
+    init_tracing();
+    let server = lumen_dimse::Server::bind(
+        "127.0.0.1:0",
+        ServerConfig::default(),
+        PanicOnce(Default::default()),
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run());
+    let f = sample("pydicom-3.0.2-test-files/CT_small.dcm");
+    let mut scu = StoreScu::connect(addr, &scu_config(), &proposals(std::slice::from_ref(&f)))
+        .await
+        .unwrap();
+    assert_eq!(
+        scu.store_file(&f).await.unwrap().status,
+        status::PROCESSING_FAILURE
+    );
+    assert_eq!(scu.store_file(&f).await.unwrap().status, status::SUCCESS);
+    scu.release().await.unwrap();
+}
