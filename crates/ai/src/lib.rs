@@ -3,12 +3,18 @@
 //! The crate has no HTTP and no storage: callers hand it a [`Volume`] (from files or in-memory
 //! DICOM instances) and get an analysis back.
 
+pub mod benchmark;
+pub mod candidates;
 pub mod eval;
+pub mod lungrads;
 pub mod lungs;
 pub mod ndimage;
+pub mod nodule;
 pub mod phantom;
+pub mod pipeline;
 pub mod volume;
 
+pub use pipeline::{Analysis, Config, Nodule, Pipeline, Stage, analyze};
 pub use volume::{Geometry, Volume, VolumeError};
 
 /// Why an analysis could not run.

@@ -246,6 +246,23 @@ impl Tube {
         let v = sub(p, q);
         dot(v, v).sqrt()
     }
+    /// Distance to the axis and the squared z component of the unit normal.
+    fn dist_nz2(&self, p: [f64; 3]) -> (f64, f64) {
+        let d = sub(self.p1, self.p0);
+        let l2 = dot(d, d).max(1e-12);
+        let t = (dot(sub(p, self.p0), d) / l2).clamp(0.0, 1.0);
+        let q = [
+            self.p0[0] + t * d[0],
+            self.p0[1] + t * d[1],
+            self.p0[2] + t * d[2],
+        ];
+        let v = sub(p, q);
+        let n2 = dot(v, v);
+        if n2 < 1e-12 {
+            return (0.0, 0.0);
+        }
+        (n2.sqrt(), v[2] * v[2] / n2)
+    }
     fn zrange(&self) -> (f64, f64) {
         (
             self.p0[2].min(self.p1[2]) - self.r - 2.0,
@@ -455,6 +472,7 @@ pub fn generate(cfg: &PhantomConfig) -> Phantom {
 
     // Paint, one axial plane per task.
     let w = (sp[1] + sp[2]) / 2.0; // partial-volume ramp width
+    let wxy = w;
     let frac = |s: f64| (0.5 + s / w).clamp(0.0, 1.0);
     let fov_r = (nx.min(ny) as f64 * sp[2].min(sp[1])) / 2.0 - 2.0;
     let mut hu = Array3::<i16>::zeros((nz, ny, nx));
@@ -515,7 +533,10 @@ pub fn generate(cfg: &PhantomConfig) -> Phantom {
                             origin[1] + y as f64 * sp[1],
                             wz,
                         ];
-                        let f = frac(tube.r - tube.dist(p));
+                        let (dist, nz2) = tube.dist_nz2(p);
+                        // Partial volume: ramp width along the surface normal from the voxel size.
+                        let we = (wxy * wxy * (1.0 - nz2) + sp[0] * sp[0] * nz2).sqrt();
+                        let f = (0.5 + (tube.r - dist) / we).clamp(0.0, 1.0);
                         if f > 0.0 {
                             let b = &mut buf[y * nx + x];
                             *b += (tube.hu - *b) * f;
