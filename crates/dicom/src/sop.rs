@@ -14,6 +14,7 @@ pub fn is_storage_sop_class(uid: &str) -> bool {
         && !e.name.contains("Commitment")
         && !e.name.contains("Retrieve")
         && !e.name.contains("Query")
+        && !e.name.contains("Directory")
 }
 
 /// The standard name of a SOP class, if known.
@@ -36,5 +37,6 @@ mod tests {
         assert!(!is_storage_sop_class("1.2.840.10008.1.1")); // Verification
         assert!(!is_storage_sop_class("1.2.840.10008.1.20.1")); // Storage Commitment Push
         assert!(!is_storage_sop_class("1.2.3.4"));
+        assert!(!is_storage_sop_class("1.2.840.10008.1.3.10")); // DICOMDIR
     }
 }

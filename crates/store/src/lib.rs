@@ -278,15 +278,11 @@ impl Store {
     /// Re-sending an identical object succeeds and stores nothing; a different object with
     /// a stored SOP Instance UID is refused or replaces it, by [`ConflictPolicy`].
     pub async fn ingest(&self, bytes: Bytes) -> Result<Ingested, IngestError> {
-        let parsed = tokio::task::spawn_blocking(move || prepare(bytes))
+        let accept_any = self.config.accept_unknown_sop_classes;
+        let parsed = tokio::task::spawn_blocking(move || prepare(bytes, accept_any))
             .await
             .map_err(internal)??;
         let rec = &parsed.record;
-        if !self.config.accept_unknown_sop_classes
-            && !lumen_dicom::sop::is_storage_sop_class(&rec.sop_class_uid)
-        {
-            return Err(IngestError::UnsupportedSopClass(rec.sop_class_uid.clone()));
-        }
         let ingested = |status| Ingested {
             status,
             study_uid: rec.study_uid.clone(),
@@ -721,9 +717,16 @@ fn conflict_error(sop_uid: &str) -> IngestError {
 }
 
 /// Parses and checks an object (CPU work, run off the async threads).
-fn prepare(bytes: Bytes) -> Result<Prepared, IngestError> {
+fn prepare(bytes: Bytes, accept_any_class: bool) -> Result<Prepared, IngestError> {
     let obj =
         lumen_dicom::part10::parse(&bytes).map_err(|e| IngestError::Invalid(e.to_string()))?;
+    let class = obj
+        .meta()
+        .media_storage_sop_class_uid()
+        .trim_end_matches('\0');
+    if !accept_any_class && !lumen_dicom::sop::is_storage_sop_class(class) {
+        return Err(IngestError::UnsupportedSopClass(class.to_string()));
+    }
     let record =
         lumen_dicom::attrs::index_record(&obj).map_err(|e| IngestError::Invalid(e.to_string()))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));

@@ -1,0 +1,311 @@
+//! Shared helpers of the end-to-end tests: a real `lumen serve` on loopback, fixtures
+//! from `../shared/data`, external tools (DCMTK, the Python DICOM clients).
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The shared real-data folder, or `None` (with a message) when it is absent.
+/// Panics when `LUMEN_REQUIRE_DATA=1` (CI) and the folder is missing.
+pub fn shared_data() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    if p.is_dir() {
+        return Some(p.canonicalize().unwrap_or(p));
+    }
+    if std::env::var("LUMEN_REQUIRE_DATA").as_deref() == Ok("1") {
+        panic!("../shared/data is missing but LUMEN_REQUIRE_DATA=1");
+    }
+    eprintln!("SKIP: ../shared/data not found beside the repository; test skipped");
+    None
+}
+
+/// The 133 LIDC-IDRI-0001 CT files.
+pub fn lidc_files(data: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(data.join("lidc-idri-0001/ct"))
+        .expect("lidc ct folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Whether an external tool is present; panics when `LUMEN_REQUIRE_TOOLS=1` and it is not.
+pub fn have_tool(name: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var("LUMEN_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("{name} is required (LUMEN_REQUIRE_TOOLS=1) but not installed");
+        }
+        eprintln!("SKIP: {name} not installed; run scripts/test.sh to install test tools");
+    }
+    found
+}
+
+/// The Python interpreter with pydicom, pynetdicom and dicomweb-client, if any.
+pub fn python() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var("LUMEN_PYTHON").ok().map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")),
+    ];
+    for c in candidates.into_iter().flatten() {
+        if c.exists()
+            && Command::new(&c)
+                .args(["-c", "import pydicom, pynetdicom, dicomweb_client"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        {
+            return Some(c);
+        }
+    }
+    if std::env::var("LUMEN_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!(
+            "a Python venv with pydicom/pynetdicom/dicomweb-client is required (set LUMEN_PYTHON)"
+        );
+    }
+    eprintln!("SKIP: no Python venv with pydicom/pynetdicom/dicomweb-client (run scripts/test.sh)");
+    None
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The path of the `lumen` binary under test.
+pub fn lumen_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lumen"))
+}
+
+/// A running `lumen serve` in its own temporary data directory.
+pub struct Server {
+    pub child: Child,
+    pub http_port: u16,
+    pub dicom_port: u16,
+    pub data: PathBuf,
+    pub log: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on fresh ports and a fresh data directory.
+    pub fn start() -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let mut s = Server::start_in(&data, &[]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on `data` (kept after the server stops) with extra flags.
+    pub fn start_in(data: &Path, extra: &[&str]) -> Server {
+        let http_port = free_port();
+        let dicom_port = free_port();
+        Server::start_on(data, http_port, dicom_port, extra)
+    }
+
+    /// Starts a server on given ports.
+    pub fn start_on(data: &Path, http_port: u16, dicom_port: u16, extra: &[&str]) -> Server {
+        std::fs::create_dir_all(data).expect("data dir");
+        let log = data.with_extension(format!("{http_port}.log"));
+        let logf = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(lumen_bin())
+            .arg("serve")
+            .arg("--data")
+            .arg(data)
+            .arg("--http")
+            .arg(format!("127.0.0.1:{http_port}"))
+            .arg("--dicom")
+            .arg(format!("127.0.0.1:{dicom_port}"))
+            .arg("--aet")
+            .arg("LUMEN")
+            .args(extra)
+            .env("LUMEN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("start lumen serve");
+        let mut s = Server {
+            child,
+            http_port,
+            dicom_port,
+            data: data.to_path_buf(),
+            log,
+            _tmp: None,
+        };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "lumen serve exited early ({status}):\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            if let Ok(r) = ureq::get(&format!("{}/health", self.http())).call()
+                && r.status() == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("lumen serve did not become ready");
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn http(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// The DICOMweb root.
+    pub fn dicomweb(&self) -> String {
+        format!("{}/dicom-web", self.http())
+    }
+
+    /// GET a URL under the server and parse JSON; panics on non-200.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let url = format!("{}{path}", self.http());
+        let mut r = ureq::get(&url)
+            .call()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        r.body_mut().read_json().expect("json body")
+    }
+
+    /// GET returning (status, body bytes) without failing on HTTP errors.
+    pub fn get_raw(&self, path: &str, accept: Option<&str>) -> (u16, String, Vec<u8>) {
+        let url = format!("{}{path}", self.http());
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut req = agent.get(&url);
+        if let Some(a) = accept {
+            req = req.header("Accept", a);
+        }
+        let mut r = req.call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let status = r.status().as_u16();
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 31)
+            .read_to_vec()
+            .expect("body");
+        (status, ct, body)
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the server with SIGTERM and waits.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs a command, returning its output; panics if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// The data set bytes of a Part-10 file (what must come back byte-identical).
+pub fn dataset_bytes(part10: &[u8]) -> &[u8] {
+    let off = lumen_dicom::part10::dataset_offset(part10).expect("part 10");
+    &part10[off..]
+}
+
+/// Splits a multipart/related body into its parts' bodies.
+pub fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<Vec<u8>> {
+    let boundary = content_type
+        .split(';')
+        .filter_map(|p| p.trim().strip_prefix("boundary="))
+        .next()
+        .expect("boundary")
+        .trim_matches('"')
+        .to_string();
+    let delim = format!("--{boundary}");
+    let mut parts = Vec::new();
+    let mut pos = 0;
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|i| i + from)
+    };
+    while let Some(start) = find(body, delim.as_bytes(), pos) {
+        let after = start + delim.len();
+        if body[after..].starts_with(b"--") {
+            break;
+        }
+        let headers_end = find(body, b"\r\n\r\n", after).expect("part headers") + 4;
+        let next =
+            find(body, format!("\r\n{delim}").as_bytes(), headers_end).expect("next boundary");
+        parts.push(body[headers_end..next].to_vec());
+        pos = next + 2;
+    }
+    parts
+}
+
+/// Counts the object files under a data directory and lists temp leftovers.
+pub fn object_files(data: &Path) -> (usize, usize) {
+    fn walk(p: &Path, n: &mut usize) {
+        if let Ok(rd) = std::fs::read_dir(p) {
+            for e in rd.flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    walk(&path, n);
+                } else {
+                    *n += 1;
+                }
+            }
+        }
+    }
+    let (mut objects, mut tmp) = (0, 0);
+    walk(&data.join("objects"), &mut objects);
+    walk(&data.join("tmp"), &mut tmp);
+    (objects, tmp)
+}
