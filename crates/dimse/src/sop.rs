@@ -87,8 +87,8 @@ pub const STORAGE_SOP_CLASSES: &[&str] = &[
     "1.2.840.10008.5.1.4.1.1.9.1.2",  // General ECG Waveform
 ];
 
-/// Transfer syntaxes accepted by default for storage, in the SCP's order of preference
-/// when the requestor proposes several in one presentation context.
+/// Transfer syntaxes accepted by default for storage. When a presentation context proposes
+/// several, the requestor's order decides (the first proposed that is in this list).
 pub const STORAGE_TRANSFER_SYNTAXES: &[&str] = &[
     "1.2.840.10008.1.2.4.70",  // JPEG Lossless SV1
     "1.2.840.10008.1.2.4.80",  // JPEG-LS Lossless
