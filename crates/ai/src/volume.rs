@@ -438,6 +438,17 @@ pub(crate) fn stored_to_hu(
                 }
             })
             .collect(),
+        // 32-bit samples (other Samples variants) via their generic accessor.
+        other => (0..other.len())
+            .map(|i| {
+                let s = other.get(i).unwrap_or(0);
+                if is_padding(s, padding, padding_limit) {
+                    AIR_HU
+                } else {
+                    to_hu(s as f64)
+                }
+            })
+            .collect(),
     }
 }
 
