@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what building and testing Lumen needs on a Debian machine, idempotently.
+#   scripts/deps.sh build   - C toolchain pieces the codecs build with (cmake)
+#   scripts/deps.sh test    - plus DCMTK, dicom3tools and a Python venv (.venv) with the
+#                             DICOM clients the tests drive: pydicom, pynetdicom, dicomweb-client
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-build}
+
+apt_pkgs=()
+command -v cmake >/dev/null || apt_pkgs+=(cmake)
+command -v cc >/dev/null || apt_pkgs+=(gcc g++)
+if [[ $what == test ]]; then
+  command -v storescu >/dev/null || apt_pkgs+=(dcmtk)
+  command -v dciodvfy >/dev/null || apt_pkgs+=(dicom3tools)
+  python3 -m venv --help >/dev/null 2>&1 || apt_pkgs+=(python3-venv)
+fi
+if ((${#apt_pkgs[@]})); then
+  sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
+  echo "installing ${apt_pkgs[*]} (apt)" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+fi
+
+if [[ $what == test ]]; then
+  venv=${LUMEN_VENV:-.venv}
+  if ! "$venv/bin/python" -c "import pydicom, pynetdicom, dicomweb_client, numpy" 2>/dev/null; then
+    echo "creating Python venv $venv (pydicom, pynetdicom, dicomweb-client)" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    "$venv/bin/pip" install -q pydicom pynetdicom dicomweb-client numpy
+  fi
+fi

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs Lumen's whole test suite: installs what the tests need, then `cargo test`.
+# Tests that need ../shared/data or external tools skip with a message when they are
+# missing, unless LUMEN_REQUIRE_DATA=1 / LUMEN_REQUIRE_TOOLS=1 (CI sets both).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh test
+export LUMEN_PYTHON=${LUMEN_PYTHON:-$PWD/${LUMEN_VENV:-.venv}/bin/python}
+cargo test --workspace --all-targets "$@"
