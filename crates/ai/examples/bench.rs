@@ -29,6 +29,30 @@ fn main() {
     if has("full") {
         full(&cfg);
     }
+    if let Some(i) = args.iter().position(|a| a == "write-dicom") {
+        let dir = args.get(i + 1).expect("write-dicom DIR");
+        let p = generate(&PhantomConfig::full(42));
+        let n = lumen_ai::phantom::write_dicom_series(&p.volume, std::path::Path::new(dir))
+            .expect("write");
+        println!("wrote {n} slices of the 512x512x300 phantom (seed 42) to {dir}");
+    }
+    if let Some(i) = args.iter().position(|a| a == "analyze") {
+        // Load to findings, as `lumen analyze DIR` does.
+        let dir = args.get(i + 1).expect("analyze DIR");
+        let t0 = Instant::now();
+        let vol = Volume::from_dicom_files(&[dir]).expect("series loads");
+        let load = t0.elapsed().as_secs_f64();
+        let a = analyze(&vol, &cfg).expect("analysis");
+        print!("load {load:.2}s");
+        for t in &a.timings {
+            print!(", {} {:.2}s", t.stage, t.seconds);
+        }
+        println!(
+            ", total {:.2}s; {} findings >= 0.5",
+            t0.elapsed().as_secs_f64(),
+            a.reported().count()
+        );
+    }
 }
 
 fn lidc(cfg: &Config, verbose: bool) {

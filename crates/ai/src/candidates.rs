@@ -10,7 +10,7 @@ use ndarray::{Array3, Axis};
 use rayon::prelude::*;
 
 use crate::lungs::LungMask;
-use crate::ndimage::{gaussian, sym_eigen3, trilinear_i16};
+use crate::ndimage::{gaussian, labels_aligned, resample_aligned, sym_eigen3};
 use crate::volume::Volume;
 
 /// Candidate generation settings.
@@ -82,24 +82,10 @@ fn resample(vol: &Volume, lungs: &LungMask, bb: [[f64; 2]; 3], mm: f64) -> Grid 
         .map(|k| (((bb[k][1] - bb[k][0]) / step[k]).floor() as usize + 1).max(1))
         .collect();
     let origin = [bb[0][0], bb[1][0], bb[2][0]];
-    let mut data = Array3::<f32>::zeros((n[0], n[1], n[2]));
-    let mut lung = Array3::from_elem((n[0], n[1], n[2]), false);
-    data.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .zip(lung.axis_iter_mut(Axis(0)).into_par_iter())
-        .enumerate()
-        .for_each(|(k, (mut plane, mut lp))| {
-            let vz = origin[0] + k as f64 * step[0];
-            for j in 0..n[1] {
-                let vy = origin[1] + j as f64 * step[1];
-                for i in 0..n[2] {
-                    let vx = origin[2] + i as f64 * step[2];
-                    let v = trilinear_i16(&vol.hu, [vz, vy, vx], -1000.0);
-                    plane[[j, i]] = v.clamp(-1000.0, 150.0);
-                    lp[[j, i]] = lungs.label_at([vz, vy, vx]) != 0;
-                }
-            }
-        });
+    let nn = [n[0], n[1], n[2]];
+    let mut data = resample_aligned(&vol.hu, origin, step, nn, -1000.0);
+    data.par_mapv_inplace(|v| v.clamp(-1000.0, 150.0));
+    let lung = labels_aligned(&lungs.labels, lungs.factors, origin, step, nn).mapv(|l| l != 0);
     Grid {
         data,
         lung,

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use crate::candidates::Candidate;
 use crate::lungs::{LEFT, LungMask, RIGHT};
-use crate::ndimage::{edt_sq, label, trilinear_i16};
+use crate::ndimage::{edt_sq, label, labels_aligned, resample_aligned};
 use crate::phantom::NoduleType;
 use crate::volume::Volume;
 
@@ -202,17 +202,8 @@ fn build_roi(vol: &Volume, lungs: &LungMask, center: [f64; 3], half_mm: f64, res
         center[1] - c * step[1],
         center[2] - c * step[2],
     ];
-    let mut hu = Array3::<f32>::zeros((n, n, n));
-    let mut lung = Array3::from_elem((n, n, n), false);
-    for ((k, j, i), v) in hu.indexed_iter_mut() {
-        let p = [
-            origin[0] + k as f64 * step[0],
-            origin[1] + j as f64 * step[1],
-            origin[2] + i as f64 * step[2],
-        ];
-        *v = trilinear_i16(&vol.hu, p, -1000.0);
-        lung[[k, j, i]] = lungs.label_at(p) != 0;
-    }
+    let hu = resample_aligned(&vol.hu, origin, step, [n; 3], -1000.0);
+    let lung = labels_aligned(&lungs.labels, lungs.factors, origin, step, [n; 3]).mapv(|l| l != 0);
     Roi {
         hu,
         lung,
@@ -366,7 +357,8 @@ fn plane_axes(p: &Array2<bool>, res: f64) -> (f64, f64) {
         lo = lo.min(s);
         hi = hi.max(s);
     }
-    ((best.0 + 1.0) * res, (hi - lo + 1.0) * res)
+    // Voxel centres: the extreme voxels reach about half a voxel further on average.
+    ((best.0 + 0.5) * res, (hi - lo + 0.5) * res)
 }
 
 fn moments(m: &Array3<bool>) -> ([f64; 3], [f64; 3]) {

@@ -587,6 +587,107 @@ pub fn generate(cfg: &PhantomConfig) -> Phantom {
     }
 }
 
+/// Writes a volume as a CT series of single-frame DICOM files (Explicit VR Little Endian, signed
+/// 16-bit HU, rescale 1/0) named `slice_NNNN.dcm` in `dir`; returns the number of files. Used to
+/// benchmark loading end to end.
+pub fn write_dicom_series(vol: &Volume, dir: &std::path::Path) -> std::io::Result<usize> {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+    std::fs::create_dir_all(dir)?;
+    let [nz, ny, nx] = vol.shape();
+    let g = vol.geometry;
+    let series = vol.series_uid.clone().unwrap_or_else(|| "2.25.1".into());
+    let study = vol
+        .study_uid
+        .clone()
+        .unwrap_or_else(|| format!("{series}.1"));
+    let ds = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.6}"))
+            .collect::<Vec<_>>()
+            .join("\\")
+    };
+    (0..nz)
+        .into_par_iter()
+        .try_for_each(|z| -> std::io::Result<()> {
+            let sop = format!("{series}.{}", z + 1);
+            let mut o = InMemDicomObject::new_empty();
+            let mut put = |tag, vr, v: PrimitiveValue| o.put(DataElement::new(tag, vr, v));
+            put(
+                tags::SOP_CLASS_UID,
+                VR::UI,
+                "1.2.840.10008.5.1.4.1.1.2".into(),
+            );
+            put(tags::SOP_INSTANCE_UID, VR::UI, sop.clone().into());
+            put(tags::STUDY_INSTANCE_UID, VR::UI, study.clone().into());
+            put(tags::SERIES_INSTANCE_UID, VR::UI, series.clone().into());
+            put(tags::MODALITY, VR::CS, "CT".into());
+            put(tags::IMAGE_TYPE, VR::CS, "ORIGINAL\\PRIMARY\\AXIAL".into());
+            put(tags::INSTANCE_NUMBER, VR::IS, format!("{}", nz - z).into());
+            put(
+                tags::IMAGE_POSITION_PATIENT,
+                VR::DS,
+                ds(&g.voxel_to_world([z as f64, 0.0, 0.0])).into(),
+            );
+            put(
+                tags::IMAGE_ORIENTATION_PATIENT,
+                VR::DS,
+                ds(&[
+                    g.row_dir[0],
+                    g.row_dir[1],
+                    g.row_dir[2],
+                    g.col_dir[0],
+                    g.col_dir[1],
+                    g.col_dir[2],
+                ])
+                .into(),
+            );
+            put(
+                tags::PIXEL_SPACING,
+                VR::DS,
+                ds(&[g.spacing[1], g.spacing[2]]).into(),
+            );
+            put(tags::SLICE_THICKNESS, VR::DS, ds(&[g.spacing[0]]).into());
+            put(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16));
+            put(
+                tags::PHOTOMETRIC_INTERPRETATION,
+                VR::CS,
+                "MONOCHROME2".into(),
+            );
+            put(tags::ROWS, VR::US, PrimitiveValue::from(ny as u16));
+            put(tags::COLUMNS, VR::US, PrimitiveValue::from(nx as u16));
+            put(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16));
+            put(tags::BITS_STORED, VR::US, PrimitiveValue::from(16u16));
+            put(tags::HIGH_BIT, VR::US, PrimitiveValue::from(15u16));
+            put(
+                tags::PIXEL_REPRESENTATION,
+                VR::US,
+                PrimitiveValue::from(1u16),
+            );
+            put(tags::RESCALE_INTERCEPT, VR::DS, "0".into());
+            put(tags::RESCALE_SLOPE, VR::DS, "1".into());
+            let px: Vec<u16> = vol
+                .hu
+                .index_axis(Axis(0), z)
+                .iter()
+                .map(|&v| v as u16)
+                .collect();
+            put(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(px.into()));
+            let file = o
+                .with_meta(
+                    FileMetaTableBuilder::new()
+                        .transfer_syntax("1.2.840.10008.1.2.1")
+                        .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.2")
+                        .media_storage_sop_instance_uid(sop),
+                )
+                .map_err(std::io::Error::other)?;
+            file.write_to_file(dir.join(format!("slice_{:04}.dcm", z + 1)))
+                .map_err(std::io::Error::other)
+        })?;
+    Ok(nz)
+}
+
 fn grow_tree(
     out: &mut Vec<Tube>,
     lung: &Ellipsoid,
@@ -640,6 +741,22 @@ fn grow_tree(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dicom_round_trip() {
+        let mut cfg = PhantomConfig::small(5);
+        cfg.shape = [6, 64, 64];
+        cfg.nodules.clear();
+        let p = generate(&cfg);
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(write_dicom_series(&p.volume, dir.path()).unwrap(), 6);
+        let v = Volume::from_dicom_files(&[dir.path()]).unwrap();
+        assert_eq!(v.hu, p.volume.hu);
+        for k in 0..3 {
+            assert!((v.geometry.origin[k] - p.volume.geometry.origin[k]).abs() < 1e-5);
+            assert!((v.geometry.spacing[k] - p.volume.geometry.spacing[k]).abs() < 1e-5);
+        }
+    }
 
     #[test]
     fn phantom_is_deterministic_and_places_nodules() {
