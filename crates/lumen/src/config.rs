@@ -77,6 +77,24 @@ pub struct Overrides {
     pub cors_origins: Option<Vec<String>>,
 }
 
+/// The keys that `LUMEN_*` variables may set (other `LUMEN_*` variables, such as
+/// `LUMEN_LOG`, belong to other parts of the program or to the tests).
+const KEYS: &[&str] = &[
+    "data",
+    "http",
+    "dicom",
+    "aet",
+    "accept_any_called_aet",
+    "on_conflict",
+    "accept_unknown_sop_classes",
+    "max_associations",
+    "max_pdu_length",
+    "dimse_timeout_secs",
+    "max_object_bytes",
+    "max_request_bytes",
+    "cors_origins",
+];
+
 impl Config {
     /// Loads the layered configuration. `file` is read if given (it must exist), else
     /// `./lumen.toml` if present.
@@ -90,7 +108,7 @@ impl Config {
             None => fig = fig.merge(Toml::file("lumen.toml")),
         }
         fig = fig
-            .merge(Env::prefixed("LUMEN_").ignore(&["log"]))
+            .merge(Env::prefixed("LUMEN_").only(KEYS))
             .merge(Serialized::defaults(overrides));
         let cfg: Config = fig.extract()?;
         anyhow::ensure!(
@@ -105,5 +123,46 @@ impl Config {
     /// The DIMSE idle timeout.
     pub fn dimse_timeout(&self) -> Duration {
         Duration::from_secs(self.dimse_timeout_secs.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "lumen.toml",
+                "aet = \"FROMFILE\"\nhttp = \"127.0.0.1:9000\"\n",
+            )?;
+            jail.set_env("LUMEN_HTTP", "127.0.0.1:9001");
+            jail.set_env("LUMEN_REQUIRE_DATA", "1");
+            let cfg = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.aet, "FROMFILE");
+            assert_eq!(cfg.http, "127.0.0.1:9001");
+            let cfg = Config::load(
+                None,
+                Overrides {
+                    http: Some("127.0.0.1:9002".into()),
+                    ..Overrides::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(cfg.http, "127.0.0.1:9002");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("lumen.toml", "aet = \"THIS-AE-TITLE-IS-TOO-LONG\"\n")?;
+            assert!(Config::load(None, Overrides::default()).is_err());
+            jail.create_file("lumen.toml", "no_such_key = 1\n")?;
+            assert!(Config::load(None, Overrides::default()).is_err());
+            Ok(())
+        });
     }
 }
