@@ -1,0 +1,132 @@
+//! Store-level round trips: ingest, duplicates, conflict policies, sweep of leftovers.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use lumen_dicom::attrs::Level;
+use lumen_dicom::query::Query;
+use lumen_store::{ConflictPolicy, IngestError, IngestStatus, Scope, Store, StoreConfig};
+
+fn sample() -> Option<Vec<u8>> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
+    if !p.exists() {
+        assert!(
+            std::env::var("LUMEN_REQUIRE_DATA").as_deref() != Ok("1"),
+            "../shared/data missing"
+        );
+        eprintln!("SKIP: ../shared/data not found");
+        return None;
+    }
+    Some(std::fs::read(p).expect("read sample"))
+}
+
+fn files_under(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                out.extend(files_under(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn duplicates_conflicts_and_replacement() {
+    let Some(original) = sample() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut changed = original.clone();
+    let n = changed.len();
+    changed[n - 2] ^= 0x0F;
+
+    {
+        let store = Store::open(StoreConfig::new(tmp.path()))
+            .await
+            .expect("open");
+        let a = store
+            .ingest(Bytes::from(original.clone()))
+            .await
+            .expect("ingest");
+        assert_eq!(a.status, IngestStatus::Stored);
+        let b = store
+            .ingest(Bytes::from(original.clone()))
+            .await
+            .expect("again");
+        assert_eq!(b.status, IngestStatus::AlreadyPresent);
+        let c = store.ingest(Bytes::from(changed.clone())).await;
+        assert!(matches!(c, Err(IngestError::Conflict(_))), "{c:?}");
+        let inst = store.instances(&Scope::default()).await.expect("list");
+        assert_eq!(inst.len(), 1);
+        assert_eq!(&inst[0].read().await.expect("read")[..], &original[..]);
+        // A second process cannot open the same archive.
+        assert!(Store::open(StoreConfig::new(tmp.path())).await.is_err());
+    }
+    let mut cfg = StoreConfig::new(tmp.path());
+    cfg.on_conflict = ConflictPolicy::Replace;
+    let store = Store::open(cfg).await.expect("reopen");
+    let d = store
+        .ingest(Bytes::from(changed.clone()))
+        .await
+        .expect("replace");
+    assert_eq!(d.status, IngestStatus::Replaced);
+    let inst = store.instances(&Scope::default()).await.expect("list");
+    assert_eq!(inst.len(), 1);
+    assert_eq!(&inst[0].read().await.expect("read")[..], &changed[..]);
+    // The replaced file is gone: one object file remains.
+    assert_eq!(files_under(&tmp.path().join("objects")).len(), 1);
+    let stats = store.stats().await.expect("stats");
+    assert_eq!((stats.studies, stats.series, stats.instances), (1, 1, 1));
+    let found = store
+        .search(&Query::new(Level::Patient), &Scope::default())
+        .await
+        .expect("search");
+    assert_eq!(found.len(), 1);
+}
+
+#[tokio::test]
+async fn open_sweeps_unindexed_and_temporary_files() {
+    let Some(original) = sample() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    {
+        let store = Store::open(StoreConfig::new(tmp.path()))
+            .await
+            .expect("open");
+        store.ingest(Bytes::from(original)).await.expect("ingest");
+    }
+    // What a crash between rename and commit, or mid-write, would leave.
+    let orphan_dir = tmp.path().join("objects/ff/ee");
+    std::fs::create_dir_all(&orphan_dir).expect("mkdir");
+    std::fs::write(orphan_dir.join("1.2.3-0000000000000000.dcm"), b"orphan").expect("write");
+    std::fs::write(tmp.path().join("tmp/123-4.part"), b"partial").expect("write");
+    let store = Store::open(StoreConfig::new(tmp.path()))
+        .await
+        .expect("reopen");
+    assert_eq!(files_under(&tmp.path().join("objects")).len(), 1);
+    assert!(files_under(&tmp.path().join("tmp")).is_empty());
+    assert_eq!(
+        store
+            .instances(&Scope::default())
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn invalid_bytes_store_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = Store::open(StoreConfig::new(tmp.path()))
+        .await
+        .expect("open");
+    for bad in [&b""[..], b"DICM", b"not dicom at all", &[0u8; 300][..]] {
+        let r = store.ingest(Bytes::copy_from_slice(bad)).await;
+        assert!(matches!(r, Err(IngestError::Invalid(_))), "{r:?}");
+    }
+    assert!(files_under(&tmp.path().join("objects")).is_empty());
+    assert!(files_under(&tmp.path().join("tmp")).is_empty());
+}
