@@ -9,6 +9,7 @@
 //! - [`part10`]: parsing and checking received Part-10 bytes.
 //! - [`pixel`]: decoding of pixel data in every common transfer syntax.
 //! - [`render`]: rendered frames (modality LUT, VOI window, JPEG and PNG).
+//! - [`scan`]: structural pre-scan of untrusted bytes (lengths, nesting) before parsing.
 
 pub mod attrs;
 pub mod json;
@@ -16,4 +17,5 @@ pub mod part10;
 pub mod pixel;
 pub mod query;
 pub mod render;
+pub mod scan;
 pub mod sop;

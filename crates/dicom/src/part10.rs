@@ -6,6 +6,8 @@
 use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 
+use crate::scan;
+
 /// Lumen's implementation class UID (a UUID-derived root, PS3.5 B.2).
 pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.302952401372104766339389127548203593837";
 /// Lumen's implementation version name (at most 16 characters).
@@ -24,6 +26,13 @@ pub enum Part10Error {
     /// The file meta could not be built.
     #[error("cannot build file meta information: {0}")]
     Meta(String),
+    /// The structural pre-scan refused the bytes before parsing (impossible lengths,
+    /// bad nesting, encoding not matching the transfer syntax...).
+    #[error("malformed DICOM data: {0}")]
+    Structure(#[from] crate::scan::ScanError),
+    /// Valid DICOM that the parser cannot read correctly, refused rather than misread.
+    #[error("unsupported DICOM encoding: {0}")]
+    Unsupported(String),
 }
 
 /// Where the file meta group starts: after a 128-byte preamble, or at 0 without one.
@@ -37,12 +46,31 @@ pub fn meta_offset(bytes: &[u8]) -> Option<usize> {
     }
 }
 
+/// Runs the structural scan ([`crate::scan`]) that must pass before dicom-object sees
+/// untrusted bytes: it allocates whatever lengths headers declare.
+fn prescan(bytes: &[u8], opts: scan::Options) -> Result<(), Part10Error> {
+    let summary = scan::check_part10_with(bytes, opts)?;
+    if let Some((tag, offset)) = summary.undefined_length_un {
+        // dicom-parser 0.10 reads the implicit VR content of such an element as explicit
+        // VR, goes astray and then allocates garbage lengths (pydicom's UN_sequence.dcm).
+        return Err(Part10Error::Unsupported(format!(
+            "element ({:04X},{:04X}) at offset {offset} has VR UN and undefined length \
+             (an implicit VR sequence inside an explicit VR data set), which cannot be read",
+            tag >> 16,
+            tag & 0xFFFF
+        )));
+    }
+    Ok(())
+}
+
 /// Parses a whole Part-10 object (with or without preamble), reading every element.
 ///
 /// Truncated data, impossible lengths and unparseable values are errors, so an object
-/// that parses here can be stored and served back.
+/// that parses here can be stored and served back. The bytes pass [`crate::scan`]
+/// first, so hostile lengths are refused before anything is allocated for them.
 pub fn parse(bytes: &[u8]) -> Result<DefaultDicomObject, Part10Error> {
     let off = meta_offset(bytes).ok_or(Part10Error::NoMeta)?;
+    prescan(bytes, scan::Options::default())?;
     let obj = OpenFileOptions::new()
         .read_preamble(dicom_object::file::ReadPreamble::Never)
         .from_reader(&bytes[off..])
@@ -51,8 +79,18 @@ pub fn parse(bytes: &[u8]) -> Result<DefaultDicomObject, Part10Error> {
 }
 
 /// Parses only the file meta and the data set up to (not including) Pixel Data.
+///
+/// The scan stops where parsing stops, so the bytes may end anywhere after the Pixel
+/// Data header.
 pub fn parse_header(bytes: &[u8]) -> Result<DefaultDicomObject, Part10Error> {
     let off = meta_offset(bytes).ok_or(Part10Error::NoMeta)?;
+    prescan(
+        bytes,
+        scan::Options {
+            stop_at: Some(0x7FE0_0010),
+            ..Default::default()
+        },
+    )?;
     OpenFileOptions::new()
         .read_preamble(dicom_object::file::ReadPreamble::Never)
         .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
