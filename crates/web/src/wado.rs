@@ -601,7 +601,7 @@ async fn frames_image(
     }
     let mut parts = Vec::with_capacity(frames.len());
     for f in frames {
-        parts.push((ct.to_string(), render_one(&inst, f, opts.clone()).await?));
+        parts.push((ct.to_string(), render_one(&inst, f, opts).await?));
     }
     let mp = Multipart::new();
     Ok((
@@ -631,7 +631,7 @@ async fn rendered_many(
     let content_type = mp.content_type(ct);
     let parts = futures::stream::iter(list)
         .map(move |inst| {
-            let opts = opts.clone();
+            let opts = opts;
             async move {
                 render_one(&inst, 0, opts)
                     .await
