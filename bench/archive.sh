@@ -65,15 +65,21 @@ if [[ -z ${_ARCHIVE_IN_NETNS:-} ]]; then
   # 3. peer work files + series (MODES=" ": the peer script writes its files, generates or
   #    reuses the series, runs dciodvfy, and measures nothing)
   echo "== peer files + series in $PEER_WORK"
-  mkdir -p "$PEER_WORK" "$RESULTS"
-  MODES=" " WORK="$PEER_WORK" VENV="$VENV" NSLICES=300 SIZE=512 \
-    HTTP_PORT="$ORTHANC_HTTP" DICOM_PORT="$ORTHANC_DICOM" bash "$PEERS/orthanc-bench.sh" | sed 's/^/  /'
+  mkdir -p "$PEER_WORK" "$RESULTS" "$WORK"
+  # (retried: under load its `Orthanc --version | head -1` can die of SIGPIPE under pipefail)
+  for try in 1 2 3; do
+    if MODES=" " WORK="$PEER_WORK" VENV="$VENV" NSLICES=300 SIZE=512 \
+        HTTP_PORT="$ORTHANC_HTTP" DICOM_PORT="$ORTHANC_DICOM" bash "$PEERS/orthanc-bench.sh" > "$WORK/peer-setup.log" 2>&1; then
+      sed 's/^/  /' "$WORK/peer-setup.log"; break
+    fi
+    echo "  peer script failed (try $try, rc see $WORK/peer-setup.log)"; [[ $try == 3 ]] && { cat "$WORK/peer-setup.log"; exit 1; }
+  done
   [[ $(ls "$PEER_WORK/series" | wc -l) == 300 ]] || { echo "series not generated" >&2; exit 1; }
   "$PY" "$HERE/adapt_bench.py" "$PEER_WORK/bench.py" "$WORK/bench_adapted.py"
 
   {
     echo "date: $(date -Is)  kernel: $(uname -r)  cpus: $(nproc)  mem: $(free -g | awk '/Mem:/{print $2}') GiB"
-    echo "orthanc: $(Orthanc --version 2>/dev/null | head -1); $(dpkg-query -W -f='${Package} ${Version}  ' orthanc orthanc-dicomweb dcmtk 2>/dev/null)"
+    echo "orthanc: $(Orthanc --version 2>/dev/null | sed -n 1p); $(dpkg-query -W -f='${Package} ${Version}  ' orthanc orthanc-dicomweb dcmtk 2>/dev/null)"
     echo "lumen: $(git -C "$REPO" rev-parse --short HEAD) + $(git -C "$REPO" status --porcelain | wc -l) uncommitted paths in the tree; binary $LUMEN_BIN ($(stat -c %y "$LUMEN_BIN" | cut -d. -f1))"
     echo "clients: $("$VENV/bin/pip" list 2>/dev/null | grep -iE '^(pydicom|pynetdicom|dicomweb-client|requests) ' | awk '{printf "%s %s  ", $1, $2}')"
     echo "reps=$REPS lat_n=$LAT_N order: $ORDER"

@@ -5,7 +5,7 @@
 #   bash bench/profile.sh                      # all scenarios, data dir on $WORK (disk)
 #   DATA_ROOT=/dev/shm bash bench/profile.sh   # same on tmpfs (fsync is free there)
 #
-# Per scenario (fresh Lumen, fresh data dir): wall time; `strace -c -f` syscall summary
+# Per scenario (fresh Lumen, fresh data dir): wall time; `strace -c -w -f` syscall summary (wall-clock time per syscall)
 # (separate pass, strace slows things down); `perf record -g` + top symbols (separate pass).
 # (strace is attached at Lumen start, so the jpeg summary includes storing the series first.)
 # Scenarios: cstore1 (storescu, 1 association), cstore4 (4 associations), stow (one raw
@@ -115,7 +115,7 @@ for sc in $SCENARIOS; do
   stop_lumen
   printf "   wall %.3f s (no tracing)\n" "$(echo "$t1 - $t0" | bc)"
   if [[ $STRACE == 1 ]]; then
-    start_lumen strace -c -f -o "$OUTD/$sc-strace.txt"; prepare "$sc"
+    start_lumen strace -c -w -f -o "$OUTD/$sc-strace.txt"; prepare "$sc"
     t0=$(now); load "$sc" >/dev/null; t1=$(now)
     stop_lumen
     printf "   wall %.3f s under strace; top syscalls by time:\n" "$(echo "$t1 - $t0" | bc)"
@@ -127,7 +127,7 @@ for sc in $SCENARIOS; do
     load "$sc" >/dev/null
     kill -INT "$ppid"; wait "$ppid" 2>/dev/null || true
     stop_lumen
-    perf report -i "$OUTD/$sc.perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
+    perf report -i "$OUTD/$sc.perf.data" --no-children -g none --sort dso,symbol --stdio 2>/dev/null \
       | grep -v "^#" | grep -E "^ +[0-9]" | sed "s/  *-  *-  *$//" | cut -c1-160 | head -25 > "$OUTD/$sc-perf.txt" || true
     echo "   perf top self-time symbols:"; head -12 "$OUTD/$sc-perf.txt" | sed 's/^/     /'
   fi
