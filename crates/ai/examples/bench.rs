@@ -29,6 +29,10 @@ fn main() {
     if has("full") {
         full(&cfg);
     }
+    if let Some(i) = args.iter().position(|a| a == "debug-phantom") {
+        let seed: u64 = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(1);
+        debug_phantom(&cfg, seed);
+    }
     if let Some(i) = args.iter().position(|a| a == "write-dicom") {
         let dir = args.get(i + 1).expect("write-dicom DIR");
         let p = generate(&PhantomConfig::full(42));
@@ -342,4 +346,53 @@ fn full(cfg: &Config) {
         s.matches.len(),
         s.false_positives
     );
+}
+
+fn debug_phantom(cfg: &Config, seed: u64) {
+    use lumen_ai::candidates::find_candidates;
+    use lumen_ai::lungs::segment_lungs;
+    use lumen_ai::nodule::segment_candidates;
+    let p = generate(&PhantomConfig::small(seed));
+    let lungs = segment_lungs(&p.volume, &cfg.lungs).unwrap();
+    let mut cc = cfg.candidates.clone();
+    cc.max_candidates = 100000;
+    cc.min_dotness = 0.0;
+    let all = find_candidates(&p.volume, &lungs, &cc);
+    let kept = find_candidates(&p.volume, &lungs, &cfg.candidates);
+    for t in &p.nodules {
+        if t.spec.attachment != lumen_ai::phantom::Attachment::Juxtavascular {
+            continue;
+        }
+        println!("truth {:?} at {:?}", t.spec, t.center_world_mm);
+        let near = |c: &lumen_ai::candidates::Candidate| {
+            (0..3)
+                .map(|i| (c.center_world_mm[i] - t.center_world_mm[i]).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        for (k, c) in all.iter().enumerate().filter(|(_, c)| near(c) < 8.0) {
+            let in_kept = kept.iter().any(|x| near(x) == near(c));
+            println!(
+                "  cand rank {k} dist {:.1} sigma {} resp {:.0} dot {:.2} line {:.2} hu {:.0} kept {in_kept}",
+                near(c),
+                c.sigma_mm,
+                c.response,
+                c.dotness,
+                c.lineness,
+                c.center_hu
+            );
+            let f = segment_candidates(
+                &p.volume,
+                &lungs,
+                std::slice::from_ref(c),
+                &cfg.segmentation,
+            );
+            for f in f {
+                println!(
+                    "    seg d={:.1} vol={:.0} kind {:?} {:?}",
+                    f.size.mean_diameter_mm, f.size.volume_mm3, f.kind, f.features
+                );
+            }
+        }
+    }
 }

@@ -3,6 +3,8 @@
 //! The crate has no HTTP and no storage: callers hand it a [`Volume`] (from files or in-memory
 //! DICOM instances) and get an analysis back.
 
+#![warn(missing_docs)]
+
 pub mod benchmark;
 pub mod candidates;
 pub mod eval;

@@ -97,19 +97,25 @@ pub fn convolve_axis(a: &Array3<f32>, k: &[f32], axis: usize) -> Array3<f32> {
 pub fn edt_sq(mask: &Array3<bool>, spacing: [f64; 3]) -> Array3<f32> {
     let (nz, ny, nx) = mask.dim();
     let mut d = mask.mapv(|m| if m { f32::INFINITY } else { 0.0 });
-    // Along x (contiguous) per plane, then y, then z.
-    for axis in [2usize, 1, 0] {
+    // Along x (contiguous rows in place), then y and z through a per-lane buffer.
+    if let Some(flat) = d.as_slice_mut() {
+        let w = spacing[2] as f32;
+        flat.par_chunks_mut(nx.max(1)).for_each(|row| {
+            let r = dt1d(row, w);
+            row.copy_from_slice(&r);
+        });
+    }
+    for axis in [1usize, 0] {
         let n = [nz, ny, nx][axis];
         let w = spacing[axis] as f32;
-        let lanes: Vec<_> = d
-            .lanes(Axis(axis))
-            .into_iter()
-            .map(|l| l.to_vec())
-            .collect();
-        let results: Vec<Vec<f32>> = lanes.par_iter().map(|f| dt1d(f, w)).collect();
-        for (mut lane, r) in d.lanes_mut(Axis(axis)).into_iter().zip(results) {
-            for i in 0..n {
-                lane[i] = r[i];
+        let mut buf = vec![0f32; n];
+        for mut lane in d.lanes_mut(Axis(axis)) {
+            for (b, v) in buf.iter_mut().zip(lane.iter()) {
+                *b = *v;
+            }
+            let r = dt1d(&buf, w);
+            for (v, x) in lane.iter_mut().zip(r) {
+                *v = x;
             }
         }
     }

@@ -444,9 +444,26 @@ fn segment_one(
             // Isolated: nothing to detach.
             return Some((comp, 0.0, 0.0, 0.0));
         }
+        // The nodule is the largest ball inscribed near the centre; attached vessels and wall
+        // are thinner. Open with a fraction of that radius, growing until nothing leaves the ROI.
+        let d = edt_sq(&comp, [1.0; 3]);
+        let ci = c.round() as isize;
+        let rr = reach.ceil() as isize;
+        let mut max_d2 = 0f32;
+        for dz in -rr..=rr {
+            for dy in -rr..=rr {
+                for dx in -rr..=rr {
+                    let p = [ci + dz, ci + dy, ci + dx];
+                    if p.iter().all(|&v| v >= 0 && (v as usize) < n) {
+                        max_d2 = max_d2.max(d[[p[0] as usize, p[1] as usize, p[2] as usize]]);
+                    }
+                }
+            }
+        }
+        let r_in = (max_d2 as f64).sqrt();
         let mut last = None;
-        for k in [0.4, 0.6, 0.8] {
-            let r_open = (k * r_est).clamp(0.6, 5.0) / res;
+        for k in [0.45, 0.65, 0.85] {
+            let r_open = (k * r_in).max(0.6 / res).min(5.0 / res);
             let Some(opened) = open_center(&comp, r_open, reach) else {
                 continue;
             };
