@@ -48,6 +48,8 @@ pub struct StoreConfig {
     pub on_conflict: ConflictPolicy,
     /// Accept SOP classes that are not standard storage classes (private classes).
     pub accept_unknown_sop_classes: bool,
+    /// Modalities whose series get an AI job when instances arrive.
+    pub ai_modalities: Vec<String>,
 }
 
 impl StoreConfig {
@@ -57,6 +59,7 @@ impl StoreConfig {
             data_dir: data_dir.into(),
             on_conflict: ConflictPolicy::Reject,
             accept_unknown_sop_classes: false,
+            ai_modalities: vec!["CT".into()],
         }
     }
 }
@@ -345,66 +348,86 @@ impl Store {
         let rec = &p.record;
         let now = now_ms();
         let mut tx = self.writer.begin().await.map_err(internal)?;
-        let prior = sqlx::query("SELECT sha256, path FROM instances WHERE sop_uid = ?")
-            .bind(&rec.sop_instance_uid)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(internal)?;
-        if let Some(row) = &prior {
-            let sha: String = row.get(0);
-            if sha == p.sha256 {
+        // One round trip for both checks: the stored instance, and the study of the series.
+        // Also learn whether the study and series rows already hold these attributes, so
+        // that the common case (the next instance of a known series) rewrites neither.
+        let study_attrs = Value::Object(rec.study_json.clone()).to_string();
+        let series_attrs = Value::Object(rec.series_json.clone()).to_string();
+        let row = sqlx::query(
+            "SELECT (SELECT sha256 FROM instances WHERE sop_uid = ?1),
+                    (SELECT path FROM instances WHERE sop_uid = ?1),
+                    (SELECT study_uid FROM series WHERE series_uid = ?2),
+                    coalesce((SELECT attrs = ?3 AND patient_id = ?5 FROM studies WHERE study_uid = ?4), 0),
+                    coalesce((SELECT attrs = ?6 AND modality = ?7 FROM series WHERE series_uid = ?2), 0)",
+        )
+        .bind(&rec.sop_instance_uid)
+        .bind(&rec.series_uid)
+        .bind(&study_attrs)
+        .bind(&rec.study_uid)
+        .bind(&rec.patient_id)
+        .bind(&series_attrs)
+        .bind(&rec.modality)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(internal)?;
+        let prior: Option<(String, String)> = match (row.get(0), row.get(1)) {
+            (Some(sha), Some(path)) => Some((sha, path)),
+            _ => None,
+        };
+        if let Some((sha, _)) = &prior {
+            if *sha == p.sha256 {
                 return Ok(Commit::Identical);
             }
             if self.config.on_conflict == ConflictPolicy::Reject {
                 return Err(conflict_error(&rec.sop_instance_uid));
             }
         }
-        let series_row = sqlx::query("SELECT study_uid FROM series WHERE series_uid = ?")
-            .bind(&rec.series_uid)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(internal)?;
-        if let Some(row) = &series_row {
-            let study: String = row.get(0);
-            if study != rec.study_uid {
-                return Err(IngestError::Conflict(format!(
-                    "series {} already belongs to another study",
-                    rec.series_uid
-                )));
-            }
+        if let Some(study) = row.get::<Option<String>, _>(2)
+            && study != rec.study_uid
+        {
+            return Err(IngestError::Conflict(format!(
+                "series {} already belongs to another study",
+                rec.series_uid
+            )));
         }
         let study_date =
             lumen_dicom::json::first_string(&rec.study_json, tags::STUDY_DATE).unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO studies (study_uid, patient_id, study_date, attrs, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT(study_uid) DO UPDATE SET patient_id = excluded.patient_id,
-               study_date = excluded.study_date, attrs = excluded.attrs, updated_at = excluded.updated_at",
-        )
-        .bind(&rec.study_uid)
-        .bind(&rec.patient_id)
-        .bind(&study_date)
-        .bind(Value::Object(rec.study_json.clone()).to_string())
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(internal)?;
-        sqlx::query(
-            "INSERT INTO series (series_uid, study_uid, modality, attrs, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT(series_uid) DO UPDATE SET modality = excluded.modality,
-               attrs = excluded.attrs, updated_at = excluded.updated_at",
-        )
-        .bind(&rec.series_uid)
-        .bind(&rec.study_uid)
-        .bind(&rec.modality)
-        .bind(Value::Object(rec.series_json.clone()).to_string())
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(internal)?;
+        let study_same: bool = row.get::<i64, _>(3) == 1;
+        let series_same: bool = row.get::<i64, _>(4) == 1;
+        if !study_same {
+            sqlx::query(
+                "INSERT INTO studies (study_uid, patient_id, study_date, attrs, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT(study_uid) DO UPDATE SET patient_id = excluded.patient_id,
+                   study_date = excluded.study_date, attrs = excluded.attrs, updated_at = excluded.updated_at",
+            )
+            .bind(&rec.study_uid)
+            .bind(&rec.patient_id)
+            .bind(&study_date)
+            .bind(&study_attrs)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        }
+        if !series_same {
+            sqlx::query(
+                "INSERT INTO series (series_uid, study_uid, modality, attrs, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT(series_uid) DO UPDATE SET modality = excluded.modality,
+                   attrs = excluded.attrs, updated_at = excluded.updated_at",
+            )
+            .bind(&rec.series_uid)
+            .bind(&rec.study_uid)
+            .bind(&rec.modality)
+            .bind(&series_attrs)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        }
         if prior.is_some() {
             sqlx::query(
                 "UPDATE instances SET series_uid = ?, study_uid = ?, sop_class_uid = ?,
@@ -450,34 +473,26 @@ impl Store {
             .await
             .map_err(internal)?;
         }
-        // Counters and study-level summaries, recomputed for the touched study and series
-        // (a replacement may move an instance between series).
-        sqlx::query(
-            "UPDATE series SET num_instances =
-               (SELECT count(*) FROM instances WHERE instances.series_uid = series.series_uid)
-             WHERE study_uid = ?",
-        )
-        .bind(&rec.study_uid)
-        .execute(&mut *tx)
-        .await
-        .map_err(internal)?;
-        sqlx::query(
-            "UPDATE studies SET
-               num_series = (SELECT count(*) FROM series WHERE series.study_uid = studies.study_uid),
-               num_instances = (SELECT count(*) FROM instances WHERE instances.study_uid = studies.study_uid),
-               modalities = (SELECT coalesce(group_concat(m, '\\'), '') FROM
-                   (SELECT DISTINCT modality AS m FROM series WHERE series.study_uid = studies.study_uid AND modality != '' ORDER BY m)),
-               sop_classes = (SELECT coalesce(group_concat(c, '\\'), '') FROM
-                   (SELECT DISTINCT sop_class_uid AS c FROM instances WHERE instances.study_uid = studies.study_uid ORDER BY c))
-             WHERE study_uid = ?",
-        )
-        .bind(&rec.study_uid)
-        .execute(&mut *tx)
-        .await
-        .map_err(internal)?;
+        // Counters and study summaries follow by trigger (migration 0003).
+        if self.config.ai_modalities.iter().any(|m| *m == rec.modality) {
+            sqlx::query(
+                "INSERT INTO ai_jobs (series_uid, study_uid, state, last_instance_at, updated_at)
+                 VALUES (?, ?, 'waiting', ?, ?)
+                 ON CONFLICT(series_uid) DO UPDATE SET state = 'waiting', attempts = 0,
+                   last_instance_at = excluded.last_instance_at, not_before = 0, reason = NULL,
+                   updated_at = excluded.updated_at",
+            )
+            .bind(&rec.series_uid)
+            .bind(&rec.study_uid)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+        }
         tx.commit().await.map_err(internal)?;
         Ok(match prior {
-            Some(row) => Commit::Replaced(row.get(1)),
+            Some((_, path)) => Commit::Replaced(path),
             None => Commit::Inserted,
         })
     }
@@ -697,6 +712,9 @@ impl Store {
         &self.config.data_dir
     }
 }
+
+mod jobs;
+pub use jobs::{AiJob, AiJobOutcome, AiJobStatus};
 
 enum Commit {
     Inserted,

@@ -3,6 +3,7 @@
 //! This crate only translates HTTP to calls on `lumen-store` and `lumen-dicom`; it owns no
 //! data. [`router`] builds the routes over one cloneable [`AppState`].
 
+mod api;
 mod error;
 mod media;
 mod qido;
@@ -133,6 +134,10 @@ pub fn router(state: AppState) -> Router {
         );
     let mut app = Router::new()
         .route("/health", get(health))
+        .route(
+            "/api/studies/{study}/ai",
+            get(api::study_ai).post(api::requeue_ai),
+        )
         .nest("/dicom-web", dicomweb)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::disable())
