@@ -376,7 +376,7 @@ pub fn generate(cfg: &PhantomConfig) -> Phantom {
         let r = spec.diameter_mm / 2.0;
         let mut placed = None;
         for _attempt in 0..4000 {
-            let li = ((k + rng.next_u64() as usize) % 2) as usize;
+            let li = ((k as u64).wrapping_add(rng.next_u64()) % 2) as usize;
             let lung = lungs[li];
             let c = match spec.attachment {
                 Attachment::Free | Attachment::Juxtavascular => {
