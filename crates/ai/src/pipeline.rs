@@ -470,3 +470,84 @@ impl NoduleType {
         matches!(self, NoduleType::PartSolid | NoduleType::GroundGlass)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phantom::{PhantomConfig, generate};
+    use crate::volume::Geometry;
+
+    /// A stand-in for a learned scorer: every finding gets the same score.
+    struct Constant(f64);
+
+    impl<'a> Stage<FindingsInput<'a>, Vec<Finding>> for Constant {
+        fn name(&self) -> &str {
+            "constant-model"
+        }
+        fn run(&self, i: &FindingsInput<'a>) -> Result<Vec<Finding>, AnalysisError> {
+            Ok(i.findings
+                .iter()
+                .cloned()
+                .map(|mut f| {
+                    f.score = self.0;
+                    f
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn a_stage_can_be_replaced() {
+        let mut cfg = PhantomConfig::small(21);
+        cfg.shape = [80, 384, 384];
+        cfg.spacing = [2.5, 0.8, 0.8];
+        let p = generate(&cfg);
+        let mut pipe = Pipeline::classical(&Config::default());
+        let classical = pipe.run(&p.volume, &mut |_, _, _| {}).unwrap();
+        pipe.fp_reduction = Box::new(Constant(0.42));
+        let mut seen = Vec::new();
+        let a = pipe
+            .run(&p.volume, &mut |s, _, _| seen.push(s.to_string()))
+            .unwrap();
+        assert_eq!(
+            seen,
+            [
+                "lungs",
+                "candidates",
+                "segmentation",
+                "constant-model",
+                "done"
+            ]
+        );
+        assert!(a.nodules.iter().all(|n| n.score == 0.42));
+        assert!(a.nodules.len() >= classical.nodules.len());
+        // Nothing reaches the reporting score: exam category 1.
+        assert_eq!(a.lung_rads, LungRads::C1);
+        assert_eq!(a.timings[3].stage, "constant-model");
+    }
+
+    #[test]
+    fn refuses_unsuitable_series() {
+        let hu = ndarray::Array3::<i16>::from_elem((5, 32, 32), -1000);
+        let v = Volume::new(hu.clone(), Geometry::axial([0.0; 3], [1.0, 1.0, 1.0]));
+        assert!(matches!(
+            analyze(&v, &Config::default()),
+            Err(AnalysisError::Unsuitable(_))
+        ));
+        let mut g = Geometry::axial([0.0; 3], [1.0, 1.0, 1.0]);
+        g.col_dir = [0.0, 0.0, -1.0];
+        g.slice_dir = [0.0, 1.0, 0.0];
+        let v = Volume::new(ndarray::Array3::<i16>::from_elem((100, 32, 32), -1000), g);
+        let e = analyze(&v, &Config::default()).unwrap_err();
+        assert!(e.to_string().contains("not axial"), "{e}");
+        // An axial stack of air: no lungs.
+        let v = Volume::new(
+            ndarray::Array3::<i16>::from_elem((100, 32, 32), -1000),
+            Geometry::axial([0.0; 3], [1.0; 3]),
+        );
+        assert!(matches!(
+            analyze(&v, &Config::default()),
+            Err(AnalysisError::NoLungs(_))
+        ));
+    }
+}
