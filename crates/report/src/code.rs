@@ -120,8 +120,8 @@ pub mod dcm {
         algorithm_name = ("111001", "DCM", "Algorithm Name");
         /// Algorithm Version.
         algorithm_version = ("111003", "DCM", "Algorithm Version");
-        /// Center (of a finding), a SCOORD3D point.
-        center = ("111010", "DCM", "Center");
+        /// Image Region (TID 1410 ROI), here a SCOORD3D point.
+        image_region = ("111030", "DCM", "Image Region");
         /// Purpose of reference for SEG source images.
         source_image_for_processing = ("121322", "DCM", "Source image for image processing operation");
         /// Algorithm family "Artificial Intelligence" (CID 7162).
@@ -137,6 +137,15 @@ pub mod umls {
     codes! {
         /// Qualitative Evaluations container (TID 1500 exam-level and TID 1411).
         qualitative_evaluations = ("C0034375", "UMLS", "Qualitative Evaluations");
+    }
+}
+
+/// RFC 5646 language tags.
+pub mod rfc5646 {
+    use super::Code;
+    codes! {
+        /// English.
+        english = ("en", "RFC5646", "English");
     }
 }
 

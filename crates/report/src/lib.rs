@@ -15,7 +15,6 @@ pub mod uid;
 pub use code::Code;
 pub use seg::{Segment, SegmentationOptions, write_segmentation};
 pub use source::{Equipment, SeriesInfo, SourceImage, StudyContext};
-#[cfg(any())]
 pub use sr::{
     Algorithm, FindingGroup, Measurement, MeasurementReport, Qualitative, QualitativeValue,
     SegmentationRef, write_measurement_report,

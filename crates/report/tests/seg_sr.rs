@@ -260,3 +260,179 @@ fn read_back(py: &str, tmp: &Path, input: &serde_json::Value) -> serde_json::Val
     );
     serde_json::from_slice(&out.stdout).expect("read_back.py JSON")
 }
+
+fn report(seg: &WrittenObject) -> MeasurementReport {
+    use lumen_report::code::{dcm, ucum};
+    let lumen = |v: &str, m: &str| Code::new(v, "99LUMEN", m);
+    let m = |concept: Code, value: f64, unit: Code, derivation: Option<Code>| Measurement {
+        concept,
+        value,
+        unit,
+        derivation,
+    };
+    let texture = Code::new("C41144", "NCIt", "Texture");
+    let lung_rads = lumen("LUNGRADS", "Lung-RADS v2022 category");
+    MeasurementReport {
+        procedure_reported: sct::ct_chest(),
+        algorithm: Algorithm {
+            name: "Lumen chest CT".into(),
+            version: "0.1.0".into(),
+        },
+        findings: vec![
+            FindingGroup {
+                tracking_id: "Nodule 1".into(),
+                tracking_uid: uid::new_uid(),
+                finding: sct::nodule(),
+                finding_site: Some(Code::new("45653009", "SCT", "Upper lobe of right lung")),
+                measurements: vec![
+                    m(sct::long_axis(), 12.3, ucum::mm(), None),
+                    m(sct::short_axis(), 9.75, ucum::mm(), None),
+                    m(sct::volume(), 904.78, ucum::mm3(), None),
+                    m(sct::diameter(), 11.025, ucum::mm(), Some(sct::mean())),
+                    m(
+                        dcm::attenuation_coefficient(),
+                        -12.5,
+                        ucum::hounsfield(),
+                        Some(sct::mean()),
+                    ),
+                ],
+                qualitative: vec![
+                    Qualitative {
+                        concept: texture.clone(),
+                        value: QualitativeValue::Code(lumen("SOLID", "Solid")),
+                    },
+                    Qualitative {
+                        concept: lung_rads.clone(),
+                        value: QualitativeValue::Code(lumen("4A", "Lung-RADS 4A")),
+                    },
+                ],
+                center: Some([-60.1, -30.2, -120.3]),
+                segment_number: Some(2),
+            },
+            FindingGroup {
+                tracking_id: "Nodule 2".into(),
+                tracking_uid: uid::new_uid(),
+                finding: sct::nodule(),
+                finding_site: Some(sct::lung()),
+                measurements: vec![
+                    m(sct::long_axis(), 4.5, ucum::mm(), None),
+                    m(sct::volume(), 33.0, ucum::mm3(), None),
+                ],
+                qualitative: vec![Qualitative {
+                    concept: lung_rads.clone(),
+                    value: QualitativeValue::Code(lumen("2", "Lung-RADS 2")),
+                }],
+                center: Some([80.5, 10.25, -118.0]),
+                segment_number: None,
+            },
+        ],
+        summary: vec![
+            Qualitative {
+                concept: lung_rads,
+                value: QualitativeValue::Text("4A".into()),
+            },
+            Qualitative {
+                concept: lumen("FLEISCHNER", "Fleischner 2017 recommendation"),
+                value: QualitativeValue::Text("CT at 3 months".into()),
+            },
+        ],
+        segmentation: Some(SegmentationRef::from(seg)),
+        series: SeriesInfo {
+            series_number: 1001,
+            series_description: "Lumen AI measurements".into(),
+            instance_number: 1,
+        },
+        equipment: Equipment::default(),
+        device_observer_uid: None,
+    }
+}
+
+#[test]
+fn sr_tid1500_validates_and_reads_back() {
+    let Some(dir) = data_dir() else { return };
+    let f = lidc(&dir);
+    let segs = segments(&f);
+    let seg = write_segmentation(&f.study, &f.sources, &segs, &SegmentationOptions::default())
+        .expect("write SEG");
+    let rep = report(&seg);
+    let sr = write_measurement_report(&f.study, &f.sources, &rep).expect("write SR");
+    assert_eq!(sr.study_instance_uid, seg.study_instance_uid);
+    assert_ne!(sr.series_instance_uid, seg.series_instance_uid);
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let seg_path = tmp.path().join("seg.dcm");
+    let sr_path = tmp.path().join("sr.dcm");
+    std::fs::write(&seg_path, &seg.bytes).expect("write SEG file");
+    std::fs::write(&sr_path, &sr.bytes).expect("write SR file");
+    assert_valid(&sr_path, "SR");
+
+    let Some(py) = python() else { return };
+    let out = read_back(&py, tmp.path(), &serde_json::json!({ "sr": sr_path }));
+    let read = &out["sr"];
+    let groups = read["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), rep.findings.len());
+    for want in &rep.findings {
+        let got = groups
+            .iter()
+            .find(|g| g["tracking_uid"] == want.tracking_uid.as_str())
+            .unwrap_or_else(|| panic!("group {} missing", want.tracking_id));
+        assert_eq!(got["tracking_id"], want.tracking_id.as_str());
+        assert_eq!(got["finding"], "27925004");
+        let site = want.finding_site.as_ref().map(|c| c.value.as_str());
+        assert_eq!(got["finding_sites"][0].as_str(), site);
+        let measurements = got["measurements"].as_array().expect("measurements");
+        assert_eq!(measurements.len(), want.measurements.len());
+        for (g, w) in measurements.iter().zip(&want.measurements) {
+            assert_eq!(g["concept"], w.concept.value.as_str());
+            assert_eq!(g["unit"], w.unit.value.as_str());
+            assert_eq!(g["value"].as_f64(), Some(w.value), "{}", w.concept.meaning);
+            let d = w.derivation.as_ref().map(|c| c.value.as_str());
+            assert_eq!(g["derivation"].as_str(), d);
+        }
+        let qual: Vec<(&str, &str)> = got["qualitative"]
+            .as_array()
+            .expect("qualitative")
+            .iter()
+            .map(|q| {
+                (
+                    q["concept"].as_str().unwrap_or(""),
+                    q["value"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        let want_qual: Vec<(&str, &str)> = want
+            .qualitative
+            .iter()
+            .map(|q| match &q.value {
+                QualitativeValue::Code(c) => (q.concept.value.as_str(), c.value.as_str()),
+                QualitativeValue::Text(t) => (q.concept.value.as_str(), t.as_str()),
+            })
+            .collect();
+        assert_eq!(qual, want_qual);
+        match want.segment_number {
+            Some(n) => assert_eq!(got["segment"], serde_json::json!([seg.sop_instance_uid, n])),
+            None => assert!(got["segment"].is_null()),
+        }
+    }
+    assert_eq!(
+        read["summary"],
+        serde_json::json!([
+            {"concept": "LUNGRADS", "text": "4A"},
+            {"concept": "FLEISCHNER", "text": "CT at 3 months"},
+        ])
+    );
+    assert_eq!(read["observer"]["Device Observer Name"], "Lumen chest CT");
+    let mut evidence: Vec<&str> = f
+        .sources
+        .iter()
+        .map(|s| s.sop_instance_uid.as_str())
+        .collect();
+    evidence.push(&seg.sop_instance_uid);
+    evidence.sort();
+    assert_eq!(read["evidence"], serde_json::json!(evidence));
+    eprintln!(
+        "highdicom {} read {} measurement groups back",
+        out["highdicom"],
+        groups.len()
+    );
+}

@@ -59,6 +59,13 @@ def read_seg(path, sources):
     return out
 
 
+def cv(x):
+    """The code value of a CodedConcept or of a CODE content item."""
+    while x is not None and not isinstance(x, str):
+        x = x.value
+    return x
+
+
 def read_sr(path):
     import pydicom
 
@@ -71,8 +78,8 @@ def read_sr(path):
         item = {
             "tracking_id": g.tracking_identifier,
             "tracking_uid": g.tracking_uid,
-            "finding": g.finding_type.value if g.finding_type is not None else None,
-            "finding_sites": [s.value for s in g.finding_sites],
+            "finding": cv(g.finding_type),
+            "finding_sites": [cv(s) for s in g.finding_sites],
             "measurements": [],
             "qualitative": [],
             "segment": None,
@@ -83,15 +90,33 @@ def read_sr(path):
                                if hasattr(seg, "referenced_segment_numbers") else None]
         for m in g.get_measurements():
             item["measurements"].append({
-                "concept": m.name.value,
+                "concept": cv(m.name),
                 "value": float(m.value),
-                "unit": m.unit.value,
-                "derivation": m.derivation.value if m.derivation is not None else None,
+                "unit": cv(m.unit),
+                "derivation": cv(m.derivation),
             })
         for q in g.get_qualitative_evaluations():
-            item["qualitative"].append({"concept": q.name.value, "value": q.value.value})
+            item["qualitative"].append({"concept": cv(q.name), "value": cv(q.value)})
         out["groups"].append(item)
-    out["algorithm"] = None
+    # Exam-level items and the device observer, by walking the content tree.
+    out["summary"] = []
+    out["observer"] = {}
+    for item in ds.ContentSequence:
+        name = item.ConceptNameCodeSequence[0].CodeMeaning if "ConceptNameCodeSequence" in item else None
+        if item.RelationshipType == "HAS OBS CONTEXT" and item.ValueType == "TEXT":
+            out["observer"][name] = item.TextValue
+        if item.ValueType == "CONTAINER" and name == "Qualitative Evaluations":
+            for q in item.ContentSequence:
+                concept = q.ConceptNameCodeSequence[0].CodeValue
+                if q.ValueType == "TEXT":
+                    out["summary"].append({"concept": concept, "text": q.TextValue})
+                else:
+                    out["summary"].append({"concept": concept, "code": q.ConceptCodeSequence[0].CodeValue})
+    out["evidence"] = sorted(
+        r.ReferencedSOPInstanceUID
+        for s in ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence
+        for r in s.ReferencedSOPSequence
+    )
     return out
 
 
