@@ -522,3 +522,137 @@ pub(crate) fn sop_ref(s: &SourceImage) -> InMemDicomObject {
     );
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::code::sct;
+
+    fn sources(n: usize, rows: u16, cols: u16) -> Vec<SourceImage> {
+        (0..n)
+            .map(|z| SourceImage {
+                sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+                sop_instance_uid: format!("2.25.{}", z + 1),
+                series_instance_uid: "2.25.99".into(),
+                image_position_patient: [-10.0, -20.0, 2.5 * z as f64],
+                image_orientation_patient: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+                pixel_spacing: [0.5, 0.5],
+                slice_thickness: Some(2.5),
+                rows,
+                cols,
+            })
+            .collect()
+    }
+
+    fn study() -> StudyContext {
+        StudyContext {
+            study_instance_uid: "2.25.7".into(),
+            frame_of_reference_uid: "2.25.8".into(),
+            ..StudyContext::default()
+        }
+    }
+
+    fn segment(mask: Vec<u8>) -> Segment {
+        Segment {
+            label: "Nodule".into(),
+            description: String::new(),
+            category: sct::morphologically_abnormal_structure(),
+            property_type: sct::nodule(),
+            anatomic_region: None,
+            algorithm_name: "test".into(),
+            algorithm_version: "1".into(),
+            tracking_id: None,
+            tracking_uid: None,
+            recommended_display_cielab: None,
+            mask,
+        }
+    }
+
+    fn parse(w: &WrittenObject) -> InMemDicomObject {
+        dicom_object::from_reader(&w.bytes[128..])
+            .expect("parse")
+            .into_inner()
+    }
+
+    #[test]
+    fn frames_pack_back_to_back_and_empty_segments_keep_one_frame() {
+        // 3 slices of 3×5 (15 bits a frame, not a byte multiple).
+        let src = sources(3, 3, 5);
+        let mut a = vec![0u8; 45];
+        a[15] = 1; // slice 1, first pixel
+        a[29] = 1; // slice 1, last pixel
+        a[30 + 7] = 1; // slice 2, pixel 7
+        let b = vec![0u8; 45];
+        let w = write_segmentation(
+            &study(),
+            &src,
+            &[segment(a), segment(b)],
+            &SegmentationOptions::default(),
+        )
+        .expect("write");
+        let o = parse(&w);
+        let frames: u32 = o
+            .element(tags::NUMBER_OF_FRAMES)
+            .expect("frames")
+            .to_int()
+            .expect("int");
+        assert_eq!(frames, 3); // two for segment 1, one empty for segment 2
+        let px = o
+            .element(tags::PIXEL_DATA)
+            .expect("pixels")
+            .to_bytes()
+            .expect("bytes");
+        assert_eq!(px.len(), 6); // 45 bits → 6 bytes, even
+        let bit = |i: usize| px[i / 8] >> (i % 8) & 1;
+        let set: Vec<usize> = (0..45).filter(|&i| bit(i) == 1).collect();
+        assert_eq!(set, vec![0, 14, 15 + 7]);
+        assert_eq!(
+            o.element(tags::SEGMENTS_OVERLAP)
+                .expect("overlap")
+                .to_str()
+                .expect("str"),
+            "NO"
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_mask_size_and_mixed_grids() {
+        let src = sources(2, 4, 4);
+        let err = write_segmentation(
+            &study(),
+            &src,
+            &[segment(vec![1; 31])],
+            &SegmentationOptions::default(),
+        )
+        .expect_err("short mask");
+        assert!(matches!(
+            err,
+            ReportError::MaskSize {
+                expected: 32,
+                actual: 31,
+                ..
+            }
+        ));
+
+        let mut mixed = sources(2, 4, 4);
+        mixed[1].pixel_spacing = [0.7, 0.7];
+        let err = write_segmentation(
+            &study(),
+            &mixed,
+            &[segment(vec![1; 32])],
+            &SegmentationOptions::default(),
+        )
+        .expect_err("mixed grid");
+        assert!(matches!(err, ReportError::NonUniformGrid { .. }));
+
+        let err = write_segmentation(&study(), &src, &[], &SegmentationOptions::default())
+            .expect_err("no segments");
+        assert!(matches!(err, ReportError::SegmentCount(0)));
+    }
+
+    #[test]
+    fn content_label_is_a_valid_cs() {
+        assert_eq!(content_label("Lumen AI v1.2 (lungs)"), "LUMEN AI V1_2 _L");
+        assert_eq!(content_label(""), "SEGMENTATION");
+    }
+}

@@ -467,3 +467,65 @@ fn qualitative_item(q: &Qualitative) -> InMemDicomObject {
         QualitativeValue::Text(t) => text_item(Rel::Contains, q.concept.clone(), t),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_segment_reference_needs_a_segmentation() {
+        let study = StudyContext {
+            study_instance_uid: "2.25.7".into(),
+            frame_of_reference_uid: "2.25.8".into(),
+            ..StudyContext::default()
+        };
+        let src = SourceImage {
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            sop_instance_uid: "2.25.1".into(),
+            series_instance_uid: "2.25.2".into(),
+            image_position_patient: [0.0; 3],
+            image_orientation_patient: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            pixel_spacing: [1.0, 1.0],
+            slice_thickness: None,
+            rows: 2,
+            cols: 2,
+        };
+        let report = MeasurementReport {
+            procedure_reported: sct::ct_chest(),
+            algorithm: Algorithm {
+                name: "a".into(),
+                version: "1".into(),
+            },
+            findings: vec![FindingGroup {
+                tracking_id: "Nodule 1".into(),
+                tracking_uid: "2.25.3".into(),
+                finding: sct::nodule(),
+                finding_site: None,
+                measurements: vec![],
+                qualitative: vec![],
+                center: None,
+                segment_number: Some(1),
+            }],
+            summary: vec![],
+            segmentation: None,
+            series: SeriesInfo::default(),
+            equipment: Equipment::default(),
+            device_observer_uid: None,
+        };
+        let err = write_measurement_report(&study, std::slice::from_ref(&src), &report)
+            .expect_err("dangling segment");
+        assert!(matches!(err, ReportError::NoSegmentation(ref u) if u == "2.25.3"));
+
+        let ok = MeasurementReport {
+            findings: vec![FindingGroup {
+                segment_number: None,
+                center: Some([1.0, 2.0, 3.0]),
+                ..report.findings[0].clone()
+            }],
+            ..report
+        };
+        let w = write_measurement_report(&study, &[src], &ok).expect("write");
+        assert_eq!(w.sop_class_uid, COMPREHENSIVE_3D_SR_STORAGE);
+        assert_eq!(w.study_instance_uid, "2.25.7");
+    }
+}

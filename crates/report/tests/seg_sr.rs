@@ -436,3 +436,50 @@ fn sr_tid1500_validates_and_reads_back() {
         groups.len()
     );
 }
+
+#[test]
+fn seg_over_dcmqi_three_slice_ct_validates() {
+    let Some(dir) = data_dir() else { return };
+    let ct = dir.join("dicom-samples/dcmqi-examples/segmentations/ct-3slice");
+    let mut headers: Vec<_> = ["01.dcm", "02.dcm", "03.dcm"]
+        .iter()
+        .map(|n| {
+            let obj = OpenFileOptions::new()
+                .read_until(tags::PIXEL_DATA)
+                .open_file(ct.join(n))
+                .expect("open dcmqi slice");
+            (SourceImage::from_object(&obj).expect("geometry"), obj)
+        })
+        .collect();
+    headers.sort_by(|a, b| a.0.image_position_patient[2].total_cmp(&b.0.image_position_patient[2]));
+    let study = StudyContext::from_source(&headers[0].1).expect("study");
+    let sources: Vec<SourceImage> = headers.into_iter().map(|(s, _)| s).collect();
+    let plane = 512 * 512;
+    let mut mask = vec![0u8; 3 * plane];
+    for z in 0..3 {
+        for r in 200..260 {
+            for c in 300..340 {
+                mask[z * plane + r * 512 + c] = 1;
+            }
+        }
+    }
+    let seg = Segment {
+        label: "Box".into(),
+        description: String::new(),
+        category: sct::morphologically_abnormal_structure(),
+        property_type: sct::nodule(),
+        anatomic_region: Some(sct::lung()),
+        algorithm_name: "Lumen test".into(),
+        algorithm_version: "0".into(),
+        tracking_id: None,
+        tracking_uid: None,
+        recommended_display_cielab: None,
+        mask,
+    };
+    let w = write_segmentation(&study, &sources, &[seg], &SegmentationOptions::default())
+        .expect("write SEG");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("seg.dcm");
+    std::fs::write(&path, &w.bytes).expect("write file");
+    assert_valid(&path, "SEG over dcmqi ct-3slice");
+}
