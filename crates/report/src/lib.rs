@@ -5,6 +5,8 @@
 //! The inputs are plain data (source slice geometry, masks, measurements), independent of the
 //! AI engine's types.
 
+#![warn(missing_docs)]
+
 pub mod code;
 mod dataset;
 pub mod seg;
