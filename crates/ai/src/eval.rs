@@ -369,6 +369,112 @@ pub fn rasterize_polygon(poly: &[(f64, f64)], rows: usize, cols: usize) -> ndarr
     m
 }
 
+/// Names of the ROIs of an RTSTRUCT (StructureSetROISequence), in file order.
+pub fn rtstruct_roi_names(rt: &dicom_object::DefaultDicomObject) -> Vec<String> {
+    use dicom_dictionary_std::tags;
+    rt.element_opt(tags::STRUCTURE_SET_ROI_SEQUENCE)
+        .ok()
+        .flatten()
+        .and_then(|e| e.items())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|r| r.element_opt(tags::ROI_NAME).ok().flatten())
+                .filter_map(|e| e.to_str().ok().map(|s| s.trim().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Rasterises the closed planar contours of RTSTRUCT ROI `roi` (case-insensitive name) onto the
+/// volume grid: each contour goes to the slice within half a slice spacing of its plane, and
+/// contours of one ROI on one slice combine by XOR (holes), as RTSTRUCT intends.
+pub fn rtstruct_mask(
+    rt: &dicom_object::DefaultDicomObject,
+    vol: &crate::Volume,
+    roi: &str,
+) -> Result<ndarray::Array3<bool>, EvalError> {
+    use dicom_dictionary_std::tags;
+    let bad = |reason: &str| EvalError::Csv {
+        path: "RTSTRUCT".into(),
+        line: 0,
+        reason: reason.to_string(),
+    };
+    let rois = rt
+        .element_opt(tags::STRUCTURE_SET_ROI_SEQUENCE)
+        .ok()
+        .flatten()
+        .and_then(|e| e.items())
+        .ok_or_else(|| bad("no StructureSetROISequence"))?;
+    let number = rois
+        .iter()
+        .find(|r| {
+            r.element_opt(tags::ROI_NAME)
+                .ok()
+                .flatten()
+                .and_then(|e| e.to_str().ok())
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case(roi))
+        })
+        .and_then(|r| r.element_opt(tags::ROI_NUMBER).ok().flatten())
+        .and_then(|e| e.to_int::<i64>().ok())
+        .ok_or_else(|| bad(&format!("no ROI named {roi}")))?;
+    let [nz, ny, nx] = vol.shape();
+    let mut mask = ndarray::Array3::from_elem((nz, ny, nx), false);
+    let contours = rt
+        .element_opt(tags::ROI_CONTOUR_SEQUENCE)
+        .ok()
+        .flatten()
+        .and_then(|e| e.items())
+        .ok_or_else(|| bad("no ROIContourSequence"))?;
+    for rc in contours {
+        let r = rc
+            .element_opt(tags::REFERENCED_ROI_NUMBER)
+            .ok()
+            .flatten()
+            .and_then(|e| e.to_int::<i64>().ok());
+        if r != Some(number) {
+            continue;
+        }
+        let Some(items) = rc
+            .element_opt(tags::CONTOUR_SEQUENCE)
+            .ok()
+            .flatten()
+            .and_then(|e| e.items())
+        else {
+            continue;
+        };
+        for c in items {
+            let Some(pts) = c
+                .element_opt(tags::CONTOUR_DATA)
+                .ok()
+                .flatten()
+                .and_then(|e| e.to_multi_float64().ok())
+            else {
+                continue;
+            };
+            if pts.len() < 9 {
+                continue;
+            }
+            let vox: Vec<[f64; 3]> = pts
+                .chunks_exact(3)
+                .map(|p| vol.world_to_voxel([p[0], p[1], p[2]]))
+                .collect();
+            let z = vox.iter().map(|v| v[0]).sum::<f64>() / vox.len() as f64;
+            let zi = z.round();
+            if (z - zi).abs() > 0.5 || zi < 0.0 || zi >= nz as f64 {
+                continue;
+            }
+            let poly: Vec<(f64, f64)> = vox.iter().map(|v| (v[2], v[1])).collect();
+            let m = rasterize_polygon(&poly, ny, nx);
+            let mut plane = mask.index_axis_mut(ndarray::Axis(0), zi as usize);
+            ndarray::Zip::from(&mut plane)
+                .and(&m)
+                .for_each(|a, &b| *a ^= b);
+        }
+    }
+    Ok(mask)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -196,6 +196,15 @@ impl Pipeline {
         vol: &Volume,
         progress: &mut dyn FnMut(&str, usize, usize),
     ) -> Result<Analysis, AnalysisError> {
+        self.run_with_lungs(vol, progress).map(|(a, _)| a)
+    }
+
+    /// Like [`Pipeline::run`], also returning the lung mask (for overlays, SEG export, Dice).
+    pub fn run_with_lungs(
+        &self,
+        vol: &Volume,
+        progress: &mut dyn FnMut(&str, usize, usize),
+    ) -> Result<(Analysis, LungMask), AnalysisError> {
         if !vol.geometry.is_axial() {
             return Err(AnalysisError::Unsuitable(
                 "slices are not axial; the detector needs an axial chest CT".into(),
@@ -269,7 +278,7 @@ impl Pipeline {
         let exam = lungrads::exam_category(&cats);
         let mut warnings = vol.warnings.clone();
         warnings.extend(lungs.warnings.iter().cloned());
-        Ok(Analysis {
+        let analysis = Analysis {
             series_uid: vol.series_uid.clone(),
             study_uid: vol.study_uid.clone(),
             nodules,
@@ -287,7 +296,8 @@ impl Pipeline {
             spacing_mm: vol.geometry.spacing,
             timings,
             warnings,
-        })
+        };
+        Ok((analysis, lungs))
     }
 }
 

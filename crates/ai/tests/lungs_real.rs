@@ -2,73 +2,19 @@
 
 mod common;
 
-use dicom_dictionary_std::tags;
 use lumen_ai::Volume;
 use lumen_ai::lungs::{LEFT, LungConfig, RIGHT, segment_lungs};
 
-/// Rasterises the RTSTRUCT contours of ROI `name` lying on the plane z = `z` (mm).
+/// The RTSTRUCT ROI `name` on the single slice of `vol`, through the library rasteriser.
 fn roi_mask(
     rt: &dicom_object::DefaultDicomObject,
     vol: &Volume,
     name: &str,
 ) -> ndarray::Array2<bool> {
-    let rois = rt
-        .element(tags::STRUCTURE_SET_ROI_SEQUENCE)
+    lumen_ai::eval::rtstruct_mask(rt, vol, name)
         .unwrap()
-        .items()
-        .unwrap();
-    let number = rois
-        .iter()
-        .find(|r| r.element(tags::ROI_NAME).unwrap().to_str().unwrap().trim() == name)
-        .map(|r| {
-            r.element(tags::ROI_NUMBER)
-                .unwrap()
-                .to_int::<i32>()
-                .unwrap()
-        })
-        .unwrap_or_else(|| panic!("ROI {name}"));
-    let [_, ny, nx] = vol.shape();
-    let mut mask = ndarray::Array2::from_elem((ny, nx), false);
-    let z = vol.geometry.origin[2];
-    for rc in rt
-        .element(tags::ROI_CONTOUR_SEQUENCE)
-        .unwrap()
-        .items()
-        .unwrap()
-    {
-        if rc
-            .element(tags::REFERENCED_ROI_NUMBER)
-            .unwrap()
-            .to_int::<i32>()
-            .unwrap()
-            != number
-        {
-            continue;
-        }
-        for c in rc.element(tags::CONTOUR_SEQUENCE).unwrap().items().unwrap() {
-            let pts = c
-                .element(tags::CONTOUR_DATA)
-                .unwrap()
-                .to_multi_float64()
-                .unwrap();
-            if (pts[2] - z).abs() > 0.5 {
-                continue;
-            }
-            let poly: Vec<(f64, f64)> = pts
-                .chunks_exact(3)
-                .map(|p| {
-                    let v = vol.world_to_voxel([p[0], p[1], p[2]]);
-                    (v[2], v[1])
-                })
-                .collect();
-            let m = lumen_ai::eval::rasterize_polygon(&poly, ny, nx);
-            // Several contours of one ROI on a slice combine by XOR (holes), as RTSTRUCT intends.
-            ndarray::Zip::from(&mut mask)
-                .and(&m)
-                .for_each(|a, &b| *a ^= b);
-        }
-    }
-    mask
+        .index_axis(ndarray::Axis(0), 0)
+        .to_owned()
 }
 
 #[test]
@@ -86,6 +32,11 @@ fn lctsc_rtstruct_lung_dice() {
         Err(lumen_ai::AnalysisError::NoLungs(_)) => ndarray::Array3::zeros((1, 512, 512)),
         Err(e) => panic!("{e}"),
     };
+    assert!(
+        lumen_ai::eval::rtstruct_roi_names(&rt)
+            .iter()
+            .any(|n| n == "Lung_R")
+    );
     for (name, side) in [("Lung_R", RIGHT), ("Lung_L", LEFT)] {
         let truth = roi_mask(&rt, &vol, name);
         let mine = ours.index_axis(ndarray::Axis(0), 0).mapv(|l| l == side);

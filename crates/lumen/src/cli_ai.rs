@@ -31,6 +31,9 @@ pub struct AnalyzeArgs {
     /// Use the high-risk wording of the Fleischner recommendation.
     #[arg(long)]
     pub high_risk: bool,
+    /// Compare the lung masks with the Lung_R / Lung_L contours of this RTSTRUCT (Dice).
+    #[arg(long, value_name = "RTSTRUCT")]
+    pub rtstruct: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `lumen eval`.
@@ -87,16 +90,28 @@ pub fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     cfg.scoring.report_score = args.report_score;
     cfg.scoring.high_risk = args.high_risk;
     let pipeline = Pipeline::classical(&cfg);
-    let analysis = pipeline
-        .run(&vol, &mut |stage, k, _| {
+    let (analysis, lungs) = pipeline
+        .run_with_lungs(&vol, &mut |stage, k, _| {
             pb.set_position(k as u64 + 1);
             pb.set_message(stage.to_string());
         })
         .context("analysing the series")?;
     pb.finish_and_clear();
     print_report(&analysis, load_s, t0.elapsed().as_secs_f64());
+    let mut json = serde_json::to_value(&analysis)?;
+    if let Some(rt_path) = &args.rtstruct {
+        let dice = lung_dice(rt_path, &vol, &lungs)?;
+        for (side, roi, d) in &dice {
+            println!("Lung Dice vs RTSTRUCT {roi}: {side} {d:.4}");
+        }
+        json["lung_dice"] = serde_json::json!(
+            dice.iter()
+                .map(|(side, roi, d)| serde_json::json!({"side": side, "roi": roi, "dice": d}))
+                .collect::<Vec<_>>()
+        );
+    }
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&analysis)?;
+        let json = serde_json::to_string_pretty(&json)?;
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
         println!("JSON written to {}", path.display());
     }
@@ -119,6 +134,48 @@ pub fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         println!("detections written to {}", path.display());
     }
     Ok(())
+}
+
+/// Dice of the right and left lung masks against an RTSTRUCT's lung contours.
+fn lung_dice(
+    rt_path: &std::path::Path,
+    vol: &Volume,
+    lungs: &lumen_ai::lungs::LungMask,
+) -> anyhow::Result<Vec<(&'static str, String, f64)>> {
+    let rt = dicom_object::open_file(rt_path)
+        .with_context(|| format!("reading {}", rt_path.display()))?;
+    let names = lumen_ai::eval::rtstruct_roi_names(&rt);
+    let find = |side: &str| {
+        names
+            .iter()
+            .find(|n| {
+                let l = n.to_ascii_lowercase().replace([' ', '-'], "_");
+                let s = &side[..1];
+                l.contains("lung")
+                    && (l.ends_with(&format!("_{s}"))
+                        || l.contains(side)
+                        || l.starts_with(&format!("{s}_"))
+                        || l.starts_with(&format!("{s}lung")))
+            })
+            .cloned()
+    };
+    let ours = lungs.to_volume_grid(vol.shape());
+    let mut out = Vec::new();
+    for (side, label) in [
+        ("right", lumen_ai::lungs::RIGHT),
+        ("left", lumen_ai::lungs::LEFT),
+    ] {
+        let Some(roi) = find(side) else {
+            anyhow::bail!(
+                "the RTSTRUCT has no {side} lung ROI (ROIs: {})",
+                names.join(", ")
+            );
+        };
+        let truth = lumen_ai::eval::rtstruct_mask(&rt, vol, &roi)?;
+        let mine = ours.mapv(|l| l == label);
+        out.push((side, roi, lumen_ai::eval::dice(&mine, &truth)?));
+    }
+    Ok(out)
 }
 
 fn print_report(a: &Analysis, load_s: f64, total_s: f64) {
