@@ -1,7 +1,7 @@
 //! Object files on disk: written whole or not at all.
 //!
-//! Each object is written to `tmp/`, fsynced, renamed into `objects/aa/bb/`, and the
-//! directory fsynced, before the index learns of it (garage's block writer does the same).
+//! Each object is written to `tmp/`, renamed into `objects/aa/bb/`, then the file and the
+//! directory are fsynced, before the index learns of it (as garage's block writer does).
 //! Files the index never learned of (a crash between rename and commit) are removed by
 //! [`Blobs::sweep`] at start-up.
 
@@ -28,14 +28,15 @@ impl Blobs {
         })
     }
 
-    /// The relative path of an object: fanned out by a hash of its UID, named by UID and
-    /// content hash so that a replacement never overwrites the file it replaces.
-    pub(crate) fn relative_path(sop_uid: &str, sha256_hex: &str) -> String {
-        let h = hex::encode(Sha256::digest(sop_uid.as_bytes()));
+    /// The relative path of an object: one directory per series (fanned out by a hash of
+    /// its UID), the file named by SOP Instance UID and content hash, so that a
+    /// replacement never overwrites the file it replaces.
+    pub(crate) fn relative_path(series_uid: &str, sop_uid: &str, sha256_hex: &str) -> String {
+        let h = hex::encode(Sha256::digest(series_uid.as_bytes()));
         format!(
             "objects/{}/{}/{}-{}.dcm",
             &h[..2],
-            &h[2..4],
+            &h[2..18],
             sop_uid,
             &sha256_hex[..16]
         )
@@ -54,15 +55,20 @@ impl Blobs {
             .ok_or_else(|| io::Error::other("object path has no parent"))?;
         fs::create_dir_all(dir)?;
         let tmp = tempfile_in(&self.root.join("tmp"))?;
+        // The file is renamed into place before it is synced: both syncs then ride on one
+        // journal commit (on ext4 and XFS the directory sync finds nothing left to do),
+        // where sync-then-rename needs two. This is as safe: no reader looks at a file the
+        // index does not list, the index commits only after both syncs, and a file left
+        // unindexed by a crash is swept at the next start.
         let result = (|| {
             let mut f = File::create(&tmp)?;
             f.write_all(bytes)?;
-            f.sync_all()?;
-            drop(f);
             fs::rename(&tmp, &dest)?;
+            f.sync_all()?;
             File::open(dir)?.sync_all()
         })();
         if result.is_err() {
+            // A renamed but unsynced file is not indexed: the next start sweeps it.
             let _ = fs::remove_file(&tmp);
         }
         result

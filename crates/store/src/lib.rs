@@ -281,10 +281,22 @@ impl Store {
     /// Re-sending an identical object succeeds and stores nothing; a different object with
     /// a stored SOP Instance UID is refused or replaces it, by [`ConflictPolicy`].
     pub async fn ingest(&self, bytes: Bytes) -> Result<Ingested, IngestError> {
+        // Parse, check and write in one blocking task (one hand-off between threads). The
+        // file is written before the index is asked whether the instance is known: its path
+        // is derived from the content, so an identical re-send rewrites the very file the
+        // index already lists (atomically, same bytes), and a new instance, the common
+        // case, saves a round trip.
         let accept_any = self.config.accept_unknown_sop_classes;
-        let parsed = tokio::task::spawn_blocking(move || prepare(bytes, accept_any))
-            .await
-            .map_err(internal)??;
+        let blobs = self.blobs.clone();
+        let (parsed, rel) = tokio::task::spawn_blocking(move || {
+            let parsed = prepare(bytes, accept_any)?;
+            let rec = &parsed.record;
+            let rel = Blobs::relative_path(&rec.series_uid, &rec.sop_instance_uid, &parsed.sha256);
+            blobs.write(&rel, &parsed.bytes).map_err(internal)?;
+            Ok::<_, IngestError>((parsed, rel))
+        })
+        .await
+        .map_err(internal)??;
         let rec = &parsed.record;
         let ingested = |status| Ingested {
             status,
@@ -293,29 +305,6 @@ impl Store {
             sop_instance_uid: rec.sop_instance_uid.clone(),
             sop_class_uid: rec.sop_class_uid.clone(),
         };
-        // Cheap pre-check on the read pool: identical re-sends write nothing.
-        if let Some((sha, _)) = self
-            .existing(&rec.sop_instance_uid)
-            .await
-            .map_err(internal)?
-        {
-            if sha == parsed.sha256 {
-                return Ok(ingested(IngestStatus::AlreadyPresent));
-            }
-            if self.config.on_conflict == ConflictPolicy::Reject {
-                return Err(conflict_error(&rec.sop_instance_uid));
-            }
-        }
-        let rel = Blobs::relative_path(&rec.sop_instance_uid, &parsed.sha256);
-        {
-            let blobs = self.blobs.clone();
-            let rel = rel.clone();
-            let bytes = parsed.bytes.clone();
-            tokio::task::spawn_blocking(move || blobs.write(&rel, &bytes))
-                .await
-                .map_err(internal)?
-                .map_err(internal)?;
-        }
         match self.commit(&parsed, &rel).await {
             Ok(Commit::Inserted) => Ok(ingested(IngestStatus::Stored)),
             Ok(Commit::Replaced(old)) => {
@@ -326,22 +315,23 @@ impl Store {
                 }
                 Ok(ingested(IngestStatus::Replaced))
             }
-            Ok(Commit::Identical) => Ok(ingested(IngestStatus::AlreadyPresent)),
+            Ok(Commit::Identical(stored)) => {
+                if stored != rel {
+                    let _ = self.blobs.remove(&rel);
+                }
+                Ok(ingested(IngestStatus::AlreadyPresent))
+            }
             Err(e) => {
-                // Not indexed: the file must not stay (unless an identical commit raced us
-                // and points at the same path, which Commit::Identical covers).
-                let _ = self.blobs.remove(&rel);
+                // A conflict means other content is indexed under this UID, so the file just
+                // written (named by its own content) is listed nowhere and goes. After other
+                // failures it might be the file an identical instance already indexed: it
+                // stays, and the next start sweeps it if it is not listed.
+                if matches!(e, IngestError::Conflict(_)) {
+                    let _ = self.blobs.remove(&rel);
+                }
                 Err(e)
             }
         }
-    }
-
-    async fn existing(&self, sop_uid: &str) -> Result<Option<(String, String)>, sqlx::Error> {
-        let row = sqlx::query("SELECT sha256, path FROM instances WHERE sop_uid = ?")
-            .bind(sop_uid)
-            .fetch_optional(&self.reader)
-            .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
     async fn commit(&self, p: &Prepared, rel: &str) -> Result<Commit, IngestError> {
@@ -374,9 +364,9 @@ impl Store {
             (Some(sha), Some(path)) => Some((sha, path)),
             _ => None,
         };
-        if let Some((sha, _)) = &prior {
+        if let Some((sha, path)) = &prior {
             if *sha == p.sha256 {
-                return Ok(Commit::Identical);
+                return Ok(Commit::Identical(path.clone()));
             }
             if self.config.on_conflict == ConflictPolicy::Reject {
                 return Err(conflict_error(&rec.sop_instance_uid));
@@ -718,7 +708,7 @@ pub use jobs::{AiJob, AiJobOutcome, AiJobStatus};
 
 enum Commit {
     Inserted,
-    Identical,
+    Identical(String),
     Replaced(String),
 }
 
