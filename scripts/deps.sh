@@ -2,7 +2,8 @@
 # Installs what building and testing Lumen needs on a Debian machine, idempotently.
 #   scripts/deps.sh build   - C toolchain pieces the codecs build with (cmake)
 #   scripts/deps.sh test    - plus DCMTK, dicom3tools and a Python venv (.venv) with the
-#                             DICOM clients the tests drive: pydicom, pynetdicom, dicomweb-client
+#                             DICOM clients the tests drive: pydicom, pynetdicom, dicomweb-client,
+#                             highdicom (reads back our SEG and SR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-build}
@@ -24,10 +25,10 @@ fi
 
 if [[ $what == test ]]; then
   venv=${LUMEN_VENV:-.venv}
-  if ! "$venv/bin/python" -c "import pydicom, pynetdicom, dicomweb_client, numpy" 2>/dev/null; then
-    echo "creating Python venv $venv (pydicom, pynetdicom, dicomweb-client)" >&2
+  if ! "$venv/bin/python" -c "import pydicom, pynetdicom, dicomweb_client, highdicom, numpy" 2>/dev/null; then
+    echo "creating Python venv $venv (pydicom, pynetdicom, dicomweb-client, highdicom)" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --upgrade pip
-    "$venv/bin/pip" install -q pydicom pynetdicom dicomweb-client numpy
+    "$venv/bin/pip" install -q pydicom pynetdicom dicomweb-client highdicom numpy
   fi
 fi
