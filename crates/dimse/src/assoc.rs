@@ -6,11 +6,11 @@
 use dicom_ul::pdu::{
     AssociationAC, AssociationRJ, AssociationRJResult, AssociationRJServiceProviderASCEReason,
     AssociationRJServiceUserReason, AssociationRJSource, AssociationRQ, PresentationContextResult,
-    PresentationContextResultReason, UserVariableItem,
+    PresentationContextResultReason, RequestorRoles, UserVariableItem,
 };
 
 use crate::server::ServerConfig;
-use crate::sop::{VERIFICATION, is_storage_sop_class, trim_uid};
+use crate::sop::{Service, VERIFICATION, is_storage_sop_class, query_retrieve_service, trim_uid};
 
 /// The DICOM application context name.
 pub const APPLICATION_CONTEXT: &str = "1.2.840.10008.3.1.1.1";
@@ -41,21 +41,41 @@ pub struct Negotiated {
     pub rejected: usize,
     /// The requestor's maximum PDU length (0: unlimited).
     pub peer_max_pdu: u32,
+    /// Storage SOP classes for which the requestor takes the SCP role (SCP/SCU role
+    /// selection, for C-GET).
+    pub scp_role_classes: Vec<String>,
 }
 
 fn reject(result: AssociationRJResult, source: AssociationRJSource) -> AssociationRJ {
     AssociationRJ { result, source }
 }
 
-/// Whether the SCP supports this abstract syntax under `config`.
-fn abstract_syntax_supported(config: &ServerConfig, uid: &str) -> bool {
-    uid == VERIFICATION
-        || config.sop_classes.iter().any(|c| c == uid)
+/// The service of an abstract syntax the SCP supports under `config`, if it does.
+fn service_of(config: &ServerConfig, uid: &str) -> Option<Service> {
+    if uid == VERIFICATION {
+        Some(Service::Echo)
+    } else if config.sop_classes.iter().any(|c| c == uid)
         || (config.accept_any_storage_class && is_storage_sop_class(uid))
+    {
+        Some(Service::Store)
+    } else {
+        query_retrieve_service(uid)
+    }
 }
 
-/// Decide on an association request.
-pub fn negotiate(config: &ServerConfig, rq: &AssociationRQ) -> Result<Negotiated, AssociationRJ> {
+/// Decide on an association request. `known_caller`: the calling AE title (and address,
+/// if checked) is one of the configured peers.
+///
+/// Access control per service ([`ServerConfig::access`]): a context whose service the caller
+/// may not use is rejected (user rejection). When that leaves nothing accepted, the whole
+/// association is rejected with "calling AE title not recognized" (permanent).
+/// Storage contexts for which the requestor asks the SCP role (C-GET) follow C-GET's rule
+/// when C-STORE's does not allow them.
+pub fn negotiate(
+    config: &ServerConfig,
+    rq: &AssociationRQ,
+    known_caller: bool,
+) -> Result<Negotiated, AssociationRJ> {
     if rq.protocol_version & 1 == 0 {
         return Err(reject(
             AssociationRJResult::Permanent,
@@ -89,16 +109,36 @@ pub fn negotiate(config: &ServerConfig, rq: &AssociationRQ) -> Result<Negotiated
         })
         .unwrap_or(0);
 
+    let roles: Vec<(&str, RequestorRoles)> = rq
+        .user_variables
+        .iter()
+        .filter_map(|v| match v {
+            UserVariableItem::ScuScpRoleSelectionSubItem(uid, r) => Some((trim_uid(uid), *r)),
+            _ => None,
+        })
+        .collect();
+    let wants_scp_role = |uid: &str| roles.iter().any(|(u, r)| *u == uid && r.scp);
     let mut results = Vec::with_capacity(rq.presentation_contexts.len());
     let mut contexts = Vec::new();
     let mut rejected = 0;
+    let mut denied = 0;
     for pc in &rq.presentation_contexts {
         let abstract_syntax = trim_uid(&pc.abstract_syntax);
-        let (reason, ts) = if !abstract_syntax_supported(config, abstract_syntax) {
+        let service = service_of(config, abstract_syntax);
+        let allowed = service.is_some_and(|s| {
+            config.access.of(s).allows(known_caller)
+                || (s == Service::Store
+                    && wants_scp_role(abstract_syntax)
+                    && config.access.get.allows(known_caller))
+        });
+        let (reason, ts) = if service.is_none() {
             (
                 PresentationContextResultReason::AbstractSyntaxNotSupported,
                 None,
             )
+        } else if !allowed {
+            denied += 1;
+            (PresentationContextResultReason::UserRejection, None)
         } else {
             // The requestor's order of preference decides among syntaxes we accept.
             let chosen = pc
@@ -129,23 +169,52 @@ pub fn negotiate(config: &ServerConfig, rq: &AssociationRQ) -> Result<Negotiated
         });
     }
 
+    if contexts.is_empty() && denied > 0 {
+        return Err(reject(
+            AssociationRJResult::Permanent,
+            AssociationRJSource::ServiceUser(
+                AssociationRJServiceUserReason::CallingAETitleNotRecognized,
+            ),
+        ));
+    }
+    // Answer each role selection for an accepted context with the roles proposed.
+    let mut user_variables = vec![
+        UserVariableItem::MaxLength(config.max_pdu_length),
+        UserVariableItem::ImplementationClassUID(IMPLEMENTATION_CLASS_UID.to_string()),
+    ];
+    let mut scp_role_classes: Vec<String> = Vec::new();
+    for (uid, r) in &roles {
+        if contexts.iter().any(|c| c.abstract_syntax == *uid)
+            && !user_variables.iter().any(
+                |v| matches!(v, UserVariableItem::ScuScpRoleSelectionSubItem(u, _) if u == uid),
+            )
+        {
+            user_variables.push(UserVariableItem::ScuScpRoleSelectionSubItem(
+                uid.to_string(),
+                *r,
+            ));
+            if r.scp {
+                scp_role_classes.push(uid.to_string());
+            }
+        }
+    }
+    user_variables.push(UserVariableItem::ImplementationVersionName(
+        IMPLEMENTATION_VERSION_NAME.to_string(),
+    ));
     let ac = AssociationAC {
         protocol_version: 1,
         calling_ae_title: rq.calling_ae_title.clone(),
         called_ae_title: rq.called_ae_title.clone(),
         application_context_name: APPLICATION_CONTEXT.to_string(),
         presentation_contexts: results,
-        user_variables: vec![
-            UserVariableItem::MaxLength(config.max_pdu_length),
-            UserVariableItem::ImplementationClassUID(IMPLEMENTATION_CLASS_UID.to_string()),
-            UserVariableItem::ImplementationVersionName(IMPLEMENTATION_VERSION_NAME.to_string()),
-        ],
+        user_variables,
     };
     Ok(Negotiated {
         ac,
         contexts,
         rejected,
         peer_max_pdu,
+        scp_role_classes,
     })
 }
 
@@ -176,7 +245,7 @@ mod tests {
     #[test]
     fn called_ae_checked_unless_any() {
         let mut config = ServerConfig::default();
-        let err = negotiate(&config, &rq("OTHER", vec![])).unwrap_err();
+        let err = negotiate(&config, &rq("OTHER", vec![]), false).unwrap_err();
         assert_eq!(
             err.source,
             AssociationRJSource::ServiceUser(
@@ -184,9 +253,9 @@ mod tests {
             )
         );
         assert_eq!(err.result, AssociationRJResult::Permanent);
-        assert!(negotiate(&config, &rq("LUMEN", vec![])).is_ok());
+        assert!(negotiate(&config, &rq("LUMEN", vec![]), false).is_ok());
         config.accept_any_called_ae = true;
-        assert!(negotiate(&config, &rq("OTHER", vec![])).is_ok());
+        assert!(negotiate(&config, &rq("OTHER", vec![]), false).is_ok());
     }
 
     #[test]
@@ -204,7 +273,7 @@ mod tests {
                 ("1.2.840.10008.5.1.4.1.1.81.1", vec!["1.2.840.10008.1.2"]),
             ],
         );
-        let n = negotiate(&config, &request).unwrap();
+        let n = negotiate(&config, &request, false).unwrap();
         let reasons: Vec<_> =
             n.ac.presentation_contexts
                 .iter()
@@ -226,7 +295,65 @@ mod tests {
         assert_eq!(n.rejected, 3);
         assert_eq!(n.peer_max_pdu, 16384);
         config.accept_any_storage_class = true;
-        let n = negotiate(&config, &request).unwrap();
+        let n = negotiate(&config, &request, false).unwrap();
         assert_eq!(n.contexts.len(), 3);
+    }
+
+    #[test]
+    fn query_retrieve_only_from_known_callers() {
+        use crate::sop::{STUDY_ROOT_FIND, STUDY_ROOT_GET};
+        let config = ServerConfig::default();
+        let qr_only = rq("LUMEN", vec![(STUDY_ROOT_FIND, vec!["1.2.840.10008.1.2"])]);
+        let err = negotiate(&config, &qr_only, false).unwrap_err();
+        assert_eq!(
+            err.source,
+            AssociationRJSource::ServiceUser(
+                AssociationRJServiceUserReason::CallingAETitleNotRecognized
+            )
+        );
+        assert_eq!(err.result, AssociationRJResult::Permanent);
+        let n = negotiate(&config, &qr_only, true).unwrap();
+        assert_eq!(n.contexts.len(), 1);
+
+        // Mixed: the Q/R context alone is refused.
+        let mixed = rq(
+            "LUMEN",
+            vec![
+                (STUDY_ROOT_FIND, vec!["1.2.840.10008.1.2"]),
+                (VERIFICATION, vec!["1.2.840.10008.1.2"]),
+            ],
+        );
+        let n = negotiate(&config, &mixed, false).unwrap();
+        assert_eq!(n.contexts.len(), 1);
+        assert_eq!(n.contexts[0].abstract_syntax, VERIFICATION);
+        assert_eq!(
+            n.ac.presentation_contexts[0].reason,
+            PresentationContextResultReason::UserRejection
+        );
+
+        // C-GET with SCP role selection for CT: the role is answered.
+        let ct = "1.2.840.10008.5.1.4.1.1.2";
+        let mut get = rq(
+            "LUMEN",
+            vec![
+                (STUDY_ROOT_GET, vec!["1.2.840.10008.1.2"]),
+                (ct, vec!["1.2.840.10008.1.2"]),
+            ],
+        );
+        get.user_variables
+            .push(UserVariableItem::ScuScpRoleSelectionSubItem(
+                ct.into(),
+                RequestorRoles {
+                    scu: false,
+                    scp: true,
+                },
+            ));
+        let n = negotiate(&config, &get, true).unwrap();
+        assert_eq!(n.contexts.len(), 2);
+        assert_eq!(n.scp_role_classes, [ct]);
+        assert!(n.ac.user_variables.iter().any(|v| matches!(
+            v,
+            UserVariableItem::ScuScpRoleSelectionSubItem(u, r) if u == ct && r.scp && !r.scu
+        )));
     }
 }

@@ -90,6 +90,16 @@ impl Conn {
             .map_err(|_| DimseError::Timeout(what))?
     }
 
+    /// Receive a PDU only if one has arrived completely (or arrives without waiting).
+    /// Safe to call between other operations: partial input stays buffered.
+    pub async fn try_recv(&mut self) -> Result<Option<Incoming>> {
+        // `timeout` polls the read once before looking at the (already passed) deadline.
+        match tokio::time::timeout(Duration::ZERO, self.recv_inner()).await {
+            Ok(r) => r.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Receive the next PDU within the connection's timeout.
     pub async fn recv(&mut self) -> Result<Incoming> {
         self.recv_within(self.timeout, "PDU").await

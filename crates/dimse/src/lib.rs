@@ -1,10 +1,12 @@
-//! DIMSE networking for Lumen: the message layer on top of dicom-ul, a C-ECHO/C-STORE SCP
-//! and a C-ECHO/C-STORE SCU.
+//! DIMSE networking for Lumen: the message layer on top of dicom-ul, an SCP for C-ECHO,
+//! C-STORE, C-FIND, C-GET and C-MOVE (with C-CANCEL), and SCUs.
 //!
 //! - [`command`]: DIMSE command sets ([`Command`]) encoded with dicom-rs's object model.
 //! - [`status`]: status codes and their classification.
 //! - [`pdata`]: P-DATA-TF fragmentation and message reassembly.
-//! - [`server`]: the SCP ([`Server`], [`serve`]) handing data sets to a [`StoreHandler`].
+//! - [`server`]: the SCP ([`Server`], [`serve`]) handing data sets to a [`StoreHandler`],
+//!   with access control per service ([`AccessPolicy`]) and known peers ([`Peer`]).
+//! - `qr`: C-FIND, C-GET and C-MOVE as SCP (the handler matches; this crate exchanges).
 //! - [`scu`]: the SCU ([`StoreScu`]) for `lumen send`, tests and benchmarks.
 //! - [`sop`]: the SOP classes and transfer syntaxes accepted by default.
 //!
@@ -42,6 +44,7 @@ pub mod command;
 mod conn;
 pub mod error;
 pub mod pdata;
+mod qr;
 pub mod scu;
 pub mod server;
 pub mod sop;
@@ -52,5 +55,7 @@ pub use command::{Command, CommandField, Priority};
 pub use error::DimseError;
 pub use scu::{Part10Info, Proposal, Response, ScuConfig, StoreScu, proposals_for};
 pub use server::{
-    AssociationSummary, Server, ServerConfig, StoreHandler, StoreOutcome, StoreRequest, serve,
+    Access, AccessPolicy, AssociationSummary, Failure, FindOutcome, LoadedInstance, Peer,
+    QueryRequest, RetrieveItem, Server, ServerConfig, StoreHandler, StoreOutcome, StoreRequest,
+    serve,
 };

@@ -304,6 +304,26 @@ impl StoreScu {
         transfer_syntax_uid: &str,
         dataset: &[u8],
     ) -> Result<Response> {
+        self.store_with(
+            sop_class_uid,
+            sop_instance_uid,
+            transfer_syntax_uid,
+            dataset,
+            None,
+        )
+        .await
+    }
+
+    /// [`store`](Self::store) as a C-MOVE sub-operation: `originator` is the Move
+    /// Originator AE Title and Message ID.
+    pub async fn store_with(
+        &mut self,
+        sop_class_uid: &str,
+        sop_instance_uid: &str,
+        transfer_syntax_uid: &str,
+        dataset: &[u8],
+        originator: Option<(&str, u16)>,
+    ) -> Result<Response> {
         let ctx = self
             .contexts
             .iter()
@@ -316,7 +336,11 @@ impl StoreScu {
                 transfer_syntax_uid: transfer_syntax_uid.into(),
             })?;
         let id = self.message_id();
-        let rq = Command::store_rq(id, sop_class_uid, sop_instance_uid, Priority::Medium);
+        let mut rq = Command::store_rq(id, sop_class_uid, sop_instance_uid, Priority::Medium);
+        if let Some((ae, message_id)) = originator {
+            rq.move_originator_ae_title = Some(ae.to_string());
+            rq.move_originator_message_id = Some(message_id);
+        }
         self.conn
             .send_message(ctx, &rq.encode()?, Some(dataset))
             .await?;

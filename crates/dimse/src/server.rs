@@ -4,6 +4,7 @@
 //! then DIMSE messages until release, abort, error or the idle timeout. A failing or
 //! vanishing peer only ends its own association; the handler never sees partial data.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use crate::command::{Command, CommandField};
 use crate::conn::{Conn, Incoming};
 use crate::error::DimseError;
 use crate::pdata::{Assembler, Message, pdv_items};
-use crate::sop::{STORAGE_SOP_CLASSES, STORAGE_TRANSFER_SYNTAXES};
+use crate::sop::{STORAGE_SOP_CLASSES, STORAGE_TRANSFER_SYNTAXES, Service};
 use crate::status;
 
 /// SCP settings. `Default` gives a storage SCP called `LUMEN`.
@@ -54,6 +55,89 @@ pub struct ServerConfig {
     pub accept_any_storage_class: bool,
     /// Transfer syntaxes accepted. Default [`STORAGE_TRANSFER_SYNTAXES`].
     pub transfer_syntaxes: Vec<String>,
+    /// Known remote AEs: callers allowed where [`Access::Peers`] applies, and the C-MOVE
+    /// destinations. Default none.
+    pub peers: Vec<Peer>,
+    /// Also require a known caller to connect from an address of its peer entry's host.
+    /// Default false (the calling AE title is enough).
+    pub check_peer_address: bool,
+    /// Who may use each service. Default: C-ECHO and C-STORE anyone; C-FIND, C-MOVE and
+    /// C-GET only known peers.
+    pub access: AccessPolicy,
+}
+
+/// A known remote application entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its AE title.
+    pub ae_title: String,
+    /// Host name or address (where C-MOVE sends to, and, with
+    /// [`ServerConfig::check_peer_address`], where it must call from).
+    pub host: String,
+    /// Its DICOM port.
+    pub port: u16,
+}
+
+/// Who may use a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// Any calling AE title.
+    Anyone,
+    /// Only the AE titles in [`ServerConfig::peers`].
+    Peers,
+    /// Nobody: the service is off.
+    Nobody,
+}
+
+impl Access {
+    /// Whether a caller (known or not) may use the service.
+    pub fn allows(self, known_caller: bool) -> bool {
+        match self {
+            Access::Anyone => true,
+            Access::Peers => known_caller,
+            Access::Nobody => false,
+        }
+    }
+}
+
+/// Access per service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AccessPolicy {
+    /// C-ECHO. Default anyone.
+    pub echo: Access,
+    /// C-STORE. Default anyone.
+    pub store: Access,
+    /// C-FIND. Default peers.
+    pub find: Access,
+    /// C-MOVE. Default peers.
+    pub move_: Access,
+    /// C-GET. Default peers.
+    pub get: Access,
+}
+
+impl Default for AccessPolicy {
+    fn default() -> Self {
+        AccessPolicy {
+            echo: Access::Anyone,
+            store: Access::Anyone,
+            find: Access::Peers,
+            move_: Access::Peers,
+            get: Access::Peers,
+        }
+    }
+}
+
+impl AccessPolicy {
+    /// The access rule of a service.
+    pub fn of(&self, service: Service) -> Access {
+        match service {
+            Service::Echo => self.echo,
+            Service::Store => self.store,
+            Service::Find => self.find,
+            Service::Move => self.move_,
+            Service::Get => self.get,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -72,7 +156,17 @@ impl Default for ServerConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            peers: Vec::new(),
+            check_peer_address: false,
+            access: AccessPolicy::default(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// The peer entry of an AE title.
+    pub fn peer(&self, ae_title: &str) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.ae_title == ae_title)
     }
 }
 
@@ -117,6 +211,66 @@ pub enum StoreOutcome {
     },
 }
 
+/// A C-FIND, C-MOVE or C-GET request: the identifier as received.
+#[derive(Debug, Clone)]
+pub struct QueryRequest {
+    /// Calling AE title of the association.
+    pub calling_ae: String,
+    /// Peer address.
+    pub peer: SocketAddr,
+    /// The information model (Affected SOP Class UID, e.g. Study Root FIND).
+    pub sop_class_uid: String,
+    /// Transfer syntax of the presentation context, the encoding of `identifier`
+    /// (and of the identifiers a C-FIND answers with).
+    pub transfer_syntax_uid: String,
+    /// The identifier data set bytes.
+    pub identifier: Bytes,
+}
+
+/// The answer to a C-FIND.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FindOutcome {
+    /// The matches: one identifier per pending response, each encoded in the request's
+    /// transfer syntax.
+    Matches(Vec<Bytes>),
+    /// No search: a failure status (A700, A900, C000...) with an Error Comment.
+    Failure {
+        /// The failure status.
+        status: u16,
+        /// Error Comment, cut to 64 characters.
+        comment: String,
+    },
+}
+
+/// One instance to send for a C-MOVE or C-GET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrieveItem {
+    /// SOP Class UID.
+    pub sop_class_uid: String,
+    /// SOP Instance UID.
+    pub sop_instance_uid: String,
+    /// The transfer syntax it is stored in.
+    pub transfer_syntax_uid: String,
+}
+
+/// The data set of a [`RetrieveItem`], ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedInstance {
+    /// The transfer syntax of `dataset` (one of those the receiver accepted).
+    pub transfer_syntax_uid: String,
+    /// The data set bytes (no file meta).
+    pub dataset: Bytes,
+}
+
+/// A failure status with its Error Comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The status.
+    pub status: u16,
+    /// Error Comment, cut to 64 characters.
+    pub comment: String,
+}
+
 /// Counts for one association, given to [`StoreHandler::association_ended`].
 #[derive(Debug, Clone)]
 pub struct AssociationSummary {
@@ -139,6 +293,40 @@ pub trait StoreHandler: Send + Sync + 'static {
     /// Store one instance; called once per complete C-STORE-RQ, never with partial data.
     fn store(&self, req: StoreRequest) -> impl Future<Output = StoreOutcome> + Send;
 
+    /// Answer a C-FIND. Default: 0211 (unrecognized operation).
+    fn find(&self, _req: QueryRequest) -> impl Future<Output = FindOutcome> + Send {
+        async {
+            FindOutcome::Failure {
+                status: status::UNRECOGNIZED_OPERATION,
+                comment: "C-FIND is not offered".into(),
+            }
+        }
+    }
+
+    /// The instances a C-MOVE or C-GET identifier selects. Default: 0211.
+    fn retrieve(
+        &self,
+        _req: QueryRequest,
+    ) -> impl Future<Output = Result<Vec<RetrieveItem>, Failure>> + Send {
+        async {
+            Err(Failure {
+                status: status::UNRECOGNIZED_OPERATION,
+                comment: "retrieval is not offered".into(),
+            })
+        }
+    }
+
+    /// The data set of one instance in one of `accepted` transfer syntaxes (the receiver's
+    /// accepted syntaxes for its SOP class, best first): as stored when the stored syntax
+    /// is among them, else transcoded. `Err` fails this sub-operation with the message.
+    fn load(
+        &self,
+        _item: RetrieveItem,
+        _accepted: Vec<String>,
+    ) -> impl Future<Output = Result<LoadedInstance, String>> + Send {
+        async { Err("retrieval is not offered".to_string()) }
+    }
+
     /// Called once when an association that was accepted ends. Default: nothing.
     fn association_ended(&self, _summary: &AssociationSummary) {}
 }
@@ -146,6 +334,25 @@ pub trait StoreHandler: Send + Sync + 'static {
 impl<T: StoreHandler> StoreHandler for Arc<T> {
     fn store(&self, req: StoreRequest) -> impl Future<Output = StoreOutcome> + Send {
         (**self).store(req)
+    }
+
+    fn find(&self, req: QueryRequest) -> impl Future<Output = FindOutcome> + Send {
+        (**self).find(req)
+    }
+
+    fn retrieve(
+        &self,
+        req: QueryRequest,
+    ) -> impl Future<Output = Result<Vec<RetrieveItem>, Failure>> + Send {
+        (**self).retrieve(req)
+    }
+
+    fn load(
+        &self,
+        item: RetrieveItem,
+        accepted: Vec<String>,
+    ) -> impl Future<Output = Result<LoadedInstance, String>> + Send {
+        (**self).load(item, accepted)
     }
 
     fn association_ended(&self, summary: &AssociationSummary) {
@@ -287,20 +494,59 @@ async fn reject_busy(stream: TcpStream, peer: SocketAddr, config: &ServerConfig)
     conn.shutdown().await;
 }
 
+/// Whether `calling_ae` is a configured peer (calling from its host's address, when that
+/// is checked).
+async fn is_known_caller(config: &ServerConfig, calling_ae: &str, peer: SocketAddr) -> bool {
+    let Some(p) = config.peer(calling_ae) else {
+        return false;
+    };
+    if !config.check_peer_address {
+        return true;
+    }
+    let lookup = tokio::net::lookup_host((p.host.as_str(), p.port));
+    match tokio::time::timeout(Duration::from_secs(5), lookup).await {
+        Ok(Ok(mut addrs)) => addrs.any(|a| a.ip() == peer.ip()),
+        _ => {
+            warn!(%calling_ae, host = %p.host, "cannot resolve the peer's host");
+            false
+        }
+    }
+}
+
+/// Something the requestor sent, in arrival order.
+#[allow(clippy::large_enum_variant)] // Messages are the common case; boxing buys nothing.
+pub(crate) enum Event {
+    /// A complete DIMSE message.
+    Message(Message),
+    /// A-RELEASE-RQ.
+    Release,
+}
+
 /// Per-association state.
-struct Session<'a, H> {
-    conn: Conn,
-    config: &'a ServerConfig,
-    handler: Arc<H>,
-    peer: SocketAddr,
-    calling_ae: String,
-    called_ae: String,
+pub(crate) struct Session<'a, H> {
+    pub(crate) conn: Conn,
+    pub(crate) config: &'a ServerConfig,
+    pub(crate) handler: Arc<H>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) calling_ae: String,
+    pub(crate) called_ae: String,
     /// Accepted context index by context ID.
     by_id: [Option<u8>; 256],
-    contexts: Vec<AcceptedContext>,
+    pub(crate) contexts: Vec<AcceptedContext>,
+    /// Storage classes for which the requestor took the SCP role (C-GET).
+    pub(crate) scp_role_classes: Vec<String>,
+    asm: Assembler,
+    /// Received but not yet handled (messages that arrived during an operation).
+    pub(crate) queue: VecDeque<Event>,
+    /// Message ID of the next C-STORE sub-operation we send.
+    pub(crate) next_sub_id: u16,
     stored: u32,
     failed: u32,
     echoed: u32,
+    /// C-FIND responses with a match sent.
+    pub(crate) found: u32,
+    /// Instances sent by C-GET or C-MOVE sub-operations.
+    pub(crate) sent: u32,
     bytes: u64,
 }
 
@@ -335,10 +581,11 @@ async fn serve_association<H: StoreHandler>(
     };
     let calling_ae = rq.calling_ae_title.trim().to_string();
     let called_ae = rq.called_ae_title.trim().to_string();
-    let negotiated = match negotiate(config, &rq) {
+    let known_caller = is_known_caller(config, &calling_ae, peer).await;
+    let negotiated = match negotiate(config, &rq, known_caller) {
         Ok(n) => n,
         Err(rj) => {
-            warn!(%peer, %calling_ae, %called_ae, reason = %rj.source, "association rejected");
+            warn!(%peer, %calling_ae, %called_ae, known_caller, reason = %rj.source, "association rejected");
             let _ = conn.send_pdu(&Pdu::AssociationRJ(rj)).await;
             conn.shutdown().await;
             return;
@@ -353,7 +600,7 @@ async fn serve_association<H: StoreHandler>(
         return;
     }
     info!(
-        %peer, %calling_ae, %called_ae,
+        %peer, %calling_ae, %called_ae, known_caller,
         accepted = negotiated.contexts.len(),
         rejected = negotiated.rejected,
         peer_max_pdu = negotiated.peer_max_pdu,
@@ -375,9 +622,15 @@ async fn serve_association<H: StoreHandler>(
         called_ae,
         by_id,
         contexts: negotiated.contexts,
+        scp_role_classes: negotiated.scp_role_classes,
+        asm: Assembler::new(config.max_dataset_size),
+        queue: VecDeque::new(),
+        next_sub_id: 1,
         stored: 0,
         failed: 0,
         echoed: 0,
+        found: 0,
+        sent: 0,
         bytes: 0,
     };
     let started = Instant::now();
@@ -387,11 +640,13 @@ async fn serve_association<H: StoreHandler>(
     match &outcome {
         Ok(()) => info!(
             peer = %s.peer, calling_ae = %s.calling_ae, stored = s.stored, failed = s.failed,
-            echoed = s.echoed, bytes = s.bytes, elapsed_ms, "association released"
+            echoed = s.echoed, found = s.found, sent = s.sent, bytes = s.bytes, elapsed_ms,
+            "association released"
         ),
         Err(e) => warn!(
             peer = %s.peer, calling_ae = %s.calling_ae, stored = s.stored, failed = s.failed,
-            echoed = s.echoed, bytes = s.bytes, elapsed_ms, error = %e, "association ended abnormally"
+            echoed = s.echoed, found = s.found, sent = s.sent, bytes = s.bytes, elapsed_ms,
+            error = %e, "association ended abnormally"
         ),
     }
     if let Err(e) = &outcome
@@ -412,43 +667,83 @@ async fn serve_association<H: StoreHandler>(
 
 impl<H: StoreHandler> Session<'_, H> {
     async fn run(&mut self) -> Result<(), DimseError> {
-        let mut asm = Assembler::new(self.config.max_dataset_size);
         loop {
-            match self.conn.recv().await? {
-                Incoming::PData(body) => {
-                    for pdv in pdv_items(body)? {
-                        if self.by_id[pdv.context_id as usize].is_none() {
-                            return Err(DimseError::Protocol(format!(
-                                "PDV on presentation context {} that was not accepted",
-                                pdv.context_id
-                            )));
-                        }
-                        if let Some(msg) = asm.push(pdv)? {
-                            self.dispatch(msg).await?;
-                        }
+            while let Some(event) = self.queue.pop_front() {
+                match event {
+                    Event::Message(msg) => self.dispatch(msg).await?,
+                    Event::Release => {
+                        self.conn.send_pdu(&Pdu::ReleaseRP).await?;
+                        return Ok(());
                     }
-                }
-                Incoming::Other(Pdu::ReleaseRQ) => {
-                    if asm.in_progress() {
-                        warn!(peer = %self.peer, "release during a message; partial message dropped");
-                    }
-                    self.conn.send_pdu(&Pdu::ReleaseRP).await?;
-                    return Ok(());
-                }
-                Incoming::Other(Pdu::AbortRQ { .. }) => return Err(DimseError::Aborted),
-                Incoming::Other(other) => {
-                    return Err(DimseError::Protocol(format!(
-                        "unexpected PDU {}",
-                        other.short_description()
-                    )));
                 }
             }
+            self.read_pdu(true).await?;
         }
+    }
+
+    /// Read one PDU (waiting for it when `wait`, else only if one has arrived) and queue
+    /// what it completes. Returns whether a PDU was read.
+    pub(crate) async fn read_pdu(&mut self, wait: bool) -> Result<bool, DimseError> {
+        let incoming = if wait {
+            self.conn.recv().await?
+        } else {
+            match self.conn.try_recv().await? {
+                Some(i) => i,
+                None => return Ok(false),
+            }
+        };
+        match incoming {
+            Incoming::PData(body) => {
+                for pdv in pdv_items(body)? {
+                    if self.by_id[pdv.context_id as usize].is_none() {
+                        return Err(DimseError::Protocol(format!(
+                            "PDV on presentation context {} that was not accepted",
+                            pdv.context_id
+                        )));
+                    }
+                    if let Some(msg) = self.asm.push(pdv)? {
+                        self.queue.push_back(Event::Message(msg));
+                    }
+                }
+            }
+            Incoming::Other(Pdu::ReleaseRQ) => {
+                if self.asm.in_progress() {
+                    warn!(peer = %self.peer, "release during a message; partial message dropped");
+                }
+                self.queue.push_back(Event::Release);
+            }
+            Incoming::Other(Pdu::AbortRQ { .. }) => return Err(DimseError::Aborted),
+            Incoming::Other(other) => {
+                return Err(DimseError::Protocol(format!(
+                    "unexpected PDU {}",
+                    other.short_description()
+                )));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether a C-CANCEL-RQ for `message_id` has arrived (reads what has arrived without
+    /// waiting; the cancel is consumed, other messages stay queued).
+    pub(crate) async fn cancelled(&mut self, message_id: Option<u16>) -> Result<bool, DimseError> {
+        while self.read_pdu(false).await? {}
+        let before = self.queue.len();
+        self.queue.retain(|e| {
+            !matches!(e, Event::Message(m) if m.command.field == CommandField::CCancelRq
+                && m.command.message_id_being_responded_to == message_id)
+        });
+        Ok(self.queue.len() != before)
     }
 
     async fn dispatch(&mut self, msg: Message) -> Result<(), DimseError> {
         let ctx_index = self.by_id[msg.context_id as usize].unwrap_or_default() as usize;
         let ctx = self.contexts[ctx_index].clone();
+        match msg.command.field {
+            CommandField::CFindRq => return self.c_find(&ctx, msg).await,
+            CommandField::CGetRq => return self.c_get(&ctx, msg).await,
+            CommandField::CMoveRq => return self.c_move(&ctx, msg).await,
+            _ => {}
+        }
         let cmd = &msg.command;
         let rsp = match cmd.field {
             CommandField::CEchoRq => {
@@ -463,7 +758,7 @@ impl<H: StoreHandler> Session<'_, H> {
                 }
                 rsp
             }
-            // No operation is ever pending, so there is nothing to cancel.
+            // A cancel for an operation that already ended: nothing to do.
             CommandField::CCancelRq => return Ok(()),
             f if f.is_response() => {
                 debug!(peer = %self.peer, field = f.value(), "ignoring unsolicited response");

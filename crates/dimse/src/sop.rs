@@ -10,6 +10,44 @@ pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
 /// Explicit VR Little Endian.
 pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 
+/// Patient Root Query/Retrieve Information Model - FIND.
+pub const PATIENT_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.1.1";
+/// Patient Root Query/Retrieve Information Model - MOVE.
+pub const PATIENT_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.1.2";
+/// Patient Root Query/Retrieve Information Model - GET.
+pub const PATIENT_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.1.3";
+/// Study Root Query/Retrieve Information Model - FIND.
+pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
+/// Study Root Query/Retrieve Information Model - MOVE.
+pub const STUDY_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.2.2";
+/// Study Root Query/Retrieve Information Model - GET.
+pub const STUDY_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.2.3";
+
+/// The DIMSE service an abstract syntax belongs to (for access control and dispatch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// Verification (C-ECHO).
+    Echo,
+    /// A storage SOP class (C-STORE).
+    Store,
+    /// A query/retrieve FIND model (C-FIND).
+    Find,
+    /// A query/retrieve MOVE model (C-MOVE).
+    Move,
+    /// A query/retrieve GET model (C-GET).
+    Get,
+}
+
+/// The query/retrieve service of a Patient Root or Study Root model, if `uid` is one.
+pub fn query_retrieve_service(uid: &str) -> Option<Service> {
+    match uid {
+        PATIENT_ROOT_FIND | STUDY_ROOT_FIND => Some(Service::Find),
+        PATIENT_ROOT_MOVE | STUDY_ROOT_MOVE => Some(Service::Move),
+        PATIENT_ROOT_GET | STUDY_ROOT_GET => Some(Service::Get),
+        _ => None,
+    }
+}
+
 /// Storage SOP classes accepted by default: the common image, structured report,
 /// segmentation, radiotherapy, presentation state and document classes.
 pub const STORAGE_SOP_CLASSES: &[&str] = &[
