@@ -38,6 +38,106 @@ pub struct Config {
     pub max_request_bytes: u64,
     /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
     pub cors_origins: Vec<String>,
+    /// Known remote AEs, each `AET=HOST:PORT`: allowed to query and retrieve, C-MOVE
+    /// destinations, routing targets. `--peer` flags add to this list.
+    pub peers: Vec<String>,
+    /// Also require a known peer to call from an address of its host.
+    pub check_peer_address: bool,
+    /// Who may use each DICOM service.
+    pub access: AccessConfig,
+    /// When and how the AI reads arriving series (`[ai]` table).
+    pub ai: crate::ai_runner::AiConfig,
+}
+
+/// Who may use a DICOM service: `any` caller, only declared `peers`, or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessRule {
+    /// Any calling AE title.
+    Any,
+    /// Only the AE titles in `peers`.
+    Peers,
+    /// The service is off.
+    None,
+}
+
+/// Access per DICOM service (defaults as Orthanc ships: echo and store from anyone,
+/// query and retrieve from declared peers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    /// C-ECHO.
+    pub echo: AccessRule,
+    /// C-STORE.
+    pub store: AccessRule,
+    /// C-FIND.
+    pub find: AccessRule,
+    /// C-MOVE.
+    #[serde(rename = "move")]
+    pub move_: AccessRule,
+    /// C-GET.
+    pub get: AccessRule,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            echo: AccessRule::Any,
+            store: AccessRule::Any,
+            find: AccessRule::Peers,
+            move_: AccessRule::Peers,
+            get: AccessRule::Peers,
+        }
+    }
+}
+
+/// A declared remote AE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAe {
+    /// AE title.
+    pub aet: String,
+    /// Host name or address.
+    pub host: String,
+    /// DICOM port.
+    pub port: u16,
+}
+
+impl std::str::FromStr for PeerAe {
+    type Err = anyhow::Error;
+
+    /// Parses `AET=HOST:PORT` (`AET=[v6addr]:PORT` for IPv6).
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        let (aet, addr) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("peer '{s}' is not AET=HOST:PORT"))?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow::anyhow!("peer '{s}' is not AET=HOST:PORT"))?;
+        let aet = aet.trim();
+        check_aet(aet)?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        anyhow::ensure!(!host.is_empty(), "peer '{s}' has no host");
+        let port = port
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("peer '{s}' has an invalid port"))?;
+        Ok(PeerAe {
+            aet: aet.to_string(),
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+fn check_aet(aet: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !aet.is_empty()
+            && aet.len() <= 16
+            && aet.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+            && !aet.contains('\\'),
+        "AE title '{aet}' must be 1 to 16 printable ASCII characters"
+    );
+    Ok(())
 }
 
 impl Default for Config {
@@ -56,6 +156,10 @@ impl Default for Config {
             max_object_bytes: 2 << 30,
             max_request_bytes: 16 << 30,
             cors_origins: Vec::new(),
+            peers: Vec::new(),
+            check_peer_address: false,
+            access: AccessConfig::default(),
+            ai: crate::ai_runner::AiConfig::default(),
         }
     }
 }
@@ -75,6 +179,9 @@ pub struct Overrides {
     pub on_conflict: Option<ConflictPolicy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors_origins: Option<Vec<String>>,
+    /// `--peer` flags: added to the configured peers.
+    #[serde(skip)]
+    pub extra_peers: Vec<String>,
 }
 
 /// The keys that `LUMEN_*` variables may set (other `LUMEN_*` variables, such as
@@ -93,12 +200,17 @@ const KEYS: &[&str] = &[
     "max_object_bytes",
     "max_request_bytes",
     "cors_origins",
+    "peers",
+    "check_peer_address",
+    "access",
+    "ai",
 ];
 
 impl Config {
     /// Loads the layered configuration. `file` is read if given (it must exist), else
     /// `./lumen.toml` if present.
     pub fn load(file: Option<&PathBuf>, overrides: Overrides) -> anyhow::Result<Self> {
+        let overrides_peers = overrides.extra_peers.clone();
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(f) => {
@@ -110,14 +222,29 @@ impl Config {
         fig = fig
             .merge(Env::prefixed("LUMEN_").only(KEYS))
             .merge(Serialized::defaults(overrides));
-        let cfg: Config = fig.extract()?;
+        let extra_peers = overrides_peers;
+        let mut cfg: Config = fig.extract()?;
         anyhow::ensure!(
             !cfg.aet.is_empty()
                 && cfg.aet.len() <= 16
                 && cfg.aet.bytes().all(|b| b.is_ascii_graphic() || b == b' '),
             "AE title must be 1 to 16 printable ASCII characters"
         );
+        cfg.peers.extend(extra_peers);
+        let peers = cfg.peer_list()?;
+        for (i, p) in peers.iter().enumerate() {
+            anyhow::ensure!(
+                !peers[..i].iter().any(|q| q.aet == p.aet),
+                "peer AE title {} declared twice",
+                p.aet
+            );
+        }
         Ok(cfg)
+    }
+
+    /// The declared peers, parsed.
+    pub fn peer_list(&self) -> anyhow::Result<Vec<PeerAe>> {
+        self.peers.iter().map(|p| p.parse()).collect()
     }
 
     /// The DIMSE idle timeout.
@@ -127,6 +254,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error.
 mod tests {
     use super::*;
 
@@ -151,6 +279,35 @@ mod tests {
             )
             .map_err(|e| e.to_string())?;
             assert_eq!(cfg.http, "127.0.0.1:9002");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn peers_from_file_and_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "lumen.toml",
+                "peers = [\"PACS=10.0.0.5:104\"]\n[access]\nfind = \"any\"\n",
+            )?;
+            let cfg = Config::load(
+                None,
+                Overrides {
+                    extra_peers: vec!["ORTHANC=127.0.0.1:4242".into()],
+                    ..Overrides::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            let peers = cfg.peer_list().map_err(|e| e.to_string())?;
+            assert_eq!(peers.len(), 2);
+            assert_eq!(peers[1].aet, "ORTHANC");
+            assert_eq!(peers[1].port, 4242);
+            assert_eq!(cfg.access.find, AccessRule::Any);
+            assert_eq!(cfg.access.move_, AccessRule::Peers);
+            jail.create_file("lumen.toml", "peers = [\"PACS=nohost\"]\n")?;
+            assert!(Config::load(None, Overrides::default()).is_err());
+            jail.create_file("lumen.toml", "peers = [\"A=h:1\", \"A=h:2\"]\n")?;
+            assert!(Config::load(None, Overrides::default()).is_err());
             Ok(())
         });
     }

@@ -1,8 +1,11 @@
 //! `lumen`: the one binary — archive server, importer and AI command line.
 
+mod ai_runner;
 mod cli_ai;
 mod config;
 mod import;
+mod qr;
+mod send;
 mod serve;
 
 use std::path::PathBuf;
@@ -22,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run the archive: DICOMweb over HTTP and a DICOM (C-STORE/C-ECHO) listener.
     Serve(serve::ServeArgs),
+    /// Send DICOM files and folders to another node with C-STORE, as they are.
+    Send(send::SendArgs),
     /// Import DICOM files and folders (DICOMDIR or not) into a data directory.
     Import(import::ImportArgs),
     /// Analyse a chest CT series: lungs, nodules, measurements, Lung-RADS.
@@ -46,6 +51,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Import(args) => import::run(args),
+        Command::Send(args) => send::run(args),
         Command::Analyze(args) => cli_ai::run_analyze(args).map(|_| ExitCode::SUCCESS),
         Command::Eval(args) => cli_ai::run_eval(args).map(|_| ExitCode::SUCCESS),
     };

@@ -5,10 +5,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use lumen_dimse::{ServerConfig, StoreHandler, StoreOutcome, StoreRequest};
+use lumen_dimse::{
+    Access, AccessPolicy, Failure, FindOutcome, LoadedInstance, Peer, QueryRequest, RetrieveItem,
+    ServerConfig, StoreHandler, StoreOutcome, StoreRequest,
+};
 use lumen_store::{IngestError, IngestStatus, Store, StoreConfig};
 
-use crate::config::{Config, Overrides};
+use crate::config::{AccessRule, Config, Overrides};
 
 /// Flags of `lumen serve` (each may also come from the config file or `LUMEN_*`).
 #[derive(Debug, clap::Args)]
@@ -34,11 +37,17 @@ pub struct ServeArgs {
     /// Allow CORS from these origins (repeatable; `*` for any).
     #[arg(long = "cors-origin")]
     cors_origins: Vec<String>,
+    /// A known remote AE, AET=HOST:PORT (repeatable): may query and retrieve, is a C-MOVE
+    /// destination and a routing target. Added to `peers` of the config file.
+    #[arg(long = "peer", value_name = "AET=HOST:PORT")]
+    peers: Vec<String>,
 }
 
 /// The DIMSE side's handle on the archive: every C-STORE goes through `Store::ingest`.
 struct ArchiveHandler {
     store: Store,
+    /// Our AE title (the Retrieve AE Title of C-FIND responses).
+    aet: String,
 }
 
 impl StoreHandler for ArchiveHandler {
@@ -80,6 +89,30 @@ impl StoreHandler for ArchiveHandler {
             }
         }
     }
+
+    async fn find(&self, req: QueryRequest) -> FindOutcome {
+        crate::qr::find(&self.store, &self.aet, req).await
+    }
+
+    async fn retrieve(&self, req: QueryRequest) -> Result<Vec<RetrieveItem>, Failure> {
+        crate::qr::retrieve(&self.store, req).await
+    }
+
+    async fn load(
+        &self,
+        item: RetrieveItem,
+        accepted: Vec<String>,
+    ) -> Result<LoadedInstance, String> {
+        crate::qr::load(&self.store, item, accepted).await
+    }
+}
+
+fn access(rule: AccessRule) -> Access {
+    match rule {
+        AccessRule::Any => Access::Anyone,
+        AccessRule::Peers => Access::Peers,
+        AccessRule::None => Access::Nobody,
+    }
 }
 
 /// Runs `lumen serve` until interrupted.
@@ -97,6 +130,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         }),
         cors_origins: (!args.cors_origins.is_empty()).then_some(args.cors_origins),
+        extra_peers: args.peers,
     };
     let config = Config::load(args.config.as_ref(), overrides)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -112,6 +146,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         data_dir: config.data.clone(),
         on_conflict: config.on_conflict,
         accept_unknown_sop_classes: config.accept_unknown_sop_classes,
+        ai_modalities: config.ai.modalities.clone(),
     })
     .await
     .with_context(|| format!("cannot open the archive in {}", config.data.display()))?;
@@ -138,6 +173,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         idle_timeout: config.dimse_timeout(),
         max_dataset_size: usize::try_from(config.max_object_bytes).unwrap_or(usize::MAX),
         accept_any_storage_class: config.accept_unknown_sop_classes,
+        peers: config
+            .peer_list()?
+            .into_iter()
+            .map(|p| Peer {
+                ae_title: p.aet,
+                host: p.host,
+                port: p.port,
+            })
+            .collect(),
+        check_peer_address: config.check_peer_address,
+        access: AccessPolicy {
+            echo: access(config.access.echo),
+            store: access(config.access.store),
+            find: access(config.access.find),
+            move_: access(config.access.move_),
+            get: access(config.access.get),
+        },
         ..ServerConfig::default()
     };
     let dimse = lumen_dimse::Server::bind(
@@ -145,6 +197,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         dimse_config,
         ArchiveHandler {
             store: store.clone(),
+            aet: config.aet.clone(),
         },
     )
     .await
@@ -162,6 +215,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         http.local_addr()?
     );
 
+    let ai_task = crate::ai_runner::spawn(store.clone(), config.ai.clone());
+
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut rx_http = rx.clone();
     let mut rx_dimse = rx;
@@ -178,6 +233,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = tx.send(true);
+    ai_task.abort();
     let _ = dimse_task.await;
     http_task.await??;
     Ok(())

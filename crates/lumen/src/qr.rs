@@ -1,0 +1,353 @@
+//! Query/retrieve over DIMSE on the archive: C-FIND identifiers become a
+//! `lumen_dicom::query::Query` run by `Store::search` (the matcher QIDO-RS uses), C-MOVE and
+//! C-GET identifiers select stored instances, and instances are loaded as stored or
+//! transcoded to a syntax the receiver accepted.
+
+use bytes::Bytes;
+use dicom_core::header::Header;
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::entries::{
+    EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
+};
+use dicom_transfer_syntax_registry::{TransferSyntax, TransferSyntaxIndex, TransferSyntaxRegistry};
+use lumen_dicom::attrs::Level;
+use lumen_dicom::json::{first_string, tag_key};
+use lumen_dicom::query::{Condition, Include, MatchKey, Query, lookup_attribute, matchable_tags};
+use lumen_dimse::{Failure, FindOutcome, LoadedInstance, QueryRequest, RetrieveItem, status};
+use lumen_store::{Scope, Store};
+use serde_json::{Map, Value, json};
+
+const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
+const STUDY_ROOT_PREFIX: &str = "1.2.840.10008.5.1.4.1.2.2.";
+
+fn fail(status: u16, comment: impl Into<String>) -> Failure {
+    Failure {
+        status,
+        comment: comment.into(),
+    }
+}
+
+fn registry_ts(uid: &str) -> Result<&'static TransferSyntax, Failure> {
+    TransferSyntaxRegistry.get(uid).ok_or_else(|| {
+        fail(
+            status::CANNOT_UNDERSTAND,
+            format!("transfer syntax {uid} unknown"),
+        )
+    })
+}
+
+/// A parsed C-FIND/C-MOVE/C-GET identifier.
+struct Identifier {
+    level: Level,
+    query: Query,
+    /// The attributes asked for (return keys and matching keys), in order.
+    requested: Vec<(Tag, VR)>,
+}
+
+fn parse_identifier(req: &QueryRequest) -> Result<Identifier, Failure> {
+    let ts = registry_ts(&req.transfer_syntax_uid)?;
+    let obj = InMemDicomObject::read_dataset_with_ts(&req.identifier[..], ts)
+        .map_err(|_| fail(status::CANNOT_UNDERSTAND, "identifier cannot be parsed"))?;
+    let level_name = lumen_dicom::attrs::string_of(&obj, tags::QUERY_RETRIEVE_LEVEL);
+    let level = match level_name.trim().to_ascii_uppercase().as_str() {
+        "PATIENT" if !req.sop_class_uid.starts_with(STUDY_ROOT_PREFIX) => Level::Patient,
+        "STUDY" => Level::Study,
+        "SERIES" => Level::Series,
+        "IMAGE" => Level::Instance,
+        _ => {
+            return Err(fail(
+                status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+                "missing or invalid Query/Retrieve Level for this model",
+            ));
+        }
+    };
+    let matchable = matchable_tags(level);
+    let mut query = Query::new(level);
+    query.include = Include::All;
+    let mut requested = Vec::new();
+    for elem in obj.iter() {
+        let tag = elem.tag();
+        if tag.group() <= 0x0002
+            || tag.element() == 0
+            || tag == tags::QUERY_RETRIEVE_LEVEL
+            || tag == tags::SPECIFIC_CHARACTER_SET
+        {
+            continue;
+        }
+        let key = format!("{:04X}{:04X}", tag.group(), tag.element());
+        let vr = lookup_attribute(&key)
+            .map(|(_, vr)| vr)
+            .unwrap_or(elem.vr());
+        requested.push((tag, vr));
+        if vr == VR::SQ || !matchable.contains(&tag) {
+            // Sequence matching and keys this archive does not index: returned (empty)
+            // but not matched.
+            continue;
+        }
+        let value = elem.to_str().map(|s| s.to_string()).unwrap_or_default();
+        let value = value.trim_end_matches(['\0', ' ']);
+        let cond = Condition::parse(&key, vr, value)
+            .map_err(|e| fail(status::CANNOT_UNDERSTAND, e.to_string()))?;
+        if cond != Condition::Universal {
+            query.keys.push(MatchKey { tag, vr, cond });
+        }
+    }
+    Ok(Identifier {
+        level,
+        query,
+        requested,
+    })
+}
+
+/// The unique key of a level, always returned.
+fn unique_key(level: Level) -> (Tag, VR) {
+    match level {
+        Level::Patient => (tags::PATIENT_ID, VR::LO),
+        Level::Study => (tags::STUDY_INSTANCE_UID, VR::UI),
+        Level::Series => (tags::SERIES_INSTANCE_UID, VR::UI),
+        Level::Instance => (tags::SOP_INSTANCE_UID, VR::UI),
+    }
+}
+
+/// Answers a C-FIND with the archive.
+pub async fn find(store: &Store, aet: &str, req: QueryRequest) -> FindOutcome {
+    match find_inner(store, aet, &req).await {
+        Ok(m) => FindOutcome::Matches(m),
+        Err(f) => FindOutcome::Failure {
+            status: f.status,
+            comment: f.comment,
+        },
+    }
+}
+
+async fn find_inner(store: &Store, aet: &str, req: &QueryRequest) -> Result<Vec<Bytes>, Failure> {
+    let id = parse_identifier(req)?;
+    let records = store
+        .search(&id.query, &Scope::default())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "C-FIND search failed");
+            fail(status::REFUSED_OUT_OF_RESOURCES, "search failed")
+        })?;
+    let ts = registry_ts(&req.transfer_syntax_uid)?;
+    let mut wanted = id.requested.clone();
+    let uk = unique_key(id.level);
+    if !wanted.iter().any(|(t, _)| *t == uk.0) {
+        wanted.push(uk);
+    }
+    let mut out = Vec::with_capacity(records.len());
+    for record in &records {
+        let mut m = Map::new();
+        if let Some(cs) = record.get(&tag_key(tags::SPECIFIC_CHARACTER_SET)) {
+            m.insert(tag_key(tags::SPECIFIC_CHARACTER_SET), cs.clone());
+        }
+        m.insert(
+            tag_key(tags::QUERY_RETRIEVE_LEVEL),
+            json!({"vr": "CS", "Value": [id.level.dimse_name()]}),
+        );
+        m.insert(
+            tag_key(tags::RETRIEVE_AE_TITLE),
+            json!({"vr": "AE", "Value": [aet]}),
+        );
+        for (tag, vr) in &wanted {
+            let key = tag_key(*tag);
+            let v = record
+                .get(&key)
+                .filter(|v| v.get("BulkDataURI").is_none())
+                .cloned()
+                .unwrap_or_else(|| json!({ "vr": vr.to_string() }));
+            m.insert(key, v);
+        }
+        let obj: InMemDicomObject = dicom_json::from_value(Value::Object(m)).map_err(|e| {
+            tracing::warn!(error = %e, "C-FIND: cannot build a response identifier");
+            fail(status::REFUSED_OUT_OF_RESOURCES, "cannot encode a match")
+        })?;
+        let mut buf = Vec::with_capacity(512);
+        obj.write_dataset_with_ts(&mut buf, ts).map_err(|e| {
+            tracing::warn!(error = %e, "C-FIND: cannot encode a response identifier");
+            fail(status::REFUSED_OUT_OF_RESOURCES, "cannot encode a match")
+        })?;
+        out.push(Bytes::from(buf));
+    }
+    tracing::info!(calling_ae = %req.calling_ae, level = id.level.dimse_name(), matches = out.len(), "C-FIND");
+    Ok(out)
+}
+
+/// The instances a C-MOVE or C-GET identifier selects.
+pub async fn retrieve(store: &Store, req: QueryRequest) -> Result<Vec<RetrieveItem>, Failure> {
+    let id = parse_identifier(&req)?;
+    if id.query.keys.is_empty() {
+        return Err(fail(
+            status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+            "identifier without a unique key",
+        ));
+    }
+    let internal = |e: lumen_store::StoreError| {
+        tracing::error!(error = %e, "retrieve: search failed");
+        fail(status::REFUSED_OUT_OF_RESOURCES_MATCHES, "search failed")
+    };
+    // Patients are retrieved by their studies.
+    let mut query = id.query.clone();
+    if query.level == Level::Patient {
+        query.level = Level::Study;
+    }
+    let records = store
+        .search(&query, &Scope::default())
+        .await
+        .map_err(internal)?;
+    let mut scopes: Vec<Scope> = Vec::new();
+    let mut wanted_sops: Option<std::collections::HashSet<String>> = None;
+    for r in &records {
+        let study = first_string(r, tags::STUDY_INSTANCE_UID);
+        let series = first_string(r, tags::SERIES_INSTANCE_UID);
+        let scope = match query.level {
+            Level::Patient | Level::Study => Scope {
+                study_uid: study,
+                ..Scope::default()
+            },
+            _ => Scope {
+                study_uid: study,
+                series_uid: series,
+                ..Scope::default()
+            },
+        };
+        if query.level == Level::Instance
+            && let Some(sop) = first_string(r, tags::SOP_INSTANCE_UID)
+        {
+            wanted_sops.get_or_insert_with(Default::default).insert(sop);
+        }
+        if !scopes
+            .iter()
+            .any(|s| s.study_uid == scope.study_uid && s.series_uid == scope.series_uid)
+        {
+            scopes.push(scope);
+        }
+    }
+    let mut items = Vec::new();
+    for scope in &scopes {
+        for inst in store.instances(scope).await.map_err(internal)? {
+            if wanted_sops
+                .as_ref()
+                .is_some_and(|w| !w.contains(&inst.sop_instance_uid))
+            {
+                continue;
+            }
+            items.push(RetrieveItem {
+                sop_class_uid: inst.sop_class_uid,
+                sop_instance_uid: inst.sop_instance_uid,
+                transfer_syntax_uid: inst.transfer_syntax_uid,
+            });
+        }
+    }
+    tracing::info!(calling_ae = %req.calling_ae, level = id.level.dimse_name(), instances = items.len(), "retrieve");
+    Ok(items)
+}
+
+/// One stored instance as a data set in one of `accepted` transfer syntaxes.
+pub async fn load(
+    store: &Store,
+    item: RetrieveItem,
+    accepted: Vec<String>,
+) -> Result<LoadedInstance, String> {
+    let scope = Scope {
+        sop_instance_uid: Some(item.sop_instance_uid.clone()),
+        ..Scope::default()
+    };
+    let inst = store
+        .instances(&scope)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("instance {} is gone", item.sop_instance_uid))?;
+    let bytes = inst.read().await.map_err(|e| e.to_string())?;
+    if accepted.contains(&inst.transfer_syntax_uid) {
+        let off = lumen_dicom::part10::dataset_offset(&bytes).map_err(|e| e.to_string())?;
+        return Ok(LoadedInstance {
+            transfer_syntax_uid: inst.transfer_syntax_uid,
+            dataset: bytes.slice(off..),
+        });
+    }
+    let target = if accepted.iter().any(|t| t == EXPLICIT_LE) {
+        EXPLICIT_LE
+    } else if accepted.iter().any(|t| t == IMPLICIT_LE) {
+        IMPLICIT_LE
+    } else {
+        return Err(format!(
+            "stored in {}; receiver accepts neither it nor little endian",
+            inst.transfer_syntax_uid
+        ));
+    };
+    let uid = item.sop_instance_uid.clone();
+    tokio::task::spawn_blocking(move || transcode(&bytes, target))
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|dataset| {
+            tracing::debug!(sop_instance = %uid, to = target, "transcoded for the receiver");
+            LoadedInstance {
+                transfer_syntax_uid: target.to_string(),
+                dataset: dataset.into(),
+            }
+        })
+}
+
+/// Re-encodes a stored Part-10 object's data set in Explicit or Implicit VR Little Endian,
+/// decompressing encapsulated pixel data.
+fn transcode(part10: &[u8], target: &str) -> Result<Vec<u8>, String> {
+    let obj = lumen_dicom::part10::parse(part10).map_err(|e| e.to_string())?;
+    let encapsulated = lumen_dicom::pixel::Encoding::of(obj.meta().transfer_syntax())
+        .is_some_and(|e| e.is_encapsulated());
+    let mut ds: InMemDicomObject = (*obj).clone();
+    if encapsulated {
+        let frames = lumen_dicom::pixel::frame_count(&ds).max(1);
+        let mut pixels = Vec::new();
+        for f in 0..frames {
+            pixels.extend(
+                lumen_dicom::pixel::native_frame_bytes(&obj, f).map_err(|e| e.to_string())?,
+            );
+        }
+        if pixels.len() % 2 == 1 {
+            pixels.push(0);
+        }
+        let bits = ds
+            .element(tags::BITS_ALLOCATED)
+            .ok()
+            .and_then(|e| e.to_int::<u16>().ok())
+            .unwrap_or(16);
+        let vr = if bits > 8 { VR::OW } else { VR::OB };
+        ds.put(DataElement::new(
+            tags::PIXEL_DATA,
+            vr,
+            PrimitiveValue::from(pixels),
+        ));
+        let spp = ds
+            .element(tags::SAMPLES_PER_PIXEL)
+            .ok()
+            .and_then(|e| e.to_int::<u16>().ok())
+            .unwrap_or(1);
+        if spp == 3 {
+            ds.put(DataElement::new(
+                tags::PHOTOMETRIC_INTERPRETATION,
+                VR::CS,
+                PrimitiveValue::from("RGB"),
+            ));
+            ds.put(DataElement::new(
+                tags::PLANAR_CONFIGURATION,
+                VR::US,
+                PrimitiveValue::from(0u16),
+            ));
+        }
+    }
+    let ts = if target == EXPLICIT_LE {
+        EXPLICIT_VR_LITTLE_ENDIAN.erased()
+    } else {
+        IMPLICIT_VR_LITTLE_ENDIAN.erased()
+    };
+    let mut out = Vec::with_capacity(part10.len());
+    ds.write_dataset_with_ts(&mut out, &ts)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
