@@ -192,7 +192,60 @@ pub struct Store {
     writer: SqlitePool,
     blobs: Blobs,
     config: StoreConfig,
+    committer: tokio::sync::mpsc::Sender<Pending>,
     _lock: std::sync::Arc<std::fs::File>,
+}
+
+/// An object written to disk, waiting for the index writer.
+struct Pending {
+    parsed: Prepared,
+    rel: String,
+    reply: tokio::sync::oneshot::Sender<Result<Commit, IngestError>>,
+}
+
+/// Most objects indexed in one transaction.
+const GROUP_COMMIT_MAX: usize = 64;
+
+/// The index writer: takes every object waiting when it is free and indexes them in one
+/// transaction, so that concurrent ingests (several associations, STOW-RS parts) share one
+/// sync of the write-ahead log. A lone object is committed at once.
+async fn index_writer(
+    writer: SqlitePool,
+    config: StoreConfig,
+    mut rx: tokio::sync::mpsc::Receiver<Pending>,
+) {
+    let mut batch = Vec::with_capacity(GROUP_COMMIT_MAX);
+    while rx.recv_many(&mut batch, GROUP_COMMIT_MAX).await > 0 {
+        let mut results = Vec::with_capacity(batch.len());
+        let outcome: Result<(), sqlx::Error> = async {
+            let mut tx = writer.begin().await?;
+            for p in &batch {
+                let r = commit_one(&mut tx, &config, &p.parsed, &p.rel).await;
+                // A database failure may have left part of this object's rows written:
+                // the whole transaction is abandoned (dropping `tx` rolls it back).
+                if let Err(IngestError::Internal(m)) = &r {
+                    return Err(sqlx::Error::Protocol(m.clone()));
+                }
+                results.push(r);
+            }
+            tx.commit().await
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                for (p, r) in batch.drain(..).zip(results) {
+                    let _ = p.reply.send(r);
+                }
+            }
+            Err(e) => {
+                // Nothing of the batch is indexed; its files are swept at the next start.
+                tracing::error!(error = %e, objects = batch.len(), "index transaction failed");
+                for p in batch.drain(..) {
+                    let _ = p.reply.send(Err(internal(&e)));
+                }
+            }
+        }
+    }
 }
 
 /// Takes the exclusive lock of a data directory: one process owns an archive at a time
@@ -245,11 +298,14 @@ impl Store {
             .connect_with(opts.read_only(true))
             .await?;
         let blobs = Blobs::open(&config.data_dir)?;
+        let (committer, rx) = tokio::sync::mpsc::channel(GROUP_COMMIT_MAX * 2);
+        tokio::spawn(index_writer(writer.clone(), config.clone(), rx));
         let store = Store {
             reader,
             writer,
             blobs,
             config,
+            committer,
             _lock: std::sync::Arc::new(lock),
         };
         store.sweep().await?;
@@ -298,14 +354,33 @@ impl Store {
         .await
         .map_err(internal)??;
         let rec = &parsed.record;
+        let (study_uid, series_uid, sop_instance_uid, sop_class_uid) = (
+            rec.study_uid.clone(),
+            rec.series_uid.clone(),
+            rec.sop_instance_uid.clone(),
+            rec.sop_class_uid.clone(),
+        );
         let ingested = |status| Ingested {
             status,
-            study_uid: rec.study_uid.clone(),
-            series_uid: rec.series_uid.clone(),
-            sop_instance_uid: rec.sop_instance_uid.clone(),
-            sop_class_uid: rec.sop_class_uid.clone(),
+            study_uid: study_uid.clone(),
+            series_uid: series_uid.clone(),
+            sop_instance_uid: sop_instance_uid.clone(),
+            sop_class_uid: sop_class_uid.clone(),
         };
-        match self.commit(&parsed, &rel).await {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let committed = match self
+            .committer
+            .send(Pending {
+                parsed,
+                rel: rel.clone(),
+                reply,
+            })
+            .await
+        {
+            Ok(()) => answer.await.map_err(internal)?,
+            Err(_) => return Err(internal("the index writer has stopped")),
+        };
+        match committed {
             Ok(Commit::Inserted) => Ok(ingested(IngestStatus::Stored)),
             Ok(Commit::Replaced(old)) => {
                 if old != rel
@@ -333,11 +408,19 @@ impl Store {
             }
         }
     }
+}
 
-    async fn commit(&self, p: &Prepared, rel: &str) -> Result<Commit, IngestError> {
+/// Indexes one written object inside the group transaction `tx`. Checks come first: an
+/// early return (identical, conflict) has written nothing.
+async fn commit_one(
+    tx: &mut sqlx::SqliteConnection,
+    config: &StoreConfig,
+    p: &Prepared,
+    rel: &str,
+) -> Result<Commit, IngestError> {
+    {
         let rec = &p.record;
         let now = now_ms();
-        let mut tx = self.writer.begin().await.map_err(internal)?;
         // One round trip for both checks: the stored instance, and the study of the series.
         // Also learn whether the study and series rows already hold these attributes, so
         // that the common case (the next instance of a known series) rewrites neither.
@@ -368,7 +451,7 @@ impl Store {
             if *sha == p.sha256 {
                 return Ok(Commit::Identical(path.clone()));
             }
-            if self.config.on_conflict == ConflictPolicy::Reject {
+            if config.on_conflict == ConflictPolicy::Reject {
                 return Err(conflict_error(&rec.sop_instance_uid));
             }
         }
@@ -464,7 +547,7 @@ impl Store {
             .map_err(internal)?;
         }
         // Counters and study summaries follow by trigger (migration 0003).
-        if self.config.ai_modalities.iter().any(|m| *m == rec.modality) {
+        if config.ai_modalities.iter().any(|m| *m == rec.modality) {
             sqlx::query(
                 "INSERT INTO ai_jobs (series_uid, study_uid, state, last_instance_at, updated_at)
                  VALUES (?, ?, 'waiting', ?, ?)
@@ -480,13 +563,14 @@ impl Store {
             .await
             .map_err(internal)?;
         }
-        tx.commit().await.map_err(internal)?;
         Ok(match prior {
             Some((_, path)) => Commit::Replaced(path),
             None => Commit::Inserted,
         })
     }
+}
 
+impl Store {
     /// Searches the archive at `query.level` within `scope`, returning the DICOM JSON
     /// response of each match (after `offset`, at most `limit`).
     pub async fn search(
