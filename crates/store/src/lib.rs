@@ -547,7 +547,7 @@ async fn commit_one(
             .map_err(internal)?;
         }
         // Counters and study summaries follow by trigger (migration 0003).
-        if config.ai_modalities.iter().any(|m| *m == rec.modality) {
+        if config.ai_modalities.contains(&rec.modality) {
             sqlx::query(
                 "INSERT INTO ai_jobs (series_uid, study_uid, state, last_instance_at, updated_at)
                  VALUES (?, ?, 'waiting', ?, ?)
