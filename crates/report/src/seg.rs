@@ -51,6 +51,8 @@ pub struct SegmentationOptions {
     pub content_label: String,
     /// Content Description.
     pub content_description: String,
+    /// Dimension Organization UID; a new UID when `None`.
+    pub dimension_organization_uid: Option<String>,
 }
 
 impl Default for SegmentationOptions {
@@ -63,6 +65,7 @@ impl Default for SegmentationOptions {
             equipment: Equipment::default(),
             content_label: "LUMEN_AI".into(),
             content_description: "Lumen AI segmentation".into(),
+            dimension_organization_uid: None,
         }
     }
 }
@@ -186,10 +189,17 @@ pub fn write_segmentation(
     }
     let overlap = (0..expected).any(|i| segments.iter().filter(|s| s.mask[i] != 0).count() > 1);
 
-    let sop_instance_uid = uid::new_uid();
-    let series_instance_uid = uid::new_uid();
-    let dimension_uid = uid::new_uid();
-    let (date, time) = now_da_tm();
+    let series = &options.series;
+    let sop_instance_uid = series.sop_instance_uid.clone().unwrap_or_else(uid::new_uid);
+    let series_instance_uid = series
+        .series_instance_uid
+        .clone()
+        .unwrap_or_else(uid::new_uid);
+    let dimension_uid = options
+        .dimension_organization_uid
+        .clone()
+        .unwrap_or_else(uid::new_uid);
+    let (date, time) = series.date_time.clone().unwrap_or_else(now_da_tm);
     let first = &sources[0];
 
     let mut o = InMemDicomObject::new_empty();

@@ -215,6 +215,14 @@ pub struct SeriesInfo {
     pub series_description: String,
     /// Instance Number (0020,0013).
     pub instance_number: i32,
+    /// Series Instance UID of the new series; a new UID when `None`.
+    pub series_instance_uid: Option<String>,
+    /// SOP Instance UID of the new instance; a new UID when `None`.
+    pub sop_instance_uid: Option<String>,
+    /// Date and time (DA, TM) written as instance creation, series and content date and time;
+    /// now (UTC) when `None`. Fixed UIDs and a fixed date and time make the writers
+    /// deterministic: the same input gives the same bytes (exactly-once storage on re-runs).
+    pub date_time: Option<(String, String)>,
 }
 
 impl Default for SeriesInfo {
@@ -223,6 +231,9 @@ impl Default for SeriesInfo {
             series_number: 1000,
             series_description: String::new(),
             instance_number: 1,
+            series_instance_uid: None,
+            sop_instance_uid: None,
+            date_time: None,
         }
     }
 }

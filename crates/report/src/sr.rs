@@ -133,9 +133,13 @@ pub fn write_measurement_report(
             return Err(ReportError::MissingAttribute("FrameOfReferenceUID"));
         }
     }
-    let sop_instance_uid = uid::new_uid();
-    let series_instance_uid = uid::new_uid();
-    let (date, time) = now_da_tm();
+    let series = &report.series;
+    let sop_instance_uid = series.sop_instance_uid.clone().unwrap_or_else(uid::new_uid);
+    let series_instance_uid = series
+        .series_instance_uid
+        .clone()
+        .unwrap_or_else(uid::new_uid);
+    let (date, time) = series.date_time.clone().unwrap_or_else(now_da_tm);
 
     let mut o = InMemDicomObject::new_empty();
     o.str(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");

@@ -341,6 +341,7 @@ fn report(seg: &WrittenObject) -> MeasurementReport {
             series_number: 1001,
             series_description: "Lumen AI measurements".into(),
             instance_number: 1,
+            ..SeriesInfo::default()
         },
         equipment: Equipment::default(),
         device_observer_uid: None,
@@ -482,4 +483,34 @@ fn seg_over_dcmqi_three_slice_ct_validates() {
     let path = tmp.path().join("seg.dcm");
     std::fs::write(&path, &w.bytes).expect("write file");
     assert_valid(&path, "SEG over dcmqi ct-3slice");
+}
+
+#[test]
+fn fixed_uids_and_date_make_identical_bytes() {
+    let Some(dir) = data_dir() else { return };
+    let f = lidc(&dir);
+    let segs = segments(&f);
+    let fixed = |sop: &str, series: &str| SeriesInfo {
+        sop_instance_uid: Some(sop.into()),
+        series_instance_uid: Some(series.into()),
+        date_time: Some(("20000101".into(), "120000".into())),
+        ..SeriesInfo::default()
+    };
+    let opts = SegmentationOptions {
+        series: fixed("2.25.11", "2.25.10"),
+        dimension_organization_uid: Some("2.25.12".into()),
+        ..SegmentationOptions::default()
+    };
+    let a = write_segmentation(&f.study, &f.sources, &segs, &opts).expect("SEG a");
+    let b = write_segmentation(&f.study, &f.sources, &segs, &opts).expect("SEG b");
+    assert_eq!(a.sop_instance_uid, "2.25.11");
+    assert_eq!(a.series_instance_uid, "2.25.10");
+    assert!(a.bytes == b.bytes, "SEG bytes differ between runs");
+    let mut rep = report(&a);
+    rep.series = fixed("2.25.21", "2.25.10");
+    rep.device_observer_uid = Some("2.25.22".into());
+    let x = write_measurement_report(&f.study, &f.sources, &rep).expect("SR x");
+    let y = write_measurement_report(&f.study, &f.sources, &rep).expect("SR y");
+    assert_eq!(x.sop_instance_uid, "2.25.21");
+    assert!(x.bytes == y.bytes, "SR bytes differ between runs");
 }
