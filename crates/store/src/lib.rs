@@ -154,12 +154,23 @@ impl StoredInstance {
     /// Reads the stored Part-10 bytes (with a preamble even if the sender sent none).
     pub async fn read(&self) -> Result<Bytes, StoreError> {
         let bytes = tokio::fs::read(&self.path).await?;
+        Ok(with_preamble(bytes))
+    }
+
+    /// [`read`](Self::read) for callers already on a blocking thread (saves a hand-off).
+    pub fn read_blocking(&self) -> Result<Bytes, StoreError> {
+        Ok(with_preamble(std::fs::read(&self.path)?))
+    }
+}
+
+fn with_preamble(bytes: Vec<u8>) -> Bytes {
+    {
         if bytes.len() >= 4 && &bytes[..4] == b"DICM" {
             let mut v = vec![0u8; 128];
             v.extend_from_slice(&bytes);
-            return Ok(v.into());
+            return v.into();
         }
-        Ok(bytes.into())
+        bytes.into()
     }
 }
 

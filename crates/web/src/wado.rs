@@ -497,8 +497,9 @@ async fn render_one(
     frame: u32,
     opts: lumen_dicom::render::RenderOptions,
 ) -> Result<Bytes, ApiError> {
-    let bytes = inst.read().await?;
+    let inst = inst.clone();
     tokio::task::spawn_blocking(move || -> Result<Bytes, ApiError> {
+        let bytes = inst.read_blocking()?;
         let obj = parse_stored(&bytes)?;
         let img = lumen_dicom::render::render(&obj, frame, &opts).map_err(pixel_error)?;
         Ok(Bytes::from(img))
