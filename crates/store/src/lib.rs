@@ -512,51 +512,36 @@ async fn commit_one(
             .await
             .map_err(internal)?;
         }
-        if prior.is_some() {
-            sqlx::query(
-                "UPDATE instances SET series_uid = ?, study_uid = ?, sop_class_uid = ?,
-                   transfer_syntax_uid = ?, instance_number = ?, frames = ?, path = ?, size = ?,
-                   sha256 = ?, attrs = ?, metadata = ?, received_at = ? WHERE sop_uid = ?",
-            )
-            .bind(&rec.series_uid)
-            .bind(&rec.study_uid)
-            .bind(&rec.sop_class_uid)
-            .bind(&rec.transfer_syntax_uid)
-            .bind(rec.instance_number)
-            .bind(rec.number_of_frames as i64)
-            .bind(rel)
-            .bind(p.bytes.len() as i64)
-            .bind(&p.sha256)
-            .bind(Value::Object(rec.instance_json.clone()).to_string())
-            .bind(Value::Object(rec.metadata_json.clone()).to_string())
-            .bind(now)
-            .bind(&rec.sop_instance_uid)
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?;
-        } else {
-            sqlx::query(
-                "INSERT INTO instances (sop_uid, series_uid, study_uid, sop_class_uid,
-                   transfer_syntax_uid, instance_number, frames, path, size, sha256, attrs,
-                   metadata, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&rec.sop_instance_uid)
-            .bind(&rec.series_uid)
-            .bind(&rec.study_uid)
-            .bind(&rec.sop_class_uid)
-            .bind(&rec.transfer_syntax_uid)
-            .bind(rec.instance_number)
-            .bind(rec.number_of_frames as i64)
-            .bind(rel)
-            .bind(p.bytes.len() as i64)
-            .bind(&p.sha256)
-            .bind(Value::Object(rec.instance_json.clone()).to_string())
-            .bind(Value::Object(rec.metadata_json.clone()).to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?;
-        }
+        // Insert, or replace in place (policy `replace`); the update trigger keeps the
+        // counters right if the replacement moved the instance to another series.
+        sqlx::query(
+            "INSERT INTO instances (sop_uid, series_uid, study_uid, sop_class_uid,
+               transfer_syntax_uid, instance_number, frames, path, size, sha256, attrs,
+               metadata, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(sop_uid) DO UPDATE SET series_uid = excluded.series_uid,
+               study_uid = excluded.study_uid, sop_class_uid = excluded.sop_class_uid,
+               transfer_syntax_uid = excluded.transfer_syntax_uid,
+               instance_number = excluded.instance_number, frames = excluded.frames,
+               path = excluded.path, size = excluded.size, sha256 = excluded.sha256,
+               attrs = excluded.attrs, metadata = excluded.metadata,
+               received_at = excluded.received_at",
+        )
+        .bind(&rec.sop_instance_uid)
+        .bind(&rec.series_uid)
+        .bind(&rec.study_uid)
+        .bind(&rec.sop_class_uid)
+        .bind(&rec.transfer_syntax_uid)
+        .bind(rec.instance_number)
+        .bind(rec.number_of_frames as i64)
+        .bind(rel)
+        .bind(p.bytes.len() as i64)
+        .bind(&p.sha256)
+        .bind(Value::Object(rec.instance_json.clone()).to_string())
+        .bind(Value::Object(rec.metadata_json.clone()).to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
         // Counters and study summaries follow by trigger (migration 0003).
         if config.ai_modalities.contains(&rec.modality) {
             sqlx::query(

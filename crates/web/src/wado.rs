@@ -302,42 +302,62 @@ pub async fn frames(
     let frames = frame_list(&frames)?;
     let (inst, bytes) = load_one(&s, &scope(st, Some(se), Some(i))?).await?;
     let form = frame_form(&h, &inst.transfer_syntax_uid)?;
-    let parts = tokio::task::spawn_blocking(move || -> Result<Vec<(String, Bytes)>, ApiError> {
+    let parts = tokio::task::spawn_blocking(move || {
         let obj = parse_stored(&bytes)?;
-        let mut parts = Vec::with_capacity(frames.len());
-        for f in frames {
-            parts.push(match &form {
-                FrameForm::Native => (
-                    format!("application/octet-stream; transfer-syntax={EXPLICIT_LE}"),
-                    Bytes::from(pixel::native_frame_bytes(&obj, f).map_err(pixel_error)?),
-                ),
-                FrameForm::Stored(ct) => (
-                    ct.clone(),
-                    Bytes::from(Cow::into_owned(
-                        pixel::encapsulated_frame(&obj, f).map_err(pixel_error)?,
-                    )),
-                ),
-            });
-        }
-        Ok(parts)
+        frame_parts(&obj, &frames, &form, false)
     })
     .await
     .map_err(ApiError::internal)??;
+    Ok(parts_response(parts))
+}
+
+/// The parts for `frames` (0-based) of an object, as `form` asks; `joined` puts native
+/// frames in one part (bulk data of Pixel Data) rather than one part each.
+fn frame_parts(
+    obj: &DefaultDicomObject,
+    frames: &[u32],
+    form: &FrameForm,
+    joined: bool,
+) -> Result<Vec<(String, Bytes)>, ApiError> {
+    let mut parts = Vec::with_capacity(frames.len());
+    for &f in frames {
+        parts.push(match form {
+            FrameForm::Native => (
+                format!("application/octet-stream; transfer-syntax={EXPLICIT_LE}"),
+                Bytes::from(pixel::native_frame_bytes(obj, f).map_err(pixel_error)?),
+            ),
+            FrameForm::Stored(ct) => (
+                ct.clone(),
+                Bytes::from(Cow::into_owned(
+                    pixel::encapsulated_frame(obj, f).map_err(pixel_error)?,
+                )),
+            ),
+        });
+    }
+    if joined && matches!(form, FrameForm::Native) && parts.len() > 1 {
+        let ct = parts[0].0.clone();
+        let mut all = Vec::with_capacity(parts.iter().map(|(_, b)| b.len()).sum());
+        for (_, b) in &parts {
+            all.extend_from_slice(b);
+        }
+        return Ok(vec![(ct, Bytes::from(all))]);
+    }
+    Ok(parts)
+}
+
+/// A multipart/related response of parts sharing one media type.
+fn parts_response(parts: Vec<(String, Bytes)>) -> Response {
     let mp = Multipart::new();
     let part_type = parts
         .first()
-        .map(|(ct, _)| {
-            ct.split(';')
-                .next()
-                .unwrap_or("application/octet-stream")
-                .to_string()
-        })
-        .unwrap_or_default();
-    Ok((
+        .and_then(|(ct, _)| ct.split(';').next())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    (
         [(header::CONTENT_TYPE, mp.content_type(&part_type))],
         mp.body(parts),
     )
-        .into_response())
+        .into_response()
 }
 
 /// `GET .../instances/{sop}/bulkdata/{tag}`
@@ -351,50 +371,14 @@ pub async fn bulkdata(
     let (inst, bytes) = load_one(&s, &scope(st, Some(se), Some(i))?).await?;
     if tag == dicom_dictionary_std::tags::PIXEL_DATA {
         let form = frame_form(&h, &inst.transfer_syntax_uid)?;
-        let n = inst.frames;
-        let parts =
-            tokio::task::spawn_blocking(move || -> Result<Vec<(String, Bytes)>, ApiError> {
-                let obj = parse_stored(&bytes)?;
-                match form {
-                    FrameForm::Native => {
-                        let mut all = Vec::new();
-                        for f in 0..n {
-                            all.extend(pixel::native_frame_bytes(&obj, f).map_err(pixel_error)?);
-                        }
-                        Ok(vec![(
-                            format!("application/octet-stream; transfer-syntax={EXPLICIT_LE}"),
-                            Bytes::from(all),
-                        )])
-                    }
-                    FrameForm::Stored(ct) => (0..n)
-                        .map(|f| {
-                            Ok((
-                                ct.clone(),
-                                Bytes::from(Cow::into_owned(
-                                    pixel::encapsulated_frame(&obj, f).map_err(pixel_error)?,
-                                )),
-                            ))
-                        })
-                        .collect(),
-                }
-            })
-            .await
-            .map_err(ApiError::internal)??;
-        let mp = Multipart::new();
-        let part_type = parts
-            .first()
-            .map(|(ct, _)| {
-                ct.split(';')
-                    .next()
-                    .unwrap_or("application/octet-stream")
-                    .to_string()
-            })
-            .unwrap_or_default();
-        return Ok((
-            [(header::CONTENT_TYPE, mp.content_type(&part_type))],
-            mp.body(parts),
-        )
-            .into_response());
+        let frames: Vec<u32> = (0..inst.frames).collect();
+        let parts = tokio::task::spawn_blocking(move || {
+            let obj = parse_stored(&bytes)?;
+            frame_parts(&obj, &frames, &form, true)
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        return Ok(parts_response(parts));
     }
     let value = tokio::task::spawn_blocking(move || -> Result<Bytes, ApiError> {
         let obj = parse_stored(&bytes)?;
