@@ -93,14 +93,3 @@ fn lidc_lung_volumes_plausible() {
     let v = vol.world_to_voxel([56.21, 86.34, -115.87]);
     assert_eq!(lungs.label_at(v), LEFT);
 }
-
-#[test]
-#[ignore = "debugging aid: dumps the LCTSC slice to /tmp"]
-fn dump_lctsc() {
-    let Some(dir) = common::data_dir("dicom-samples/orthanc-tests-picks/lctsc-rth") else {
-        return;
-    };
-    let vol = Volume::from_dicom_files(&[dir.join("CT01.dcm")]).unwrap();
-    let bytes: Vec<u8> = vol.hu.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write("/tmp/lctsc.raw", bytes).unwrap();
-}
