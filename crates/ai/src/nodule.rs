@@ -113,6 +113,58 @@ pub struct Finding {
     pub features: Features,
     /// Likelihood of a true nodule in [0, 1], set by false-positive reduction.
     pub score: f64,
+    /// The segmented region (for SEG export); not serialised.
+    #[serde(skip)]
+    pub mask: Option<NoduleMask>,
+}
+
+/// A nodule's segmentation on its isotropic ROI grid: ROI voxel `[i, j, k]` is at volume index
+/// `origin + [i, j, k] * step`.
+#[derive(Debug, Clone)]
+pub struct NoduleMask {
+    /// Volume index `[z, y, x]` of ROI voxel (0, 0, 0).
+    pub origin: [f64; 3],
+    /// Volume-index step per ROI voxel, `[z, y, x]`.
+    pub step: [f64; 3],
+    /// ROI edge length in voxels.
+    pub n: usize,
+    /// Inside the nodule, `[n, n, n]`.
+    pub bits: Array3<bool>,
+}
+
+impl NoduleMask {
+    /// Volume voxels `[z, y, x]` (within `shape`) inside the nodule, sampling the ROI mask at
+    /// the nearest ROI voxel.
+    pub fn volume_voxels(&self, shape: [usize; 3]) -> Vec<[usize; 3]> {
+        let n = self.n as f64;
+        let mut lo = [0usize; 3];
+        let mut hi = [0usize; 3];
+        for k in 0..3 {
+            let a = self.origin[k] - 0.5 * self.step[k];
+            let b = self.origin[k] + (n - 0.5) * self.step[k];
+            lo[k] = a.min(b).ceil().max(0.0) as usize;
+            hi[k] = ((a.max(b).floor() + 1.0).max(0.0) as usize).min(shape[k]);
+        }
+        let roi = |k: usize, v: usize| {
+            let p = ((v as f64 - self.origin[k]) / self.step[k]).round();
+            (p >= 0.0 && p < n).then_some(p as usize)
+        };
+        let mut out = Vec::new();
+        for z in lo[0]..hi[0] {
+            let Some(i) = roi(0, z) else { continue };
+            for y in lo[1]..hi[1] {
+                let Some(j) = roi(1, y) else { continue };
+                for x in lo[2]..hi[2] {
+                    if let Some(k) = roi(2, x)
+                        && self.bits[[i, j, k]]
+                    {
+                        out.push([z, y, x]);
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Lung extents used for the lobe estimate, per side: `[z, y]` ranges in volume indices.
@@ -618,6 +670,12 @@ fn segment_one(
         juxtapleural: wall_contact > 0.05,
         features,
         score: 0.0,
+        mask: Some(NoduleMask {
+            origin: roi.origin,
+            step: roi.step,
+            n,
+            bits: total,
+        }),
     })
 }
 
@@ -666,6 +724,22 @@ mod tests {
         assert!((s.short_axis_mm - 10.0).abs() < 0.4, "{s:?}");
         let v = 4.0 / 3.0 * std::f64::consts::PI * 125.0;
         assert!((s.volume_mm3 / v - 1.0).abs() < 0.03, "{s:?}");
+    }
+
+    #[test]
+    fn nodule_mask_rasterises_on_the_volume_grid() {
+        let m = NoduleMask {
+            origin: [2.0, 2.0, 2.0],
+            step: [0.5; 3],
+            n: 5,
+            bits: Array3::from_elem((5, 5, 5), true),
+        };
+        // ROI spans volume indices 1.75..4.25: voxels 2, 3, 4 on each axis.
+        let v = m.volume_voxels([10, 10, 10]);
+        assert_eq!(v.len(), 27);
+        assert!(v.contains(&[2, 2, 2]) && v.contains(&[4, 4, 4]));
+        // Clipped by the volume.
+        assert_eq!(m.volume_voxels([3, 10, 10]).len(), 9);
     }
 
     #[test]

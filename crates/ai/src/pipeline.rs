@@ -10,7 +10,7 @@ use crate::AnalysisError;
 use crate::candidates::{Candidate, CandidateConfig, find_candidates};
 use crate::lungrads::{self, LungRads, NoduleSize};
 use crate::lungs::{LungConfig, LungMask, segment_lungs};
-use crate::nodule::{AxialSize, Features, Finding, SegmentConfig, segment_candidates};
+use crate::nodule::{AxialSize, Features, Finding, NoduleMask, SegmentConfig, segment_candidates};
 use crate::phantom::NoduleType;
 use crate::volume::Volume;
 
@@ -392,6 +392,9 @@ pub struct Nodule {
     pub score: f64,
     /// Features behind the score.
     pub features: Features,
+    /// The segmented region on its ROI grid (for SEG export); not serialised.
+    #[serde(skip)]
+    pub mask: Option<NoduleMask>,
 }
 
 impl Nodule {
@@ -423,6 +426,7 @@ impl Nodule {
             lung_rads: cat,
             score: (f.score * 1000.0).round() / 1000.0,
             features: f.features.clone(),
+            mask: f.mask.clone(),
         }
     }
 
