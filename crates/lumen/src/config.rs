@@ -38,6 +38,9 @@ pub struct Config {
     pub max_request_bytes: u64,
     /// Origins allowed by CORS (`*` for any); empty: no CORS headers.
     pub cors_origins: Vec<String>,
+    /// The URL clients reach the HTTP server at (`https://pacs.example.org`), used in the
+    /// URLs of responses; unset: taken from each request's Host header.
+    pub public_url: Option<String>,
     /// Known remote AEs, each `AET=HOST:PORT`: allowed to query and retrieve, C-MOVE
     /// destinations, routing targets. `--peer` flags add to this list.
     pub peers: Vec<String>,
@@ -156,6 +159,7 @@ impl Default for Config {
             max_object_bytes: 2 << 30,
             max_request_bytes: 16 << 30,
             cors_origins: Vec::new(),
+            public_url: None,
             peers: Vec::new(),
             check_peer_address: false,
             access: AccessConfig::default(),
@@ -200,6 +204,7 @@ const KEYS: &[&str] = &[
     "max_object_bytes",
     "max_request_bytes",
     "cors_origins",
+    "public_url",
     "peers",
     "check_peer_address",
     "access",

@@ -151,19 +151,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("cannot open the archive in {}", config.data.display()))?;
 
+    let http = tokio::net::TcpListener::bind(&config.http)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
     let web_config = lumen_web::WebConfig {
         max_body_bytes: config.max_request_bytes,
         max_object_bytes: config.max_object_bytes,
         stow_concurrency: 4,
         cors_origins: config.cors_origins.clone(),
+        public_url: config.public_url.clone(),
+        listen_port: Some(http.local_addr()?.port()),
     };
     let app = lumen_web::router(lumen_web::AppState {
         store: store.clone(),
         config: Arc::new(web_config),
     });
-    let http = tokio::net::TcpListener::bind(&config.http)
-        .await
-        .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
 
     let dimse_config = ServerConfig {
         ae_title: config.aet.clone(),

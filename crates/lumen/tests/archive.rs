@@ -243,6 +243,7 @@ fn python_clients() {
     assert_eq!(r["metadata_has_bulk_uri"], true);
     assert_eq!(r["frame_bytes"], 512 * 512 * 2);
     assert_eq!(r["frame_equal"], true);
+    assert_eq!(r["bulkdata_equal"], true);
     assert_eq!(r["rendered_jpeg"], true);
     assert_eq!(r["rendered_png"], true);
     assert_eq!(r["series_retrieved"], 20);

@@ -60,6 +60,10 @@ meta = client.retrieve_series_metadata(src.StudyInstanceUID, src.SeriesInstanceU
 out["metadata_items"] = len(meta)
 out["metadata_has_bulk_uri"] = all("BulkDataURI" in m.get("7FE00010", {}) for m in meta)
 
+mine = [m for m in meta if m["00080018"]["Value"][0] == src.SOPInstanceUID][0]
+bulk = client.retrieve_bulkdata(mine["7FE00010"]["BulkDataURI"])
+out["bulkdata_equal"] = b"".join(bulk) == src.PixelData
+
 frames = client.retrieve_instance_frames(src.StudyInstanceUID, src.SeriesInstanceUID, src.SOPInstanceUID, frame_numbers=[1])
 out["frame_bytes"] = len(frames[0])
 out["frame_equal"] = frames[0] == src.PixelData[: len(frames[0])]

@@ -30,6 +30,11 @@ pub struct WebConfig {
     pub stow_concurrency: usize,
     /// Origins allowed by CORS (`*` for any); empty disables CORS headers.
     pub cors_origins: Vec<String>,
+    /// The URL clients reach this server at (`https://pacs.example.org`), for the URLs in
+    /// responses; `None`: built from each request's Host header.
+    pub public_url: Option<String>,
+    /// The port the server listens on (added to Host headers that lack one).
+    pub listen_port: Option<u16>,
 }
 
 impl Default for WebConfig {
@@ -39,6 +44,8 @@ impl Default for WebConfig {
             max_object_bytes: 2 << 30,
             stow_concurrency: 4,
             cors_origins: Vec::new(),
+            public_url: None,
+            listen_port: None,
         }
     }
 }
@@ -52,19 +59,33 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
 }
 
-/// The DICOMweb base URL as the client sees it (`http://host/dicom-web`).
-pub(crate) fn base_url(headers: &HeaderMap) -> String {
+/// The DICOMweb base URL as the client sees it (`http://host:port/dicom-web`): the
+/// configured public URL, else built from the Host header. Some clients (dicomweb-client)
+/// send a Host header without the port; the port we listen on is added then.
+pub(crate) fn base_url(config: &WebConfig, headers: &HeaderMap) -> String {
+    if let Some(url) = &config.public_url {
+        return format!("{}/dicom-web", url.trim_end_matches('/'));
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
         .unwrap_or("localhost");
     let scheme = headers
         .get("x-forwarded-proto")
         .and_then(|h| h.to_str().ok())
         .filter(|p| *p == "https")
         .unwrap_or("http");
-    format!("{scheme}://{host}/dicom-web")
+    let has_port = host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        && !host.ends_with(']');
+    match config.listen_port {
+        Some(port) if !has_port && port != 80 && scheme == "http" => {
+            format!("{scheme}://{host}:{port}/dicom-web")
+        }
+        _ => format!("{scheme}://{host}/dicom-web"),
+    }
 }
 
 /// All routes: `/health` and DICOMweb under `/dicom-web`.

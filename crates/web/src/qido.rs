@@ -46,7 +46,7 @@ async fn search(
     }
     let query = Query::from_qido(level, &params)?;
     let mut results = state.store.search(&query, &scope).await?;
-    let base = base_url(&headers);
+    let base = base_url(&state.config, &headers);
     for r in &mut results {
         let url = match level {
             Level::Patient => continue,

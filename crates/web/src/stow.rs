@@ -158,7 +158,7 @@ async fn store(
         return Err(ApiError::BadRequest("the request contains no parts".into()));
     }
 
-    let base = base_url(&headers);
+    let base = base_url(&state.config, &headers);
     let mut referenced = Vec::new();
     let mut failed: Vec<Failure> = early;
     for r in results.into_iter().flatten() {

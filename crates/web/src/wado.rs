@@ -157,7 +157,7 @@ async fn metadata(state: AppState, headers: HeaderMap, scope: Scope) -> Result<R
             "no such study, series or instance".into(),
         ));
     }
-    let base = base_url(&headers);
+    let base = base_url(&state.config, &headers);
     let items: Vec<Value> = rows
         .into_iter()
         .map(|(inst, mut m)| {
