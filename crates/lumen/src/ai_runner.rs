@@ -230,21 +230,71 @@ async fn analyse(
                 .map_err(|e| Failure::Transient(e.to_string()))?,
         );
     }
-    let result = tokio::task::spawn_blocking(move || -> Result<Value, Failure> {
-        let mut objects = Vec::with_capacity(bytes.len());
-        for b in bytes {
-            objects.push(
-                lumen_dicom::part10::parse(&b)
-                    .map_err(|e| Failure::Permanent(format!("stored instance unreadable: {e}")))?,
-            );
-        }
-        let volume = lumen_ai::Volume::from_objects(objects)
-            .map_err(|e| Failure::Permanent(e.to_string()))?;
-        let analysis = lumen_ai::analyze(&volume, &lumen_ai::Config::default())
-            .map_err(|e| Failure::Permanent(e.to_string()))?;
-        serde_json::to_value(&analysis).map_err(|e| Failure::Permanent(e.to_string()))
-    })
+    let result = tokio::task::spawn_blocking(
+        move || -> Result<(Value, Option<crate::ai_results::Results>, Option<String>), Failure> {
+            let mut objects = Vec::with_capacity(bytes.len());
+            for b in bytes {
+                objects.push(
+                    lumen_dicom::part10::parse(&b).map_err(|e| {
+                        Failure::Permanent(format!("stored instance unreadable: {e}"))
+                    })?,
+                );
+            }
+            let sources = crate::ai_results::Sources::from_objects(objects.iter().map(|o| &**o));
+            let volume = lumen_ai::Volume::from_objects(objects)
+                .map_err(|e| Failure::Permanent(e.to_string()))?;
+            let (analysis, lungs) = lumen_ai::Pipeline::classical(&lumen_ai::Config::default())
+                .run_with_lungs(&volume, &mut |_, _, _| {})
+                .map_err(|e| Failure::Permanent(e.to_string()))?;
+            // The analysis stands even when its DICOM rendering cannot be written.
+            let (results, error) = match sources
+                .and_then(|s| crate::ai_results::build(&s, &volume, &analysis, &lungs))
+            {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(format!("{e:#}"))),
+            };
+            let v =
+                serde_json::to_value(&analysis).map_err(|e| Failure::Permanent(e.to_string()))?;
+            Ok((v, results, error))
+        },
+    )
     .await
     .map_err(|e| Failure::Transient(format!("analysis task failed: {e}")))??;
-    Ok(Ok(json!({ "analysis": result })))
+    let (mut analysis, results, error) = result;
+    let mut out = json!({});
+    if let Some(e) = error {
+        tracing::warn!(series = %job.series_uid, error = %e, "AI results not written as DICOM");
+        out["dicom_error"] = json!(e);
+    }
+    if let Some(r) = results {
+        // SEG first: the SR refers to it. Identical bytes on a re-run are "already present".
+        for obj in r.seg.iter().chain(std::iter::once(&r.sr)) {
+            match store.ingest(bytes::Bytes::from(obj.bytes.clone())).await {
+                Ok(_) => {}
+                Err(lumen_store::IngestError::Internal(e)) => {
+                    return Err(Failure::Transient(format!(
+                        "storing AI result {}: {e}",
+                        obj.sop_instance_uid
+                    )));
+                }
+                Err(e) => {
+                    return Err(Failure::Permanent(format!(
+                        "AI result {} refused: {e}",
+                        obj.sop_instance_uid
+                    )));
+                }
+            }
+        }
+        if let (Some(w), Some(list)) = (
+            r.json["warnings"].as_array(),
+            analysis["warnings"].as_array_mut(),
+        ) {
+            list.extend(w.iter().cloned());
+        }
+        if let (Value::Object(o), Value::Object(extra)) = (&mut out, r.json) {
+            o.extend(extra);
+        }
+    }
+    out["analysis"] = analysis;
+    Ok(Ok(out))
 }
