@@ -460,12 +460,18 @@ fn qr_pynetdicom_find_get() {
     assert!(o.status.success(), "python: {text}");
     assert!(text.contains("FIND 1 0000"), "{text}");
     assert!(text.contains(&format!("GET {N} 0000")), "{text}");
-    assert_eq!(datasets_in(&out), sources(&files));
+    let (got, want) = (datasets_in(&out), sources(&files));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    assert!(got == want, "retrieved data sets differ from the sources");
 }
 
 const PY_SCRIPT: &str = r#"
 import sys, os
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, evt, build_role
 from pynetdicom.sop_class import (StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet, CTImageStorage)
@@ -474,12 +480,13 @@ port = int(sys.argv[1]); pattern = sys.argv[2]; series = sys.argv[3]; out = sys.
 ae = AE(ae_title="PYNETDICOM")
 ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
 ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-ae.add_requested_context(CTImageStorage)
+# Only the stored syntax, so that instances come back exactly as stored (untranscoded).
+ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
 
 def on_store(event):
-    ds = event.dataset
-    ds.file_meta = event.file_meta
-    ds.save_as(os.path.join(out, ds.SOPInstanceUID), write_like_original=True)
+    # The received bytes as they came (preamble, file meta, then the raw data set).
+    with open(os.path.join(out, event.request.AffectedSOPInstanceUID), "wb") as f:
+        f.write(event.encoded_dataset())
     return 0x0000
 
 assoc = ae.associate("127.0.0.1", port, ae_title="LUMEN",
