@@ -97,6 +97,145 @@ fn lidc_is_analysed_on_arrival_and_survives_a_crash_mid_job() {
         }
     });
     assert!(hit, "LUNA16 nodule not found: {nodules:?}");
+    check_dicom_results(&server, &job["result"]);
+}
+
+/// The one series of `modality` in the LIDC study, with its one instance: (series, sop).
+fn only_result(server: &Server, modality: &str) -> (String, String) {
+    let uid = |v: &Value, tag: &str| v[tag]["Value"][0].as_str().unwrap_or("").to_string();
+    let series = server.get_json(&format!(
+        "/dicom-web/studies/{LIDC_STUDY}/series?Modality={modality}"
+    ));
+    let series = series.as_array().expect("QIDO array");
+    assert_eq!(series.len(), 1, "{modality} series: {series:?}");
+    let series_uid = uid(&series[0], "0020000E");
+    let inst = server.get_json(&format!(
+        "/dicom-web/studies/{LIDC_STUDY}/series/{series_uid}/instances"
+    ));
+    let inst = inst.as_array().expect("QIDO array");
+    assert_eq!(inst.len(), 1, "{modality} instances: {inst:?}");
+    (series_uid, uid(&inst[0], "00080018"))
+}
+
+/// The SEG and SR the AI stored on arrival: found by QIDO, one each; retrieved by WADO-RS;
+/// valid for dciodvfy; read back by highdicom with the job's numbers.
+fn check_dicom_results(server: &Server, result: &Value) {
+    let (seg_series, seg_sop) = only_result(server, "SEG");
+    let (sr_series, sr_sop) = only_result(server, "SR");
+    assert_eq!(result["seg_sop_uid"], seg_sop.as_str(), "{result}");
+    assert_eq!(result["sr_sop_uid"], sr_sop.as_str(), "{result}");
+    assert_eq!(result["result_series_uid"], sr_series.as_str(), "{result}");
+    assert_eq!(result["seg_series_uid"], seg_series.as_str(), "{result}");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut paths = Vec::new();
+    for (series, sop, name) in [(&seg_series, &seg_sop, "seg"), (&sr_series, &sr_sop, "sr")] {
+        let (status, ct, body) = server.get_raw(
+            &format!("/dicom-web/studies/{LIDC_STUDY}/series/{series}/instances/{sop}"),
+            Some("multipart/related; type=\"application/dicom\"; transfer-syntax=*"),
+        );
+        assert_eq!(status, 200, "WADO-RS {name}");
+        let parts = multipart_parts(&ct, &body);
+        assert_eq!(parts.len(), 1);
+        let path = tmp.path().join(format!("{name}.dcm"));
+        std::fs::write(&path, &parts[0]).expect("write");
+        if have_tool("dciodvfy") {
+            let out = run(Command::new("dciodvfy").arg(&path));
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let errors: Vec<&str> = text.lines().filter(|l| l.contains("Error")).collect();
+            assert!(errors.is_empty(), "dciodvfy {name}:\n{text}");
+        }
+        paths.push(path);
+    }
+
+    // highdicom reads both back with Lumen's numbers.
+    let py = std::env::var("LUMEN_PYTHON").ok().filter(|p| {
+        Command::new(p)
+            .args(["-c", "import highdicom"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(py) = py else {
+        assert!(
+            std::env::var("LUMEN_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "LUMEN_PYTHON must name a Python with highdicom (LUMEN_REQUIRE_TOOLS=1)"
+        );
+        eprintln!("SKIP: highdicom read-back (set LUMEN_PYTHON to a Python with highdicom)");
+        return;
+    };
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/ai_dicom_check.py"
+    );
+    let out = run(Command::new(py).arg(script).args(&paths));
+    assert!(
+        out.status.success(),
+        "ai_dicom_check.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let dicom_nodules = result["nodules"].as_array().expect("result nodules");
+    let segments = read["seg"]["segments"].as_object().expect("segments");
+    assert_eq!(segments.len(), 2 + dicom_nodules.len(), "{read}");
+    assert_eq!(segments["1"]["type"], "39607008");
+    assert_eq!(
+        segments["1"]["voxels"], result["lung_voxels"]["right"],
+        "{read}"
+    );
+    assert_eq!(
+        segments["2"]["voxels"], result["lung_voxels"]["left"],
+        "{read}"
+    );
+    let analysis = result["analysis"]["nodules"].as_array().expect("nodules");
+    let groups = read["sr"]["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), dicom_nodules.len(), "{read}");
+    for d in dicom_nodules {
+        let n = d["segment_number"].to_string();
+        let seg = &segments[&n];
+        assert_eq!(seg["type"], "27925004", "{read}");
+        assert_eq!(seg["category"], "49755003", "{read}");
+        assert_eq!(seg["voxels"], d["voxels"], "nodule {d}: {read}");
+        assert!(d["voxels"].as_u64().unwrap_or(0) > 0, "{d}");
+        let a = analysis
+            .iter()
+            .find(|a| a["id"] == d["id"])
+            .expect("nodule in analysis");
+        let g = groups
+            .iter()
+            .find(|g| g["tracking_uid"] == d["tracking_uid"])
+            .unwrap_or_else(|| panic!("no SR group for {d}: {read}"));
+        assert_eq!(g["tracking_id"], d["tracking_id"]);
+        assert_eq!(g["finding"], "27925004");
+        for (code, key) in [
+            ("103339001", "long_axis_mm"),
+            ("103340004", "short_axis_mm"),
+            ("118565006", "volume_mm3"),
+        ] {
+            let (got, want) = (
+                g["measurements"][code].as_f64().expect("measurement"),
+                a[key].as_f64().expect("value"),
+            );
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "nodule {} {key}: SR {got}, job {want}",
+                d["id"]
+            );
+        }
+    }
+    eprintln!(
+        "highdicom {}: SEG {} segments, SR {} groups: {}",
+        read["highdicom"],
+        segments.len(),
+        groups.len(),
+        dicom_nodules
+            .iter()
+            .map(|d| format!("nodule {} = {} voxels", d["id"], d["voxels"]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 }
 
 #[test]
