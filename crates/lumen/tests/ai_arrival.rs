@@ -98,6 +98,32 @@ fn lidc_is_analysed_on_arrival_and_survives_a_crash_mid_job() {
     });
     assert!(hit, "LUNA16 nodule not found: {nodules:?}");
     check_dicom_results(&server, &job["result"]);
+
+    // Exactly once: analysing the series again re-stores identical SEG and SR objects
+    // (already present), so there is still one instance of each, under the same UIDs.
+    ureq::post(&format!("{}/api/studies/{LIDC_STUDY}/ai", server.http()))
+        .send_empty()
+        .expect("requeue");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let again = loop {
+        let v = server.get_json(&format!("/api/studies/{LIDC_STUDY}/ai"));
+        let j = &v["series"][0];
+        if j["state"] == "done" && j["attempts"] == 1 {
+            break j.clone();
+        }
+        assert!(j["state"] != "failed", "re-run failed: {v}");
+        assert!(Instant::now() < deadline, "re-run did not finish: {v}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    for key in [
+        "seg_sop_uid",
+        "sr_sop_uid",
+        "result_series_uid",
+        "seg_series_uid",
+    ] {
+        assert_eq!(again["result"][key], job["result"][key], "{key}");
+    }
+    check_dicom_results(&server, &again["result"]);
 }
 
 /// The one series of `modality` in the LIDC study, with its one instance: (series, sop).
