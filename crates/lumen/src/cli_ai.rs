@@ -34,6 +34,16 @@ pub struct AnalyzeArgs {
     /// Compare the lung masks with the Lung_R / Lung_L contours of this RTSTRUCT (Dice).
     #[arg(long, value_name = "RTSTRUCT")]
     pub rtstruct: Option<std::path::PathBuf>,
+    /// Re-run the AI on a study already in a running archive (results are stored there as
+    /// SEG and SR, replacing nothing: identical objects are not stored twice).
+    #[arg(long, value_name = "STUDY_UID", conflicts_with_all = ["paths", "phantom"])]
+    pub study: Option<String>,
+    /// The running archive for `--study` [env: LUMEN_SERVER].
+    #[arg(long, env = "LUMEN_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// With `--study`: wait until the analysis has ended and print its outcome.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// Arguments of `lumen eval`.
@@ -68,6 +78,9 @@ fn progress_bar(len: u64) -> ProgressBar {
 
 /// Runs `lumen analyze`.
 pub fn run_analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
+    if let Some(study) = &args.study {
+        return analyze_study(&args.server, study, args.wait);
+    }
     let t0 = Instant::now();
     let pb = progress_bar(5);
     pb.set_message("loading");
@@ -360,5 +373,63 @@ mod tests {
             out.contains("detected 1, false positives 2, ignored 1"),
             "{out}"
         );
+    }
+}
+
+/// `lumen analyze --study UID`: asks the running archive to analyse the study again.
+fn analyze_study(server: &str, study: &str, wait: bool) -> anyhow::Result<()> {
+    let base = server.trim_end_matches('/');
+    let url = format!("{base}/api/studies/{study}/ai");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent.post(&url).send_empty().with_context(|| {
+        format!("cannot reach the archive at {base} (is `lumen serve` running?)")
+    })?;
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.body_mut().read_json().unwrap_or_default();
+    anyhow::ensure!(
+        status == 202,
+        "the archive refused: {} ({status})",
+        body["error"].as_str().unwrap_or("no reason given")
+    );
+    println!("queued {} series of study {study}", body["queued_series"]);
+    if !wait {
+        return Ok(());
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let v: serde_json::Value = agent
+            .get(&url)
+            .call()
+            .context("cannot read the AI status")?
+            .body_mut()
+            .read_json()
+            .context("malformed AI status")?;
+        let series = v["series"].as_array().cloned().unwrap_or_default();
+        let ended = |s: &serde_json::Value| {
+            matches!(s["state"].as_str(), Some("done" | "failed" | "skipped"))
+        };
+        if !series.is_empty() && series.iter().all(ended) {
+            for s in &series {
+                let n = s["result"]["analysis"]["nodules"]
+                    .as_array()
+                    .map(Vec::len)
+                    .unwrap_or(0);
+                println!(
+                    "series {}: {}{} ({} nodules; exam Lung-RADS {})",
+                    s["series_uid"].as_str().unwrap_or("?"),
+                    s["state"].as_str().unwrap_or("?"),
+                    s["reason"]
+                        .as_str()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default(),
+                    n,
+                    s["result"]["analysis"]["lung_rads"].as_str().unwrap_or("-"),
+                );
+            }
+            return Ok(());
+        }
     }
 }

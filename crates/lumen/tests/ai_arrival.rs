@@ -287,6 +287,37 @@ fn series_that_cannot_become_a_volume_fail_with_a_reason() {
         "{v}"
     );
     assert_eq!(server.get_raw("/health", None).0, 200);
+    // `lumen analyze --study` re-runs it on demand, through the running archive.
+    let out = run(Command::new(lumen_bin()).args([
+        "analyze",
+        "--study",
+        LIDC_STUDY,
+        "--server",
+        &server.http(),
+        "--wait",
+    ]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("queued 1 series") && text.contains("failed: 1 images"),
+        "{text}"
+    );
+    let out = run(Command::new(lumen_bin()).args([
+        "analyze",
+        "--study",
+        "1.2.3",
+        "--server",
+        &server.http(),
+    ]));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no series"),
+        "{out:?}"
+    );
     // A study that does not exist.
     assert_eq!(server.get_raw("/api/studies/1.2.3/ai", None).0, 404);
     assert_eq!(server.get_raw("/api/studies/not-a-uid/ai", None).0, 400);
