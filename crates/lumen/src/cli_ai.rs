@@ -334,48 +334,6 @@ fn eval_report(args: &EvalArgs) -> anyhow::Result<String> {
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn eval_prints_cpm_last() {
-        let dir = tempfile::tempdir().unwrap();
-        let ann = dir.path().join("annotations.csv");
-        let exc = dir.path().join("excluded.csv");
-        let det = dir.path().join("detections.csv");
-        std::fs::write(
-            &ann,
-            "seriesuid,coordX,coordY,coordZ,diameter_mm\nS,0,0,0,10\nS,50,0,0,6\n",
-        )
-        .unwrap();
-        std::fs::write(
-            &exc,
-            "seriesuid,coordX,coordY,coordZ,diameter_mm\nS,0,50,0,-1\n",
-        )
-        .unwrap();
-        // Hit on nodule 1 (0.9), FP (0.95), ignored on the excluded finding, FP (0.7).
-        std::fs::write(
-            &det,
-            "seriesuid,coordX,coordY,coordZ,probability\nS,1,1,0,0.9\nS,0,5,0,0.95\nS,0,53,0,0.8\nS,53.1,0,0,0.7\n",
-        )
-        .unwrap();
-        let args = EvalArgs {
-            annotations: ann,
-            excluded: Some(exc),
-            seriesuids: None,
-            detections: det,
-        };
-        let out = eval_report(&args).unwrap();
-        // Curve: (0,0) (1,0) (1,1/2) (2,1/2): 1/8..1/2 -> 0, 1..8 -> 1/2; CPM = 2/7.
-        assert_eq!(out.lines().last().unwrap(), "CPM: 0.286", "{out}");
-        assert!(
-            out.contains("detected 1, false positives 2, ignored 1"),
-            "{out}"
-        );
-    }
-}
-
 /// `lumen analyze --study UID`: asks the running archive to analyse the study again.
 fn analyze_study(server: &str, study: &str, wait: bool) -> anyhow::Result<()> {
     let base = server.trim_end_matches('/');
@@ -431,5 +389,47 @@ fn analyze_study(server: &str, study: &str, wait: bool) -> anyhow::Result<()> {
             }
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eval_prints_cpm_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let ann = dir.path().join("annotations.csv");
+        let exc = dir.path().join("excluded.csv");
+        let det = dir.path().join("detections.csv");
+        std::fs::write(
+            &ann,
+            "seriesuid,coordX,coordY,coordZ,diameter_mm\nS,0,0,0,10\nS,50,0,0,6\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &exc,
+            "seriesuid,coordX,coordY,coordZ,diameter_mm\nS,0,50,0,-1\n",
+        )
+        .unwrap();
+        // Hit on nodule 1 (0.9), FP (0.95), ignored on the excluded finding, FP (0.7).
+        std::fs::write(
+            &det,
+            "seriesuid,coordX,coordY,coordZ,probability\nS,1,1,0,0.9\nS,0,5,0,0.95\nS,0,53,0,0.8\nS,53.1,0,0,0.7\n",
+        )
+        .unwrap();
+        let args = EvalArgs {
+            annotations: ann,
+            excluded: Some(exc),
+            seriesuids: None,
+            detections: det,
+        };
+        let out = eval_report(&args).unwrap();
+        // Curve: (0,0) (1,0) (1,1/2) (2,1/2): 1/8..1/2 -> 0, 1..8 -> 1/2; CPM = 2/7.
+        assert_eq!(out.lines().last().unwrap(), "CPM: 0.286", "{out}");
+        assert!(
+            out.contains("detected 1, false positives 2, ignored 1"),
+            "{out}"
+        );
     }
 }
