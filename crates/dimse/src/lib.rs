@@ -8,6 +8,7 @@
 //!   with access control per service ([`AccessPolicy`]) and known peers ([`Peer`]).
 //! - `qr`: C-FIND, C-GET and C-MOVE as SCP (the handler matches; this crate exchanges).
 //! - [`scu`]: the SCU ([`StoreScu`]) for `lumen send`, tests and benchmarks.
+//! - [`qr_scu`]: C-FIND, C-GET and C-MOVE as SCU on a [`StoreScu`] association.
 //! - [`sop`]: the SOP classes and transfer syntaxes accepted by default.
 //!
 //! Only this crate knows DIMSE: the SCP hands over the data set bytes exactly as received,
@@ -45,6 +46,7 @@ mod conn;
 pub mod error;
 pub mod pdata;
 mod qr;
+pub mod qr_scu;
 pub mod scu;
 pub mod server;
 pub mod sop;
@@ -53,6 +55,7 @@ pub mod status;
 pub use assoc::AcceptedContext;
 pub use command::{Command, CommandField, Priority};
 pub use error::DimseError;
+pub use qr_scu::{QueryModel, ReceivedInstance, RetrieveResult};
 pub use scu::{Part10Info, Proposal, Response, ScuConfig, StoreScu, proposals_for};
 pub use server::{
     Access, AccessPolicy, AssociationSummary, Failure, FindOutcome, LoadedInstance, Peer,

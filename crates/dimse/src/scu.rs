@@ -9,7 +9,7 @@ use std::time::Duration;
 use dicom_object::meta::FileMetaTable;
 use dicom_ul::pdu::{
     AssociationRQ, Pdu, PresentationContextProposed, PresentationContextResultReason,
-    UserVariableItem,
+    RequestorRoles, UserVariableItem,
 };
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tracing::debug;
@@ -164,10 +164,10 @@ pub struct Response {
 
 /// An association as requestor, for C-ECHO and C-STORE.
 pub struct StoreScu {
-    conn: Conn,
-    contexts: Vec<AcceptedContext>,
+    pub(crate) conn: Conn,
+    pub(crate) contexts: Vec<AcceptedContext>,
     next_message_id: u16,
-    asm: Assembler,
+    pub(crate) asm: Assembler,
 }
 
 impl StoreScu {
@@ -176,6 +176,18 @@ impl StoreScu {
         addr: impl ToSocketAddrs,
         config: &ScuConfig,
         proposals: &[Proposal],
+    ) -> Result<Self> {
+        Self::connect_with_roles(addr, config, proposals, &[]).await
+    }
+
+    /// [`connect`](Self::connect), also asking for the SCP role (SCP/SCU role selection)
+    /// for `scp_role_classes`: the storage classes to receive C-GET sub-operations for.
+    /// A data set received on the association may be up to 1 GiB.
+    pub async fn connect_with_roles(
+        addr: impl ToSocketAddrs,
+        config: &ScuConfig,
+        proposals: &[Proposal],
+        scp_role_classes: &[&str],
     ) -> Result<Self> {
         let stream = tokio::time::timeout(config.timeout, TcpStream::connect(addr))
             .await
@@ -208,11 +220,22 @@ impl StoreScu {
                     transfer_syntaxes: p.transfer_syntaxes.clone(),
                 })
                 .collect(),
-            user_variables: vec![
+            user_variables: [
                 UserVariableItem::MaxLength(config.max_pdu_length),
                 UserVariableItem::ImplementationClassUID(IMPLEMENTATION_CLASS_UID.into()),
                 UserVariableItem::ImplementationVersionName(IMPLEMENTATION_VERSION_NAME.into()),
-            ],
+            ]
+            .into_iter()
+            .chain(scp_role_classes.iter().map(|uid| {
+                UserVariableItem::ScuScpRoleSelectionSubItem(
+                    uid.to_string(),
+                    RequestorRoles {
+                        scu: false,
+                        scp: true,
+                    },
+                )
+            }))
+            .collect(),
         };
         conn.send_pdu(&Pdu::AssociationRQ(rq)).await?;
         let ac = match conn.recv().await? {
@@ -260,7 +283,11 @@ impl StoreScu {
             conn,
             contexts,
             next_message_id: 1,
-            asm: Assembler::new(1 << 20),
+            asm: Assembler::new(if scp_role_classes.is_empty() {
+                1 << 20
+            } else {
+                1 << 30
+            }),
         })
     }
 
@@ -274,7 +301,7 @@ impl StoreScu {
         self.conn.peer_max
     }
 
-    fn message_id(&mut self) -> u16 {
+    pub(crate) fn message_id(&mut self) -> u16 {
         let id = self.next_message_id;
         self.next_message_id = self.next_message_id.wrapping_add(1).max(1);
         id
@@ -390,7 +417,7 @@ impl StoreScu {
         })
     }
 
-    async fn next_message(&mut self) -> Result<Message> {
+    pub(crate) async fn next_message(&mut self) -> Result<Message> {
         loop {
             match self.conn.recv().await? {
                 Incoming::PData(body) => {
