@@ -6,6 +6,7 @@ mod cli_ai;
 mod config;
 mod import;
 mod qr;
+mod qr_cli;
 mod send;
 mod serve;
 
@@ -28,6 +29,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Send DICOM files and folders to another node with C-STORE, as they are.
     Send(send::SendArgs),
+    /// Query another DICOM node with C-FIND (Study Root) and print the matches.
+    Query(qr_cli::QueryArgs),
+    /// Retrieve a study or series from another DICOM node with C-GET or C-MOVE.
+    Retrieve(qr_cli::RetrieveArgs),
     /// Import DICOM files and folders (DICOMDIR or not) into a data directory.
     Import(import::ImportArgs),
     /// Analyse a chest CT series: lungs, nodules, measurements, Lung-RADS.
@@ -53,6 +58,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Import(args) => import::run(args),
         Command::Send(args) => send::run(args),
+        Command::Query(args) => qr_cli::run_query(args),
+        Command::Retrieve(args) => qr_cli::run_retrieve(args),
         Command::Analyze(args) => cli_ai::run_analyze(args).map(|_| ExitCode::SUCCESS),
         Command::Eval(args) => cli_ai::run_eval(args).map(|_| ExitCode::SUCCESS),
     };
