@@ -50,6 +50,8 @@ pub struct Config {
     pub access: AccessConfig,
     /// When and how the AI reads arriving series (`[ai]` table).
     pub ai: crate::ai_runner::AiConfig,
+    /// Routing rules (`[[route]]` tables): arriving instances forwarded to peers.
+    pub route: Vec<crate::outbound::RouteRule>,
 }
 
 /// Who may use a DICOM service: `any` caller, only declared `peers`, or `none`.
@@ -164,6 +166,7 @@ impl Default for Config {
             check_peer_address: false,
             access: AccessConfig::default(),
             ai: crate::ai_runner::AiConfig::default(),
+            route: Vec::new(),
         }
     }
 }
@@ -209,6 +212,7 @@ const KEYS: &[&str] = &[
     "check_peer_address",
     "access",
     "ai",
+    "route",
 ];
 
 impl Config {
@@ -242,6 +246,13 @@ impl Config {
                 !peers[..i].iter().any(|q| q.aet == p.aet),
                 "peer AE title {} declared twice",
                 p.aet
+            );
+        }
+        for r in &cfg.route {
+            anyhow::ensure!(
+                peers.iter().any(|p| p.aet == r.destination),
+                "route destination {} is not a declared peer",
+                r.destination
             );
         }
         Ok(cfg)
@@ -324,6 +335,15 @@ mod tests {
             assert!(Config::load(None, Overrides::default()).is_err());
             jail.create_file("lumen.toml", "no_such_key = 1\n")?;
             assert!(Config::load(None, Overrides::default()).is_err());
+            // A route to an undeclared peer.
+            jail.create_file("lumen.toml", "[[route]]\ndestination = \"PACS\"\n")?;
+            assert!(Config::load(None, Overrides::default()).is_err());
+            jail.create_file(
+                "lumen.toml",
+                "peers = [\"PACS=h:104\"]\n[[route]]\nmodality = \"CT\"\ndestination = \"PACS\"\n",
+            )?;
+            let cfg = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.route[0].modality.as_deref(), Some("CT"));
             Ok(())
         });
     }

@@ -5,6 +5,7 @@ mod ai_runner;
 mod cli_ai;
 mod config;
 mod import;
+mod outbound;
 mod qr;
 mod qr_cli;
 mod send;

@@ -9,7 +9,7 @@ use lumen_dimse::{
     Access, AccessPolicy, Failure, FindOutcome, LoadedInstance, Peer, QueryRequest, RetrieveItem,
     ServerConfig, StoreHandler, StoreOutcome, StoreRequest,
 };
-use lumen_store::{IngestError, IngestStatus, Store, StoreConfig};
+use lumen_store::{IngestError, Store, StoreConfig};
 
 use crate::config::{AccessRule, Config, Overrides};
 
@@ -48,6 +48,8 @@ struct ArchiveHandler {
     store: Store,
     /// Our AE title (the Retrieve AE Title of C-FIND responses).
     aet: String,
+    /// The routing queue, when `[[route]]` rules are configured.
+    outbound: Option<crate::outbound::Outbound>,
 }
 
 impl StoreHandler for ArchiveHandler {
@@ -68,8 +70,19 @@ impl StoreHandler for ArchiveHandler {
             }
         };
         match self.store.ingest(bytes.into()).await {
-            Ok(i) if i.status == IngestStatus::AlreadyPresent => StoreOutcome::Success,
-            Ok(_) => StoreOutcome::Success,
+            Ok(i) => match &self.outbound {
+                Some(o) => match o.route_ingested(&req, &i).await {
+                    Ok(_) => StoreOutcome::Success,
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "C-STORE: cannot queue for routing");
+                        StoreOutcome::Failure {
+                            status: 0xA700,
+                            comment: "stored, but cannot be queued for routing".into(),
+                        }
+                    }
+                },
+                None => StoreOutcome::Success,
+            },
             Err(e) => {
                 let status = match &e {
                     IngestError::Invalid(_) => 0xC000,
@@ -194,12 +207,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         },
         ..ServerConfig::default()
     };
+    let outbound = if config.route.is_empty() {
+        None
+    } else {
+        Some(crate::outbound::Outbound::open(&config.data, config.route.clone()).await?)
+    };
+    let outbound_task = match &outbound {
+        Some(o) => Some(o.spawn(store.clone(), config.peer_list()?, config.aet.clone())),
+        None => None,
+    };
     let dimse = lumen_dimse::Server::bind(
         &config.dicom,
         dimse_config,
         ArchiveHandler {
             store: store.clone(),
             aet: config.aet.clone(),
+            outbound: outbound.clone(),
         },
     )
     .await
@@ -236,6 +259,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let _ = tx.send(true);
     ai_task.abort();
+    if let Some(t) = outbound_task {
+        t.abort();
+    }
     let _ = dimse_task.await;
     http_task.await??;
     Ok(())
