@@ -310,3 +310,87 @@ fn qr_scu_retrieve_move_to_storescp() {
     assert!(!o.status.success());
     assert!(s(&o).contains("A801"), "{}", s(&o));
 }
+
+/// Against DCMTK's own archive (dcmqrscp): `lumen query` finds the study, `lumen retrieve
+/// --get` brings a series back byte-identical, `--move-to` sends it to a storescp.
+#[test]
+fn qr_scu_against_dcmqrscp() {
+    let Some(data) = ready() else { return };
+    if !have_tool("dcmqrscp") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let moved = tmp.path().join("moved");
+    std::fs::create_dir_all(&db).unwrap();
+    std::fs::create_dir_all(&moved).unwrap();
+    let (port, dest_port) = (free_port(), free_port());
+    let cfg = tmp.path().join("dcmqrscp.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n\
+             HostTable BEGIN\ndest = (DEST, 127.0.0.1, {dest_port})\nHostTable END\n\
+             VendorTable BEGIN\nVendorTable END\n\
+             AETable BEGIN\nDCMQR {} RW (200, 1024mb) ANY\nAETable END\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("dcmqrscp")
+        .arg("-c")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dcmqrscp");
+    let _qr = StoreScp(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "dcmqrscp did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let files: Vec<PathBuf> = lidc_files(&data).into_iter().take(N).collect();
+    let o = run(Command::new("storescu")
+        .args(["-aec", "DCMQR", "127.0.0.1"])
+        .arg(port.to_string())
+        .args(&files));
+    assert!(o.status.success(), "storescu: {}", s(&o));
+    let src = dicom_object::open_file(&files[0]).unwrap();
+    let study = attr(&src, tags::STUDY_INSTANCE_UID);
+    let series = attr(&src, tags::SERIES_INSTANCE_UID);
+    let from = format!("DCMQR@127.0.0.1:{port}");
+
+    let o = lumen(&["query", "--from", &from, "-k", "PatientID=LIDC*"]);
+    assert!(o.status.success(), "{}", s(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains(&study), "{out}");
+
+    let got = tmp.path().join("got");
+    let o = lumen(&[
+        "retrieve",
+        "--from",
+        &from,
+        "--series",
+        &series,
+        "--get",
+        "--out",
+        got.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", s(&o));
+    assert_eq!(datasets_in(&got), sources(&files));
+
+    let _scp = StoreScp::start("DEST", &moved, dest_port);
+    let o = lumen(&[
+        "retrieve",
+        "--from",
+        &from,
+        "--study",
+        &study,
+        "--move-to",
+        "DEST",
+    ]);
+    assert!(o.status.success(), "{}", s(&o));
+    assert_eq!(datasets_in(&moved), sources(&files));
+}
