@@ -314,7 +314,21 @@ pub fn run_retrieve(args: RetrieveArgs) -> anyhow::Result<ExitCode> {
             let mut scu = StoreScu::connect_with_roles(addr, &cfg, &proposals, GET_STORAGE_CLASSES)
                 .await
                 .with_context(|| format!("cannot associate with {}", args.from))?;
-            let mut received: Vec<Vec<u8>> = Vec::new();
+            // Ingest runs beside the association (this runtime interleaves the two), so a
+            // large study is not held in memory.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+            let ingest = store.clone().map(|store| {
+                tokio::spawn(async move {
+                    let mut failed = 0usize;
+                    while let Some(bytes) = rx.recv().await {
+                        if let Err(e) = store.ingest(bytes.into()).await {
+                            failed += 1;
+                            eprintln!("not ingested: {e}");
+                        }
+                    }
+                    failed
+                })
+            });
             let out = args.out.clone();
             let r = scu
                 .get(model, &ident, |inst| {
@@ -324,23 +338,15 @@ pub fn run_retrieve(args: RetrieveArgs) -> anyhow::Result<ExitCode> {
                             write_atomic(dir, &format!("{}.dcm", inst.sop_instance_uid), &bytes)
                                 .map_err(|e| e.to_string())
                         }
-                        None => {
-                            received.push(bytes);
-                            Ok(())
-                        }
+                        None => tx.send(bytes).map_err(|_| "ingest stopped".to_string()),
                     }
                 })
                 .await
                 .context("C-GET")?;
             scu.release().await?;
-            if let Some(store) = &store {
-                let mut failed = 0;
-                for bytes in received {
-                    if let Err(e) = store.ingest(bytes.into()).await {
-                        failed += 1;
-                        eprintln!("not ingested: {e}");
-                    }
-                }
+            drop(tx);
+            if let Some(task) = ingest {
+                let failed = task.await?;
                 anyhow::ensure!(failed == 0, "{failed} instance(s) could not be ingested");
             }
             r
