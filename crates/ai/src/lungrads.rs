@@ -6,6 +6,16 @@
 
 use crate::phantom::NoduleType;
 
+/// The language of recommendation texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// English.
+    #[default]
+    En,
+    /// Simplified Chinese (zh-CN).
+    ZhCn,
+}
+
 /// A Lung-RADS category.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -37,6 +47,21 @@ impl LungRads {
             LungRads::C3 => "3",
             LungRads::C4A => "4A",
             LungRads::C4B => "4B",
+        }
+    }
+
+    /// Management recommendation for the category (baseline), in `lang`.
+    pub fn management_in(&self, lang: Lang) -> &'static str {
+        match lang {
+            Lang::En => self.management(),
+            Lang::ZhCn => match self {
+                LungRads::C1 | LungRads::C2 => "继续年度筛查，12 个月后低剂量 CT 复查。",
+                LungRads::C3 => "6 个月后低剂量 CT 复查。",
+                LungRads::C4A => "3 个月后低剂量 CT 复查；若实性成分 >= 8 mm，可考虑 PET/CT。",
+                LungRads::C4B => {
+                    "诊断性胸部 CT（平扫或增强）；根据恶性概率及合并症行 PET/CT 和/或组织取样。"
+                }
+            },
         }
     }
 
@@ -117,12 +142,23 @@ pub fn exam_category(cats: &[LungRads]) -> LungRads {
 /// not immunocompromised), for the nodules of one exam. `high_risk` selects the high-risk
 /// wording where it differs.
 pub fn fleischner(nodules: &[NoduleSize], high_risk: bool) -> String {
+    fleischner_in(nodules, high_risk, Lang::En)
+}
+
+/// [`fleischner`] in `lang`: the same rules, worded in English or Chinese.
+pub fn fleischner_in(nodules: &[NoduleSize], high_risk: bool, lang: Lang) -> String {
+    let zh = lang == Lang::ZhCn;
+    let t = |en: &'static str, cn: &'static str| if zh { cn } else { en };
     let relevant: Vec<&NoduleSize> = nodules
         .iter()
         .filter(|n| n.kind != NoduleType::Calcified)
         .collect();
     if relevant.is_empty() {
-        return "No non-calcified nodule: no Fleischner follow-up.".into();
+        return t(
+            "No non-calcified nodule: no Fleischner follow-up.",
+            "无非钙化结节：无需按 Fleischner 指南随访。",
+        )
+        .into();
     }
     let multiple = relevant.len() > 1;
     let solid: Vec<f64> = relevant
@@ -136,81 +172,135 @@ pub fn fleischner(nodules: &[NoduleSize], high_risk: bool) -> String {
         .collect();
     let mut parts = Vec::new();
     if let Some(max) = solid.iter().copied().reduce(f64::max) {
-        let t = match (multiple, max) {
+        let text = match (multiple, max) {
             (false, d) if d < 6.0 => {
                 if high_risk {
-                    "Solid nodule < 6 mm (high risk): optional CT at 12 months."
+                    t(
+                        "Solid nodule < 6 mm (high risk): optional CT at 12 months.",
+                        "实性结节 < 6 mm（高危）：可选 12 个月 CT 复查。",
+                    )
                 } else {
-                    "Solid nodule < 6 mm (low risk): no routine follow-up."
+                    t(
+                        "Solid nodule < 6 mm (low risk): no routine follow-up.",
+                        "实性结节 < 6 mm（低危）：无需常规随访。",
+                    )
                 }
             }
             (false, d) if d <= 8.0 => {
                 if high_risk {
-                    "Solid nodule 6-8 mm (high risk): CT at 6-12 months, then CT at 18-24 months."
+                    t(
+                        "Solid nodule 6-8 mm (high risk): CT at 6-12 months, then CT at 18-24 months.",
+                        "实性结节 6-8 mm（高危）：6-12 个月 CT 复查，之后 18-24 个月 CT 复查。",
+                    )
                 } else {
-                    "Solid nodule 6-8 mm (low risk): CT at 6-12 months, then consider CT at 18-24 months."
+                    t(
+                        "Solid nodule 6-8 mm (low risk): CT at 6-12 months, then consider CT at 18-24 months.",
+                        "实性结节 6-8 mm（低危）：6-12 个月 CT 复查，之后考虑 18-24 个月 CT 复查。",
+                    )
                 }
             }
-            (false, _) => {
-                "Solid nodule > 8 mm: consider CT at 3 months, PET/CT, or tissue sampling."
-            }
+            (false, _) => t(
+                "Solid nodule > 8 mm: consider CT at 3 months, PET/CT, or tissue sampling.",
+                "实性结节 > 8 mm：考虑 3 个月 CT 复查、PET/CT 或组织取样。",
+            ),
             (true, d) if d < 6.0 => {
                 if high_risk {
-                    "Multiple solid nodules < 6 mm (high risk): optional CT at 12 months."
+                    t(
+                        "Multiple solid nodules < 6 mm (high risk): optional CT at 12 months.",
+                        "多发实性结节 < 6 mm（高危）：可选 12 个月 CT 复查。",
+                    )
                 } else {
-                    "Multiple solid nodules < 6 mm (low risk): no routine follow-up."
+                    t(
+                        "Multiple solid nodules < 6 mm (low risk): no routine follow-up.",
+                        "多发实性结节 < 6 mm（低危）：无需常规随访。",
+                    )
                 }
             }
             (true, d) if d <= 8.0 => {
                 if high_risk {
-                    "Multiple solid nodules 6-8 mm (high risk): CT at 3-6 months, then CT at 18-24 months."
+                    t(
+                        "Multiple solid nodules 6-8 mm (high risk): CT at 3-6 months, then CT at 18-24 months.",
+                        "多发实性结节 6-8 mm（高危）：3-6 个月 CT 复查，之后 18-24 个月 CT 复查。",
+                    )
                 } else {
-                    "Multiple solid nodules 6-8 mm (low risk): CT at 3-6 months, then consider CT at 18-24 months."
+                    t(
+                        "Multiple solid nodules 6-8 mm (low risk): CT at 3-6 months, then consider CT at 18-24 months.",
+                        "多发实性结节 6-8 mm（低危）：3-6 个月 CT 复查，之后考虑 18-24 个月 CT 复查。",
+                    )
                 }
             }
             (true, _) => {
                 if high_risk {
-                    "Multiple solid nodules, largest > 8 mm (high risk): CT at 3-6 months, then CT at 18-24 months."
+                    t(
+                        "Multiple solid nodules, largest > 8 mm (high risk): CT at 3-6 months, then CT at 18-24 months.",
+                        "多发实性结节，最大者 > 8 mm（高危）：3-6 个月 CT 复查，之后 18-24 个月 CT 复查。",
+                    )
                 } else {
-                    "Multiple solid nodules, largest > 8 mm (low risk): CT at 3-6 months, then consider CT at 18-24 months."
+                    t(
+                        "Multiple solid nodules, largest > 8 mm (low risk): CT at 3-6 months, then consider CT at 18-24 months.",
+                        "多发实性结节，最大者 > 8 mm（低危）：3-6 个月 CT 复查，之后考虑 18-24 个月 CT 复查。",
+                    )
                 }
             }
         };
-        parts.push(t.to_string());
+        parts.push(text.to_string());
     }
     if !sub.is_empty() {
         let max = sub
             .iter()
             .map(|n| r1(n.mean_diameter_mm))
             .fold(0.0, f64::max);
-        let t = if sub.len() > 1 || (multiple && !solid.is_empty()) {
+        let text = if sub.len() > 1 || (multiple && !solid.is_empty()) {
             if max < 6.0 {
-                "Multiple subsolid nodules < 6 mm: CT at 3-6 months; if stable, consider CT at 2 and 4 years."
+                t(
+                    "Multiple subsolid nodules < 6 mm: CT at 3-6 months; if stable, consider CT at 2 and 4 years.",
+                    "多发亚实性结节 < 6 mm：3-6 个月 CT 复查；若稳定，考虑 2 年和 4 年时 CT 复查。",
+                )
             } else {
-                "Multiple subsolid nodules, one >= 6 mm: CT at 3-6 months; subsequent management based on the most suspicious nodule."
+                t(
+                    "Multiple subsolid nodules, one >= 6 mm: CT at 3-6 months; subsequent management based on the most suspicious nodule.",
+                    "多发亚实性结节，其一 >= 6 mm：3-6 个月 CT 复查；后续处理依据最可疑的结节。",
+                )
             }
         } else {
             let n = sub[0];
             match (n.kind, max < 6.0) {
-                (NoduleType::GroundGlass, true) => {
-                    "Ground-glass nodule < 6 mm: no routine follow-up."
-                }
-                (NoduleType::GroundGlass, false) => {
-                    "Ground-glass nodule >= 6 mm: CT at 6-12 months to confirm persistence, then CT every 2 years until 5 years."
-                }
-                (_, true) => "Part-solid nodule < 6 mm: no routine follow-up.",
+                (NoduleType::GroundGlass, true) => t(
+                    "Ground-glass nodule < 6 mm: no routine follow-up.",
+                    "磨玻璃结节 < 6 mm：无需常规随访。",
+                ),
+                (NoduleType::GroundGlass, false) => t(
+                    "Ground-glass nodule >= 6 mm: CT at 6-12 months to confirm persistence, then CT every 2 years until 5 years.",
+                    "磨玻璃结节 >= 6 mm：6-12 个月 CT 复查以确认持续存在，之后每 2 年 CT 复查至 5 年。",
+                ),
+                (_, true) => t(
+                    "Part-solid nodule < 6 mm: no routine follow-up.",
+                    "部分实性结节 < 6 mm：无需常规随访。",
+                ),
                 (_, false) => {
                     if n.solid_mean_diameter_mm.unwrap_or(0.0) >= 6.0 {
-                        "Part-solid nodule >= 6 mm with solid component >= 6 mm: CT at 3-6 months to confirm persistence; a persistent part-solid nodule with a solid component >= 6 mm is highly suspicious (consider PET/CT or tissue sampling)."
+                        t(
+                            "Part-solid nodule >= 6 mm with solid component >= 6 mm: CT at 3-6 months to confirm persistence; a persistent part-solid nodule with a solid component >= 6 mm is highly suspicious (consider PET/CT or tissue sampling).",
+                            "部分实性结节 >= 6 mm 且实性成分 >= 6 mm：3-6 个月 CT 复查以确认持续存在；持续存在且实性成分 >= 6 mm 的部分实性结节高度可疑（考虑 PET/CT 或组织取样）。",
+                        )
                     } else {
-                        "Part-solid nodule >= 6 mm: CT at 3-6 months to confirm persistence; if unchanged and solid component < 6 mm, annual CT for 5 years."
+                        t(
+                            "Part-solid nodule >= 6 mm: CT at 3-6 months to confirm persistence; if unchanged and solid component < 6 mm, annual CT for 5 years.",
+                            "部分实性结节 >= 6 mm：3-6 个月 CT 复查以确认持续存在；若无变化且实性成分 < 6 mm，每年 CT 复查共 5 年。",
+                        )
                     }
                 }
             }
         };
-        parts.push(t.to_string());
+        parts.push(text.to_string());
     }
-    parts.push("(Fleischner 2017 applies to incidental nodules in adults >= 35 years; use Lung-RADS for screening.)".into());
+    parts.push(
+        t(
+            "(Fleischner 2017 applies to incidental nodules in adults >= 35 years; use Lung-RADS for screening.)",
+            "（Fleischner 2017 指南适用于 35 岁及以上成人的偶发结节；筛查请采用 Lung-RADS。）",
+        )
+        .into(),
+    );
     parts.join(" ")
 }
 
@@ -269,5 +359,27 @@ mod tests {
             fleischner(&[n(PartSolid, 8.0, Some(3.0))], false).contains("annual CT for 5 years")
         );
         assert!(fleischner(&[n(Calcified, 8.0, None)], false).starts_with("No non-calcified"));
+    }
+
+    #[test]
+    fn chinese_texts_follow_the_same_rules() {
+        use NoduleType::*;
+        let zh = |v: &[NoduleSize]| fleischner_in(v, false, Lang::ZhCn);
+        assert!(zh(&[n(Solid, 7.0, None)]).starts_with("实性结节 6-8 mm（低危）"));
+        assert!(zh(&[n(GroundGlass, 7.0, None)]).contains("每 2 年"));
+        assert!(zh(&[n(Calcified, 8.0, None)]).starts_with("无非钙化结节"));
+        assert_eq!(
+            fleischner_in(&[n(Solid, 9.0, None)], true, Lang::En),
+            fleischner(&[n(Solid, 9.0, None)], true)
+        );
+        assert!(
+            LungRads::C4A
+                .management_in(Lang::ZhCn)
+                .starts_with("3 个月")
+        );
+        assert_eq!(
+            LungRads::C3.management_in(Lang::En),
+            LungRads::C3.management()
+        );
     }
 }

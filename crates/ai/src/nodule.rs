@@ -49,6 +49,10 @@ pub struct AxialSize {
     pub mean_diameter_mm: f64,
     /// Volume, mm³.
     pub volume_mm3: f64,
+    /// End points of the long and short axis, `[[start, end]; 2]`, as continuous indices
+    /// `[z, y, x]` of the grid the size was measured on; not serialised.
+    #[serde(skip)]
+    pub axes: [[[f64; 3]; 2]; 2],
 }
 
 /// Features used by false-positive reduction.
@@ -97,6 +101,10 @@ pub struct Finding {
     pub size: AxialSize,
     /// Size of the solid component (part-solid nodules).
     pub solid: Option<AxialSize>,
+    /// End points of the long axis in world mm (on the axial plane where it is longest).
+    pub long_axis_line: [[f64; 3]; 2],
+    /// End points of the short axis in world mm (perpendicular, through the long axis' middle).
+    pub short_axis_line: [[f64; 3]; 2],
     /// Type.
     pub kind: NoduleType,
     /// Mean HU inside.
@@ -352,24 +360,42 @@ fn border_fraction(m: &Array3<bool>) -> f64 {
 /// normal.
 pub fn axial_size(m: &Array3<bool>, res: f64) -> AxialSize {
     let volume_mm3 = count(m) as f64 * res.powi(3);
-    let mut best = (0.0f64, 0.0f64);
-    for plane in m.axis_iter(Axis(0)) {
-        let (long, short) = plane_axes(&plane.to_owned(), res);
-        if long > best.0 {
-            best = (long, short);
+    let mut best = PlaneAxes::default();
+    let mut best_z = 0usize;
+    for (z, plane) in m.axis_iter(Axis(0)).enumerate() {
+        let axes = plane_axes(&plane.to_owned(), res);
+        if axes.long > best.long {
+            best = axes;
+            best_z = z;
         }
     }
     let round = |v: f64| (v * 10.0).round() / 10.0;
+    let z = best_z as f64;
+    let at = |p: [f64; 2]| [z, p[0], p[1]];
     AxialSize {
-        long_axis_mm: round(best.0),
-        short_axis_mm: round(best.1),
-        mean_diameter_mm: round((round(best.0) + round(best.1)) / 2.0),
+        long_axis_mm: round(best.long),
+        short_axis_mm: round(best.short),
+        mean_diameter_mm: round((round(best.long) + round(best.short)) / 2.0),
         volume_mm3: (volume_mm3 * 10.0).round() / 10.0,
+        axes: [
+            [at(best.long_line[0]), at(best.long_line[1])],
+            [at(best.short_line[0]), at(best.short_line[1])],
+        ],
     }
 }
 
-/// Long axis (max Feret) and the caliper width perpendicular to it, of a 2D mask, in mm.
-fn plane_axes(p: &Array2<bool>, res: f64) -> (f64, f64) {
+/// The axes of one plane: lengths in mm and end points as `[y, x]` grid indices.
+#[derive(Debug, Clone, Copy, Default)]
+struct PlaneAxes {
+    long: f64,
+    short: f64,
+    long_line: [[f64; 2]; 2],
+    short_line: [[f64; 2]; 2],
+}
+
+/// Long axis (max Feret) and the caliper width perpendicular to it, of a 2D mask, in mm, with
+/// their end points.
+fn plane_axes(p: &Array2<bool>, res: f64) -> PlaneAxes {
     let (ny, nx) = p.dim();
     let mut pts: Vec<(f64, f64)> = Vec::new();
     for ((y, x), &v) in p.indexed_iter() {
@@ -389,19 +415,20 @@ fn plane_axes(p: &Array2<bool>, res: f64) -> (f64, f64) {
         }
     }
     if pts.is_empty() {
-        return (0.0, 0.0);
+        return PlaneAxes::default();
     }
-    let mut best = (0.0, (0.0, 1.0));
+    let mut best = (0.0, (0.0, 1.0), 0usize);
     for i in 0..pts.len() {
         for j in i + 1..pts.len() {
             let d = (pts[i].0 - pts[j].0).hypot(pts[i].1 - pts[j].1);
             if d > best.0 {
-                best = (d, (pts[j].0 - pts[i].0, pts[j].1 - pts[i].1));
+                best = (d, (pts[j].0 - pts[i].0, pts[j].1 - pts[i].1), i);
             }
         }
     }
     let (dy, dx) = best.1;
     let norm = dy.hypot(dx).max(1e-9);
+    let u = (dy / norm, dx / norm);
     let w = (-dx / norm, dy / norm);
     let (mut lo, mut hi) = (f64::MAX, f64::MIN);
     for &(y, x) in &pts {
@@ -409,8 +436,26 @@ fn plane_axes(p: &Array2<bool>, res: f64) -> (f64, f64) {
         lo = lo.min(s);
         hi = hi.max(s);
     }
-    // Voxel centres: the extreme voxels reach about half a voxel further on average.
-    ((best.0 + 0.5) * res, (hi - lo + 0.5) * res)
+    // Voxel centres: the extreme voxels reach about half a voxel further on average, so each
+    // drawn end point is moved out by a quarter voxel and the lines are as long as reported.
+    let a = pts[best.2];
+    let long_line = [
+        [a.0 - 0.25 * u.0, a.1 - 0.25 * u.1],
+        [a.0 + (best.0 + 0.25) * u.0, a.1 + (best.0 + 0.25) * u.1],
+    ];
+    // The short axis is drawn perpendicular to the long axis through its middle.
+    let mid = (a.0 + 0.5 * best.0 * u.0, a.1 + 0.5 * best.0 * u.1);
+    let m = mid.0 * w.0 + mid.1 * w.1;
+    let short_line = [
+        [mid.0 + (lo - 0.25 - m) * w.0, mid.1 + (lo - 0.25 - m) * w.1],
+        [mid.0 + (hi + 0.25 - m) * w.0, mid.1 + (hi + 0.25 - m) * w.1],
+    ];
+    PlaneAxes {
+        long: (best.0 + 0.5) * res,
+        short: (hi - lo + 0.5) * res,
+        long_line,
+        short_line,
+    }
 }
 
 fn moments(m: &Array3<bool>) -> ([f64; 3], [f64; 3]) {
@@ -660,6 +705,8 @@ fn segment_one(
         center_voxel,
         slice_index,
         sop_instance_uid: vol.slice_sop_uids.get(slice_index).cloned().flatten(),
+        long_axis_line: size.axes[0].map(|p| vol.voxel_to_world(roi.to_volume(p))),
+        short_axis_line: size.axes[1].map(|p| vol.voxel_to_world(roi.to_volume(p))),
         size,
         solid,
         kind,
@@ -756,8 +803,19 @@ mod tests {
             let w = -dx * sn + dy * cs;
             (u / a).powi(2) + (w / b).powi(2) <= 1.0
         });
-        let (l, s) = plane_axes(&p, res);
+        let axes = plane_axes(&p, res);
+        let (l, s) = (axes.long, axes.short);
         assert!((l - 12.0).abs() < 0.3, "{l}");
         assert!((s - 6.0).abs() < 0.3, "{s}");
+        // The drawn end points are as far apart as the reported lengths, perpendicular.
+        let len = |q: [[f64; 2]; 2]| (q[1][0] - q[0][0]).hypot(q[1][1] - q[0][1]) * res;
+        assert!((len(axes.long_line) - l).abs() < 1e-9, "{axes:?}");
+        assert!((len(axes.short_line) - s).abs() < 1e-9, "{axes:?}");
+        let d = |q: [[f64; 2]; 2]| [q[1][0] - q[0][0], q[1][1] - q[0][1]];
+        let (a, b) = (d(axes.long_line), d(axes.short_line));
+        assert!((a[0] * b[0] + a[1] * b[1]).abs() < 1e-6);
+        // The long axis runs along the ellipse's major axis (30 degrees).
+        let ang = a[0].atan2(a[1]).to_degrees().rem_euclid(180.0);
+        assert!((ang - 30.0).abs() < 5.0, "{ang}");
     }
 }

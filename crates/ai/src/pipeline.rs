@@ -371,6 +371,10 @@ pub struct Nodule {
     pub short_axis_mm: f64,
     /// Volume, mm³.
     pub volume_mm3: f64,
+    /// End points of the long axis, world mm, on the axial plane where it is longest.
+    pub long_axis_line: [[f64; 3]; 2],
+    /// End points of the short axis (perpendicular, through the long axis' middle), world mm.
+    pub short_axis_line: [[f64; 3]; 2],
     /// Mean HU.
     pub mean_hu: f64,
     /// Max HU.
@@ -416,6 +420,8 @@ impl Nodule {
             long_axis_mm: f.size.long_axis_mm,
             short_axis_mm: f.size.short_axis_mm,
             volume_mm3: f.size.volume_mm3,
+            long_axis_line: f.long_axis_line.map(|p| p.map(r)),
+            short_axis_line: f.short_axis_line.map(|p| p.map(r)),
             mean_hu: f.mean_hu,
             max_hu: f.max_hu,
             kind: f.kind,
