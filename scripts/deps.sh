@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Lumen needs on a Debian machine, idempotently.
 #   scripts/deps.sh build   - C toolchain pieces the codecs build with (cmake)
-#   scripts/deps.sh test    - plus DCMTK, dicom3tools and a Python venv (.venv) with the
+#   scripts/deps.sh test    - plus DCMTK, dicom3tools, Orthanc and a Python venv (.venv) with the
 #                             DICOM clients the tests drive: pydicom, pynetdicom, dicomweb-client,
 #                             highdicom (reads back our SEG and SR)
 set -euo pipefail
@@ -14,6 +14,10 @@ command -v cc >/dev/null || apt_pkgs+=(gcc g++)
 if [[ $what == test ]]; then
   command -v storescu >/dev/null || apt_pkgs+=(dcmtk)
   command -v dciodvfy >/dev/null || apt_pkgs+=(dicom3tools)
+  # Orthanc: the peer PACS of the interoperability test (qr_orthanc.rs), which runs it in a
+  # private network namespace (unshare, ip)
+  command -v Orthanc >/dev/null || [[ -x /usr/sbin/Orthanc ]] || apt_pkgs+=(orthanc)
+  command -v ip >/dev/null || apt_pkgs+=(iproute2)
   python3 -m venv --help >/dev/null 2>&1 || apt_pkgs+=(python3-venv)
 fi
 if ((${#apt_pkgs[@]})); then

@@ -8,6 +8,7 @@ mod import;
 mod outbound;
 mod qr;
 mod qr_cli;
+mod queue_cli;
 mod send;
 mod serve;
 
@@ -34,6 +35,8 @@ enum Command {
     Query(qr_cli::QueryArgs),
     /// Retrieve a study or series from another DICOM node with C-GET or C-MOVE.
     Retrieve(qr_cli::RetrieveArgs),
+    /// Show the routing queue (pending and failed instances per peer); retry refused ones.
+    Queue(queue_cli::QueueArgs),
     /// Import DICOM files and folders (DICOMDIR or not) into a data directory.
     Import(import::ImportArgs),
     /// Analyse a chest CT series: lungs, nodules, measurements, Lung-RADS.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Import(args) => import::run(args),
+        Command::Queue(args) => queue_cli::run(args),
         Command::Send(args) => send::run(args),
         Command::Query(args) => qr_cli::run_query(args),
         Command::Retrieve(args) => qr_cli::run_retrieve(args),

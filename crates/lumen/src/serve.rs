@@ -175,7 +175,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         public_url: config.public_url.clone(),
         listen_port: Some(http.local_addr()?.port()),
     };
-    let app = lumen_web::router(lumen_web::AppState {
+    let mut app = lumen_web::router(lumen_web::AppState {
         store: store.clone(),
         config: Arc::new(web_config),
     });
@@ -207,11 +207,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         },
         ..ServerConfig::default()
     };
-    let outbound = if config.route.is_empty() {
-        None
-    } else {
-        Some(crate::outbound::Outbound::open(&config.data, config.route.clone()).await?)
-    };
+    // The queue is also opened without rules when an earlier run left one: what is in it
+    // was acknowledged and is still sent.
+    let outbound =
+        if config.route.is_empty() && !config.data.join(crate::outbound::QUEUE_FILE).exists() {
+            None
+        } else {
+            Some(crate::outbound::Outbound::open(&config.data, config.route.clone()).await?)
+        };
+    if let Some(o) = &outbound
+        && !config.route.is_empty()
+    {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            crate::outbound::HttpRouting {
+                outbound: o.clone(),
+                store: store.clone(),
+            },
+            crate::outbound::route_stow,
+        ));
+    }
     let outbound_task = match &outbound {
         Some(o) => Some(o.spawn(store.clone(), config.peer_list()?, config.aet.clone())),
         None => None,
