@@ -60,6 +60,9 @@ impl RouteRule {
     }
 }
 
+/// Longest wait of the worker between two looks at the queue.
+const IDLE_POLL_MS: i64 = 5_000;
+
 /// Delay before retry number `attempts` (1 s, doubling, at most 60 s).
 pub fn backoff(attempts: u32) -> Duration {
     Duration::from_secs(1u64 << attempts.saturating_sub(1).min(6)).min(Duration::from_secs(60))
@@ -263,9 +266,11 @@ impl Outbound {
                 .fetch_one(&self.pool)
                 .await?
                 .get(0);
+        // Looked at again every few seconds at most: `lumen queue --retry-failed` (another
+        // process) puts entries back without waking this worker.
         Ok(match next {
-            Some(t) => Duration::from_millis((t - now_ms()).clamp(10, 60_000) as u64),
-            None => Duration::from_secs(60),
+            Some(t) => Duration::from_millis((t - now_ms()).clamp(10, IDLE_POLL_MS) as u64),
+            None => Duration::from_millis(IDLE_POLL_MS as u64),
         })
     }
 

@@ -156,7 +156,7 @@ pub fn run(args: QueueArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot open the queue in {}", args.data.display()))?;
         if args.retry_failed {
             let n = q.retry_failed(args.destination.as_deref()).await?;
-            eprintln!("{n} failed entr{} back in line (a running server sends them within a minute)", if n == 1 { "y" } else { "ies" });
+            eprintln!("{n} failed entr{} back in line (a running server tries them within seconds)", if n == 1 { "y" } else { "ies" });
         }
         let mut entries = q.entries().await?;
         if let Some(d) = &args.destination {

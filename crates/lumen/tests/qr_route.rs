@@ -1,6 +1,8 @@
 //! Routing: a `[[route]]` rule forwards CT from one calling AE to a peer through the
 //! persistent outbound queue; the peer (DCMTK's storescp) is down while the instances
 //! arrive and across a server crash, and receives them, byte-identical, once it is up.
+//! STOW-RS arrivals are routed by modality rules (not by calling-AE rules), and an instance
+//! the peer refuses stays listed by `lumen queue` as failed until it is retried.
 
 mod util;
 
@@ -10,6 +12,7 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use dicom_dictionary_std::tags;
+use serde_json::json;
 use util::*;
 
 fn s(o: &Output) -> String {
@@ -113,4 +116,177 @@ fn qr_route_ct_to_peer_started_later_survives_crash() {
     }
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(datasets_in(&out), want);
+}
+
+/// A copy of a CT file under a private SOP class (and its own instance UID): an archive
+/// that accepts unknown classes stores it; DCMTK's storescp accepts no context for it.
+fn private_class_copy(src: &Path, dst: &Path) -> String {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    let class = "1.2.826.0.1.3680043.8.498.4242.1";
+    let uid = "1.2.826.0.1.3680043.8.498.4242.2.1";
+    let mut obj = dicom_object::open_file(src).unwrap();
+    obj.put(DataElement::new(
+        tags::SOP_CLASS_UID,
+        VR::UI,
+        PrimitiveValue::from(class),
+    ));
+    obj.put(DataElement::new(
+        tags::SOP_INSTANCE_UID,
+        VR::UI,
+        PrimitiveValue::from(uid),
+    ));
+    obj.update_meta(|m| {
+        m.media_storage_sop_class_uid = class.into();
+        m.media_storage_sop_instance_uid = uid.into();
+    });
+    obj.write_to_file(dst).unwrap();
+    uid.to_string()
+}
+
+fn stow(server: &Server, files: &[PathBuf]) -> u16 {
+    let boundary = "lumen-route-boundary-51c3";
+    let mut body = Vec::new();
+    for f in files {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(&std::fs::read(f).unwrap());
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    agent
+        .post(&format!("{}/studies", server.dicomweb()))
+        .header(
+            "Content-Type",
+            &format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
+        )
+        .send(&body[..])
+        .expect("STOW-RS")
+        .status()
+        .as_u16()
+}
+
+fn queue_json(data: &Path, extra: &[&str]) -> serde_json::Value {
+    let o = run(Command::new(lumen_bin())
+        .args([
+            "queue",
+            "--data",
+            data.to_str().unwrap(),
+            "--json",
+            "--entries",
+        ])
+        .args(extra));
+    assert!(o.status.success(), "lumen queue: {}", s(&o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", s(&o)))
+}
+
+#[test]
+fn qr_route_stow_by_modality_and_refused_entries_listed() {
+    let Some(data) = shared_data() else { return };
+    if !have_tool("storescp") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = tmp.path().join("received");
+    std::fs::create_dir_all(&out).unwrap();
+    let _scp = Scp(Command::new("storescp")
+        .args(["-aet", "DEST", "-od"])
+        .arg(&out)
+        .arg(port.to_string())
+        .spawn()
+        .expect("storescp"));
+    // A calling-AE rule names a peer nobody listens for: STOW-RS has no calling AE, so
+    // nothing may be queued for it.
+    let cfg = tmp.path().join("lumen.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "accept_unknown_sop_classes = true\npeers = [\"DEST=127.0.0.1:{port}\", \"NOWHERE=127.0.0.1:1\"]\n\n\
+             [[route]]\nmodality = \"CT\"\ndestination = \"DEST\"\n\n\
+             [[route]]\ncalling_ae = \"CTSCANNER\"\ndestination = \"NOWHERE\"\n"
+        ),
+    )
+    .unwrap();
+    let dir = tmp.path().join("d");
+    let server = Server::start_in(&dir, &["--config", cfg.to_str().unwrap()]);
+    assert!(!dir.join("outbound.sqlite").exists() || queue_json(&dir, &[])["entries"] == json!([]));
+
+    let all = lidc_files(&data);
+    let private = tmp.path().join("private.dcm");
+    let private_uid = private_class_copy(&all[10], &private);
+    let mut files: Vec<PathBuf> = all[..3].to_vec();
+    files.push(private.clone());
+    assert_eq!(stow(&server, &files), 200, "{}", server.log());
+
+    // The three CT images arrive as sent; the private class is refused by the peer and
+    // stays listed as failed, with the reason.
+    let want: BTreeMap<String, Vec<u8>> =
+        all[..3].iter().filter_map(|p| uid_and_dataset(p)).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let failed = loop {
+        let q = queue_json(&dir, &[]);
+        let entries = q["entries"].as_array().cloned().unwrap_or_default();
+        if datasets_in(&out).len() == want.len()
+            && entries.len() == 1
+            && entries[0]["state"] == "failed"
+        {
+            break q;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "STOW-RS arrivals not routed: {q}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(datasets_in(&out), want);
+    let e = &failed["entries"][0];
+    assert_eq!(e["destination"], "DEST", "{failed}");
+    assert_eq!(e["sop_instance_uid"], json!(private_uid), "{failed}");
+    assert_eq!(e["attempts"], json!(1), "{failed}");
+    assert!(
+        e["last_error"]
+            .as_str()
+            .is_some_and(|m| m.contains("presentation context")),
+        "{failed}"
+    );
+    let d = &failed["destinations"];
+    assert_eq!(d.as_array().map(Vec::len), Some(1), "{failed}");
+    assert_eq!(
+        (&d[0]["pending"], &d[0]["failed"]),
+        (&json!(0), &json!(1)),
+        "{failed}"
+    );
+
+    // Put back in line, it is tried again (and refused again).
+    let retried = queue_json(&dir, &["--retry-failed", "--destination", "DEST"]);
+    assert_eq!(retried["destinations"][0]["pending"], json!(1), "{retried}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let q = queue_json(&dir, &[]);
+        if q["entries"][0]["state"] == "failed" && q["entries"][0]["attempts"] == json!(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not retried: {q}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        server
+            .log()
+            .matches("routing: no presentation context")
+            .count(),
+        2,
+        "{}",
+        server.log()
+    );
 }
