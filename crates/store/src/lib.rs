@@ -785,6 +785,11 @@ impl Store {
 
 mod jobs;
 pub use jobs::{AiJob, AiJobOutcome, AiJobStatus};
+mod review;
+pub use review::{
+    FindingAction, FindingHistory, FindingReview, PendingSignature, ReportRecord, ReportStatus,
+    ReportVersion, ReviewError, Worklist, WorklistFilter, WorklistRow,
+};
 
 enum Commit {
     Inserted,

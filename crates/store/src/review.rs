@@ -1,0 +1,749 @@
+//! The radiologist's review and report state, kept in the index database (migration 0004).
+//!
+//! Findings: the AI's original measures are stored beside the doctor's version the first time
+//! a doctor acts on a finding and are never changed; every action appends a history row.
+//! Reports: one working draft per study, then signed versions (the report and its addenda)
+//! that triggers keep immutable. Signing is two-phase so that a crash between storing the
+//! report's DICOM objects and recording the signature can be retried with identical objects:
+//! [`Store::begin_signature`] fixes the version, time and signer, [`Store::commit_signature`]
+//! records the signed version.
+//!
+//! The measures and sections are opaque JSON here; their shape belongs to the web API.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::{Store, StoreError, now_ms};
+
+/// Why a review or report change was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReviewError {
+    /// The study's report is signed: findings and the report are final.
+    #[error("report is signed; add an addendum")]
+    Signed,
+    /// An addendum or a PDF needs a signed report.
+    #[error("report is not signed")]
+    NotSigned,
+    /// No such finding.
+    #[error("no finding {0} in this study")]
+    NoFinding(String),
+    /// The archive failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ReviewError {
+    fn from(e: sqlx::Error) -> Self {
+        // A trigger's RAISE(ABORT, 'report is signed') reaches us as a database error.
+        if e.to_string().contains("report is signed") {
+            return ReviewError::Signed;
+        }
+        ReviewError::Store(StoreError::Db(e))
+    }
+}
+
+/// A finding as reviewed by a doctor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FindingReview {
+    /// `ai-<n>` or `dr-<n>`.
+    pub finding_id: String,
+    /// `ai` or `doctor`.
+    pub origin: String,
+    /// pending, accepted, rejected, corrected or added.
+    pub status: String,
+    /// The AI's original measures (JSON); `None` for a doctor's finding.
+    pub ai: Option<Value>,
+    /// The doctor's version (JSON).
+    pub current: Value,
+    /// The doctor's note.
+    pub note: Option<String>,
+    /// Who acted last (display name).
+    pub edited_by: Option<String>,
+    /// When (ms since epoch).
+    pub edited_at: Option<i64>,
+}
+
+/// One entry of a finding's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FindingHistory {
+    /// The status set.
+    pub status: String,
+    /// The version saved.
+    pub current: Value,
+    /// The note saved.
+    pub note: Option<String>,
+    /// Who.
+    pub actor: String,
+    /// When (ms since epoch).
+    pub at: i64,
+}
+
+/// A doctor's action on a finding.
+#[derive(Debug, Clone)]
+pub struct FindingAction<'a> {
+    /// The finding (`ai-<n>`), or `None` to add a doctor's finding (`dr-<n>` is assigned).
+    pub finding_id: Option<&'a str>,
+    /// The AI's original measures, stored the first time an AI finding is acted on.
+    pub ai: Option<&'a Value>,
+    /// The new status.
+    pub status: &'a str,
+    /// The doctor's version.
+    pub current: &'a Value,
+    /// A note (kept as it was when `None`).
+    pub note: Option<&'a str>,
+    /// Who acts (display name).
+    pub actor: &'a str,
+    /// The study's highest Lung-RADS category after this action (for the worklist).
+    pub study_lung_rads: Option<&'a str>,
+}
+
+/// The report status the worklist shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportStatus {
+    /// Nobody has acted on the study yet.
+    Unread,
+    /// Findings reviewed or the report edited; not signed.
+    Draft,
+    /// Signed and final.
+    Signed,
+}
+
+impl ReportStatus {
+    /// `unread`, `draft` or `signed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReportStatus::Unread => "unread",
+            ReportStatus::Draft => "draft",
+            ReportStatus::Signed => "signed",
+        }
+    }
+}
+
+/// A signed version: the report (`kind` "report") or an addendum.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportVersion {
+    /// 1 for the report, then 2, 3... for addenda.
+    pub version: i64,
+    /// `report` or `addendum`.
+    pub kind: String,
+    /// Language (`en`, `zh-CN`).
+    pub lang: String,
+    /// Sections (report) or `{"text"}` (addendum).
+    pub content: Value,
+    /// The signer's user id.
+    pub signer_id: String,
+    /// The signer's display name.
+    pub signer: String,
+    /// When (ms since epoch).
+    pub signed_at: i64,
+    /// The Encapsulated PDF stored for this version.
+    pub pdf_sop_uid: String,
+    /// The Basic Text SR stored for this version.
+    pub sr_sop_uid: String,
+}
+
+/// A signature being stored: fixed before the DICOM objects are written, so that a retry
+/// after a crash writes the same objects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingSignature {
+    /// The version it will get.
+    pub version: i64,
+    /// `report` or `addendum`.
+    pub kind: String,
+    /// Language.
+    pub lang: String,
+    /// What is signed (sections or `{"text"}`).
+    pub content: Value,
+    /// The signer's user id.
+    pub signer_id: String,
+    /// The signer's display name.
+    pub signer: String,
+    /// The signature time (ms since epoch).
+    pub signed_at: i64,
+}
+
+/// A study's report state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportRecord {
+    /// unread, draft or signed.
+    pub status: ReportStatus,
+    /// The language last chosen, if any.
+    pub lang: Option<String>,
+    /// The edited draft; `None` while the AI draft stands.
+    pub sections: Option<Value>,
+    /// Who edited the draft last.
+    pub edited_by: Option<String>,
+    /// The signed versions, oldest first.
+    pub versions: Vec<ReportVersion>,
+    /// A signature in progress.
+    pub pending: Option<PendingSignature>,
+}
+
+/// Filters of the worklist.
+#[derive(Debug, Clone, Default)]
+pub struct WorklistFilter {
+    /// Case-insensitive substring of patient name, patient ID, accession number or study
+    /// description.
+    pub q: Option<String>,
+    /// A modality in the study.
+    pub modality: Option<String>,
+    /// Study date from (YYYYMMDD, inclusive).
+    pub date_from: Option<String>,
+    /// Study date to (YYYYMMDD, inclusive).
+    pub date_to: Option<String>,
+    /// AI status: none, queued, running, done, failed, skipped.
+    pub ai: Option<String>,
+    /// Report status: unread, draft, signed.
+    pub report: Option<String>,
+    /// Most rows.
+    pub limit: usize,
+    /// Rows skipped.
+    pub offset: usize,
+}
+
+/// One study of the worklist.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorklistRow {
+    /// Study Instance UID.
+    pub study_uid: String,
+    /// The study's attributes (DICOM JSON).
+    pub attrs: serde_json::Map<String, Value>,
+    /// Modalities in the study.
+    pub modalities: Vec<String>,
+    /// Series count.
+    pub num_series: i64,
+    /// Instance count.
+    pub num_instances: i64,
+    /// none, queued, running, done, failed or skipped (over the study's series).
+    pub ai_status: String,
+    /// Highest Lung-RADS category: the doctor's once reviewed, else the AI's.
+    pub lung_rads: Option<String>,
+    /// unread, draft or signed.
+    pub report_status: String,
+}
+
+/// A page of the worklist.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Worklist {
+    /// Rows matching the filters (all pages).
+    pub total: i64,
+    /// This page, newest first.
+    pub items: Vec<WorklistRow>,
+}
+
+fn json(s: Option<String>) -> Result<Option<Value>, StoreError> {
+    s.map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+fn review_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<FindingReview, StoreError> {
+    Ok(FindingReview {
+        finding_id: r.get(0),
+        origin: r.get(1),
+        status: r.get(2),
+        ai: json(r.get(3))?,
+        current: json(Some(r.get(4)))?.unwrap_or(Value::Null),
+        note: r.get(5),
+        edited_by: r.get(6),
+        edited_at: r.get(7),
+    })
+}
+
+const REVIEW_COLUMNS: &str =
+    "finding_id, origin, status, ai, current, note, edited_by, edited_at FROM finding_reviews";
+
+impl Store {
+    /// The reviewed findings of a study (AI findings nobody acted on are not stored).
+    pub async fn finding_reviews(&self, study_uid: &str) -> Result<Vec<FindingReview>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {REVIEW_COLUMNS} WHERE study_uid = ? ORDER BY origin, length(finding_id), finding_id"
+        )))
+        .bind(study_uid)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(review_from_row).collect()
+    }
+
+    /// The history of one finding, oldest first.
+    pub async fn finding_history(
+        &self,
+        study_uid: &str,
+        finding_id: &str,
+    ) -> Result<Vec<FindingHistory>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT status, current, note, actor, at FROM finding_history
+             WHERE study_uid = ? AND finding_id = ? ORDER BY id",
+        )
+        .bind(study_uid)
+        .bind(finding_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FindingHistory {
+                    status: r.get(0),
+                    current: json(Some(r.get(1)))?.unwrap_or(Value::Null),
+                    note: r.get(2),
+                    actor: r.get(3),
+                    at: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    /// Records a doctor's action on a finding (accept, reject, correct, add), appends it to
+    /// the finding's history and marks the study's report a draft, in one transaction.
+    /// Refused once the report is signed.
+    pub async fn review_finding(
+        &self,
+        study_uid: &str,
+        action: FindingAction<'_>,
+    ) -> Result<FindingReview, ReviewError> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let signed: Option<String> =
+            sqlx::query_scalar("SELECT status FROM reports WHERE study_uid = ?")
+                .bind(study_uid)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if signed.as_deref() == Some("signed") {
+            return Err(ReviewError::Signed);
+        }
+        let current = action.current.to_string();
+        let id = match action.finding_id {
+            Some(id) => {
+                let ai = action.ai.map(Value::to_string);
+                let origin = if id.starts_with("dr-") {
+                    "doctor"
+                } else {
+                    "ai"
+                };
+                if origin == "doctor" {
+                    let known: Option<i64> = sqlx::query_scalar(
+                        "SELECT 1 FROM finding_reviews WHERE study_uid = ? AND finding_id = ?",
+                    )
+                    .bind(study_uid)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if known.is_none() {
+                        return Err(ReviewError::NoFinding(id.to_string()));
+                    }
+                }
+                // The AI original is written only when the row is created; an update
+                // leaves it (and a trigger refuses any change to it).
+                sqlx::query(
+                    "INSERT INTO finding_reviews
+                       (study_uid, finding_id, origin, status, ai, current, note, edited_by, edited_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT(study_uid, finding_id) DO UPDATE SET status = excluded.status,
+                       current = excluded.current, note = coalesce(excluded.note, note),
+                       edited_by = excluded.edited_by, edited_at = excluded.edited_at",
+                )
+                .bind(study_uid)
+                .bind(id)
+                .bind(origin)
+                .bind(action.status)
+                .bind(ai)
+                .bind(&current)
+                .bind(action.note)
+                .bind(action.actor)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                id.to_string()
+            }
+            None => {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT coalesce(max(CAST(substr(finding_id, 4) AS INTEGER)), 0) + 1
+                     FROM finding_reviews WHERE study_uid = ? AND origin = 'doctor'",
+                )
+                .bind(study_uid)
+                .fetch_one(&mut *tx)
+                .await?;
+                let id = format!("dr-{n}");
+                sqlx::query(
+                    "INSERT INTO finding_reviews
+                       (study_uid, finding_id, origin, status, ai, current, note, edited_by, edited_at)
+                     VALUES (?, ?, 'doctor', ?, NULL, ?, ?, ?, ?)",
+                )
+                .bind(study_uid)
+                .bind(&id)
+                .bind(action.status)
+                .bind(&current)
+                .bind(action.note)
+                .bind(action.actor)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
+        sqlx::query(
+            "INSERT INTO finding_history (study_uid, finding_id, status, current, note, actor, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(study_uid)
+        .bind(&id)
+        .bind(action.status)
+        .bind(&current)
+        .bind(action.note)
+        .bind(action.actor)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO reports (study_uid, status, lang, lung_rads, updated_at)
+             VALUES (?, 'draft', 'en', ?, ?)
+             ON CONFLICT(study_uid) DO UPDATE SET lung_rads = excluded.lung_rads,
+               updated_at = excluded.updated_at",
+        )
+        .bind(study_uid)
+        .bind(action.study_lung_rads)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {REVIEW_COLUMNS} WHERE study_uid = ? AND finding_id = ?"
+        )))
+        .bind(study_uid)
+        .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let review = review_from_row(&row)?;
+        tx.commit().await?;
+        Ok(review)
+    }
+
+    /// The report state of a study.
+    pub async fn report(&self, study_uid: &str) -> Result<ReportRecord, StoreError> {
+        let row = sqlx::query(
+            "SELECT status, lang, sections, edited_by, pending FROM reports WHERE study_uid = ?",
+        )
+        .bind(study_uid)
+        .fetch_optional(&self.reader)
+        .await?;
+        let versions = sqlx::query(
+            "SELECT version, kind, lang, content, signer_id, signer, signed_at, pdf_sop_uid,
+               sr_sop_uid FROM report_versions WHERE study_uid = ? ORDER BY version",
+        )
+        .bind(study_uid)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ReportVersion {
+                version: r.get(0),
+                kind: r.get(1),
+                lang: r.get(2),
+                content: json(Some(r.get(3)))?.unwrap_or(Value::Null),
+                signer_id: r.get(4),
+                signer: r.get(5),
+                signed_at: r.get(6),
+                pdf_sop_uid: r.get(7),
+                sr_sop_uid: r.get(8),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let Some(row) = row else {
+            return Ok(ReportRecord {
+                status: ReportStatus::Unread,
+                lang: None,
+                sections: None,
+                edited_by: None,
+                versions,
+                pending: None,
+            });
+        };
+        let status: String = row.get(0);
+        let pending = json(row.get(4))?
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(ReportRecord {
+            status: if status == "signed" {
+                ReportStatus::Signed
+            } else {
+                ReportStatus::Draft
+            },
+            lang: row.get(1),
+            sections: json(row.get(2))?,
+            edited_by: row.get(3),
+            versions,
+            pending,
+        })
+    }
+
+    /// Saves the doctor's edited draft. Refused once signed.
+    pub async fn save_report_draft(
+        &self,
+        study_uid: &str,
+        lang: &str,
+        sections: &Value,
+        actor: &str,
+    ) -> Result<(), ReviewError> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM reports WHERE study_uid = ?")
+                .bind(study_uid)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if status.as_deref() == Some("signed") {
+            return Err(ReviewError::Signed);
+        }
+        sqlx::query(
+            "INSERT INTO reports (study_uid, status, lang, sections, edited_by, updated_at)
+             VALUES (?, 'draft', ?, ?, ?, ?)
+             ON CONFLICT(study_uid) DO UPDATE SET lang = excluded.lang,
+               sections = excluded.sections, edited_by = excluded.edited_by,
+               updated_at = excluded.updated_at",
+        )
+        .bind(study_uid)
+        .bind(lang)
+        .bind(sections.to_string())
+        .bind(actor)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Fixes the next signed version (the report when `kind` is "report", else an addendum)
+    /// before its DICOM objects are stored. A pending signature of the same kind, content,
+    /// language and signer is returned as it was (same version and time), so a retry after a
+    /// crash writes identical objects; any other replaces it. Refused when a report is
+    /// already signed (kind "report") or not yet signed (addendum).
+    pub async fn begin_signature(
+        &self,
+        study_uid: &str,
+        kind: &str,
+        lang: &str,
+        content: &Value,
+        signer_id: &str,
+        signer: &str,
+    ) -> Result<PendingSignature, ReviewError> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query("SELECT status, pending FROM reports WHERE study_uid = ?")
+            .bind(study_uid)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (status, pending) = match &row {
+            Some(r) => (
+                r.get::<String, _>(0),
+                json(r.get(1))?.and_then(|v| serde_json::from_value::<PendingSignature>(v).ok()),
+            ),
+            None => ("unread".to_string(), None),
+        };
+        match (kind, status.as_str()) {
+            ("report", "signed") => return Err(ReviewError::Signed),
+            ("addendum", s) if s != "signed" => return Err(ReviewError::NotSigned),
+            _ => {}
+        }
+        if let Some(p) = pending
+            && p.kind == kind
+            && p.lang == lang
+            && &p.content == content
+            && p.signer_id == signer_id
+            && p.signer == signer
+        {
+            return Ok(p);
+        }
+        let version: i64 = sqlx::query_scalar(
+            "SELECT coalesce(max(version), 0) + 1 FROM report_versions WHERE study_uid = ?",
+        )
+        .bind(study_uid)
+        .fetch_one(&mut *tx)
+        .await?;
+        let p = PendingSignature {
+            version,
+            kind: kind.to_string(),
+            lang: lang.to_string(),
+            content: content.clone(),
+            signer_id: signer_id.to_string(),
+            signer: signer.to_string(),
+            signed_at: now,
+        };
+        let pj = serde_json::to_string(&p).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO reports (study_uid, status, lang, updated_at, pending)
+             VALUES (?, 'draft', ?, ?, ?)
+             ON CONFLICT(study_uid) DO UPDATE SET pending = excluded.pending",
+        )
+        .bind(study_uid)
+        .bind(lang)
+        .bind(now)
+        .bind(pj)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    /// Records a pending signature as signed, with the SOP Instance UIDs of its stored PDF
+    /// and SR; signing the report makes it final. Idempotent for the same version.
+    pub async fn commit_signature(
+        &self,
+        study_uid: &str,
+        pending: &PendingSignature,
+        pdf_sop_uid: &str,
+        sr_sop_uid: &str,
+    ) -> Result<(), ReviewError> {
+        let mut tx = self.writer.begin().await?;
+        let done: Option<i64> = sqlx::query_scalar(
+            "SELECT version FROM report_versions WHERE study_uid = ? AND version = ?",
+        )
+        .bind(study_uid)
+        .bind(pending.version)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if done.is_some() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO report_versions (study_uid, version, kind, lang, content, signer_id,
+               signer, signed_at, pdf_sop_uid, sr_sop_uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(study_uid)
+        .bind(pending.version)
+        .bind(&pending.kind)
+        .bind(&pending.lang)
+        .bind(pending.content.to_string())
+        .bind(&pending.signer_id)
+        .bind(&pending.signer)
+        .bind(pending.signed_at)
+        .bind(pdf_sop_uid)
+        .bind(sr_sop_uid)
+        .execute(&mut *tx)
+        .await?;
+        if pending.kind == "report" {
+            sqlx::query(
+                "UPDATE reports SET status = 'signed', lang = ?, sections = ?, pending = NULL,
+                   updated_at = ? WHERE study_uid = ?",
+            )
+            .bind(&pending.lang)
+            .bind(pending.content.to_string())
+            .bind(pending.signed_at)
+            .bind(study_uid)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query("UPDATE reports SET pending = NULL, updated_at = ? WHERE study_uid = ?")
+                .bind(pending.signed_at)
+                .bind(study_uid)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The worklist: studies with their AI and report status, filtered, newest first.
+    pub async fn worklist(&self, f: &WorklistFilter) -> Result<Worklist, StoreError> {
+        let inner =
+            "SELECT st.study_uid AS study_uid, st.attrs AS attrs, st.modalities AS modalities,
+               st.num_series AS num_series, st.num_instances AS num_instances,
+               st.study_date AS study_date,
+               coalesce(json_extract(st.attrs, '$.\"00080030\".Value[0]'), '') AS study_time,
+               coalesce(json_extract(st.attrs, '$.\"00100010\".Value[0].Alphabetic'), '') AS pname,
+               st.patient_id AS pid,
+               coalesce(json_extract(st.attrs, '$.\"00080050\".Value[0]'), '') AS accession,
+               coalesce(json_extract(st.attrs, '$.\"00081030\".Value[0]'), '') AS descr,
+               (SELECT CASE WHEN count(*) = 0 THEN 'none'
+                  WHEN sum(j.state = 'running') > 0 THEN 'running'
+                  WHEN sum(j.state = 'waiting') > 0 THEN 'queued'
+                  WHEN sum(j.state = 'done') > 0 THEN 'done'
+                  WHEN sum(j.state = 'failed') > 0 THEN 'failed'
+                  ELSE 'skipped' END
+                FROM ai_jobs j WHERE j.study_uid = st.study_uid) AS ai_status,
+               coalesce(r.lung_rads, (SELECT max(json_extract(j.result, '$.analysis.lung_rads'))
+                FROM ai_jobs j WHERE j.study_uid = st.study_uid AND j.state = 'done')) AS lung_rads,
+               coalesce(r.status, 'unread') AS report_status,
+               st.created_at AS created_at
+             FROM studies st LEFT JOIN reports r ON r.study_uid = st.study_uid";
+        let mut conds: Vec<&str> = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            conds.push(
+                "(instr(lower(pname), lower(?1x)) > 0 OR instr(lower(pid), lower(?1x)) > 0
+                  OR instr(lower(accession), lower(?1x)) > 0 OR instr(lower(descr), lower(?1x)) > 0)",
+            );
+            binds.push(q.to_string());
+        }
+        if let Some(m) = f.modality.as_deref().filter(|m| !m.is_empty()) {
+            conds.push("instr('\\' || modalities || '\\', '\\' || ?1x || '\\') > 0");
+            binds.push(m.to_uppercase());
+        }
+        if let Some(d) = f.date_from.as_deref().filter(|d| !d.is_empty()) {
+            conds.push("study_date >= ?1x");
+            binds.push(d.to_string());
+        }
+        if let Some(d) = f.date_to.as_deref().filter(|d| !d.is_empty()) {
+            conds.push("study_date <= ?1x");
+            binds.push(d.to_string());
+        }
+        if let Some(a) = f.ai.as_deref().filter(|a| !a.is_empty()) {
+            conds.push("ai_status = ?1x");
+            binds.push(a.to_string());
+        }
+        if let Some(r) = f.report.as_deref().filter(|r| !r.is_empty()) {
+            conds.push("report_status = ?1x");
+            binds.push(r.to_string());
+        }
+        // Numbered parameters: each condition's placeholder gets its bind's index.
+        let mut where_sql = String::new();
+        for (i, c) in conds.iter().enumerate() {
+            where_sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+            where_sql.push_str(&c.replace("?1x", &format!("?{}", i + 1)));
+        }
+        let count_sql = format!("SELECT count(*) FROM ({inner}) w{where_sql}");
+        let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));
+        for b in &binds {
+            q = q.bind(b);
+        }
+        let total = q.fetch_one(&self.reader).await?;
+        let n = binds.len();
+        let page_sql = format!(
+            "SELECT study_uid, attrs, modalities, num_series, num_instances, ai_status, lung_rads,
+               report_status FROM ({inner}) w{where_sql}
+             ORDER BY study_date DESC, study_time DESC, created_at DESC LIMIT ?{} OFFSET ?{}",
+            n + 1,
+            n + 2
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(page_sql));
+        for b in &binds {
+            q = q.bind(b);
+        }
+        let rows = q
+            .bind(i64::try_from(f.limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(f.offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.reader)
+            .await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                let modalities: String = r.get(2);
+                Ok(WorklistRow {
+                    study_uid: r.get(0),
+                    attrs: crate::parse_map(&r.get::<String, _>(1))?,
+                    modalities: modalities
+                        .split('\\')
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    num_series: r.get(3),
+                    num_instances: r.get(4),
+                    ai_status: r.get(5),
+                    lung_rads: r.get(6),
+                    report_status: r.get(7),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Worklist { total, items })
+    }
+}

@@ -1,0 +1,298 @@
+//! Review and report state: the AI original survives corrections, every edit leaves history,
+//! a signed report is final (also against direct SQL), signing retries reuse the pending
+//! signature, and the worklist joins studies with AI and report status.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use lumen_store::{FindingAction, ReportStatus, ReviewError, Store, StoreConfig, WorklistFilter};
+use serde_json::json;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+
+const STUDY: &str = "1.2.3.4";
+
+async fn raw(dir: &Path) -> sqlx::SqliteConnection {
+    SqliteConnectOptions::new()
+        .filename(dir.join("index.sqlite"))
+        .connect()
+        .await
+        .expect("open index")
+}
+
+fn act<'a>(
+    id: Option<&'a str>,
+    ai: Option<&'a serde_json::Value>,
+    status: &'a str,
+    current: &'a serde_json::Value,
+) -> FindingAction<'a> {
+    FindingAction {
+        finding_id: id,
+        ai,
+        status,
+        current,
+        note: None,
+        actor: "Dr Test",
+        study_lung_rads: Some("4A"),
+    }
+}
+
+#[tokio::test]
+async fn ai_original_is_kept_and_every_edit_is_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(tmp.path())).await.unwrap();
+    let ai = json!({ "type": "solid", "long_axis_mm": 10.0, "lung_rads": "4A" });
+    let r = store
+        .review_finding(STUDY, act(Some("ai-1"), Some(&ai), "accepted", &ai))
+        .await
+        .unwrap();
+    assert_eq!(r.status, "accepted");
+    assert_eq!(r.ai.as_ref(), Some(&ai));
+    let corrected = json!({ "type": "part-solid", "long_axis_mm": 12.5, "lung_rads": "4A" });
+    let other_ai = json!({ "type": "calcified" });
+    let r = store
+        .review_finding(
+            STUDY,
+            act(Some("ai-1"), Some(&other_ai), "corrected", &corrected),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, "corrected");
+    assert_eq!(r.current, corrected);
+    assert_eq!(
+        r.ai.as_ref(),
+        Some(&ai),
+        "the AI original is never replaced"
+    );
+    let h = store.finding_history(STUDY, "ai-1").await.unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!((h[0].status.as_str(), &h[0].current), ("accepted", &ai));
+    assert_eq!(h[1].current, corrected);
+
+    // Doctor's findings are numbered; an unknown one is refused.
+    let added = json!({ "type": "ground-glass", "long_axis_mm": 7.0 });
+    let d1 = store
+        .review_finding(STUDY, act(None, None, "added", &added))
+        .await
+        .unwrap();
+    let d2 = store
+        .review_finding(STUDY, act(None, None, "added", &added))
+        .await
+        .unwrap();
+    assert_eq!(
+        (d1.finding_id.as_str(), d2.finding_id.as_str()),
+        ("dr-1", "dr-2")
+    );
+    assert_eq!(d1.origin, "doctor");
+    assert!(matches!(
+        store
+            .review_finding(STUDY, act(Some("dr-9"), None, "corrected", &added))
+            .await,
+        Err(ReviewError::NoFinding(_))
+    ));
+    assert_eq!(store.finding_reviews(STUDY).await.unwrap().len(), 3);
+    assert_eq!(
+        store.report(STUDY).await.unwrap().status,
+        ReportStatus::Draft
+    );
+
+    // The database itself refuses to change the AI original or rewrite history.
+    let mut db = raw(tmp.path()).await;
+    for sql in [
+        "UPDATE finding_reviews SET ai = '{}' WHERE finding_id = 'ai-1'",
+        "UPDATE finding_history SET status = 'rejected'",
+        "DELETE FROM finding_history",
+        "DELETE FROM finding_reviews",
+    ] {
+        assert!(sqlx::query(sql).execute(&mut db).await.is_err(), "{sql}");
+    }
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_signed_report_is_final() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(tmp.path())).await.unwrap();
+    assert_eq!(
+        store.report(STUDY).await.unwrap().status,
+        ReportStatus::Unread
+    );
+    let sections =
+        json!({ "findings": "A nodule.", "impression": "4A", "recommendation": "3 months" });
+    store
+        .save_report_draft(STUDY, "en", &sections, "Dr Test")
+        .await
+        .unwrap();
+    let rep = store.report(STUDY).await.unwrap();
+    assert_eq!(rep.status, ReportStatus::Draft);
+    assert_eq!(rep.sections.as_ref(), Some(&sections));
+
+    let p = store
+        .begin_signature(STUDY, "report", "en", &sections, "local", "Dr Test")
+        .await
+        .unwrap();
+    assert_eq!(p.version, 1);
+    // A retry of the same signature (after a crash) gets the same version and time.
+    let again = store
+        .begin_signature(STUDY, "report", "en", &sections, "local", "Dr Test")
+        .await
+        .unwrap();
+    assert_eq!(again, p);
+    assert!(matches!(
+        store
+            .begin_signature(
+                STUDY,
+                "addendum",
+                "en",
+                &json!({"text": "x"}),
+                "local",
+                "Dr Test"
+            )
+            .await,
+        Err(ReviewError::NotSigned)
+    ));
+    store
+        .commit_signature(STUDY, &p, "1.2.3.4.100", "1.2.3.4.101")
+        .await
+        .unwrap();
+    let rep = store.report(STUDY).await.unwrap();
+    assert_eq!(rep.status, ReportStatus::Signed);
+    assert_eq!(rep.versions.len(), 1);
+    assert_eq!(rep.versions[0].signer, "Dr Test");
+    assert_eq!(rep.versions[0].signed_at, p.signed_at);
+
+    let other = json!({ "findings": "changed", "impression": "", "recommendation": "" });
+    assert!(matches!(
+        store
+            .save_report_draft(STUDY, "en", &other, "Dr Test")
+            .await,
+        Err(ReviewError::Signed)
+    ));
+    assert!(matches!(
+        store
+            .begin_signature(STUDY, "report", "en", &other, "local", "Dr Test")
+            .await,
+        Err(ReviewError::Signed)
+    ));
+    let m = json!({ "type": "solid" });
+    assert!(matches!(
+        store
+            .review_finding(STUDY, act(Some("ai-1"), Some(&m), "accepted", &m))
+            .await,
+        Err(ReviewError::Signed)
+    ));
+
+    // Addenda get their own version and signature.
+    let add = json!({ "text": "Addendum: compared with outside CT." });
+    let pa = store
+        .begin_signature(STUDY, "addendum", "en", &add, "local", "Dr Test")
+        .await
+        .unwrap();
+    assert_eq!(pa.version, 2);
+    store
+        .commit_signature(STUDY, &pa, "1.2.3.4.200", "1.2.3.4.201")
+        .await
+        .unwrap();
+    let rep = store.report(STUDY).await.unwrap();
+    assert_eq!(rep.versions.len(), 2);
+    assert_eq!(rep.versions[1].content, add);
+    assert_eq!(
+        rep.sections.as_ref(),
+        Some(&sections),
+        "the signed text stays"
+    );
+
+    // Direct SQL cannot change or remove what was signed.
+    let mut db = raw(tmp.path()).await;
+    for sql in [
+        "UPDATE report_versions SET content = '{}'",
+        "UPDATE report_versions SET signer = 'someone else'",
+        "DELETE FROM report_versions",
+        "UPDATE reports SET sections = '{}'",
+        "UPDATE reports SET status = 'draft'",
+        "DELETE FROM reports",
+    ] {
+        assert!(sqlx::query(sql).execute(&mut db).await.is_err(), "{sql}");
+    }
+    db.close().await.unwrap();
+    assert_eq!(store.report(STUDY).await.unwrap().versions.len(), 2);
+}
+
+#[tokio::test]
+async fn worklist_joins_ai_and_report_status() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
+    if !p.exists() {
+        assert!(
+            std::env::var("LUMEN_REQUIRE_DATA").as_deref() != Ok("1"),
+            "../shared/data missing"
+        );
+        eprintln!("SKIP: ../shared/data not found");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig::new(tmp.path())).await.unwrap();
+    let ing = store
+        .ingest(Bytes::from(std::fs::read(p).unwrap()))
+        .await
+        .unwrap();
+    let all = WorklistFilter {
+        limit: 50,
+        ..Default::default()
+    };
+    let wl = store.worklist(&all).await.unwrap();
+    assert_eq!(wl.total, 1);
+    let row = &wl.items[0];
+    assert_eq!(row.study_uid, ing.study_uid);
+    assert_eq!(row.modalities, ["CT"]);
+    assert_eq!(row.ai_status, "queued", "a CT series waits for the AI");
+    assert_eq!(row.report_status, "unread");
+    assert_eq!(row.lung_rads, None);
+
+    let count = |f: WorklistFilter| {
+        let store = store.clone();
+        async move { store.worklist(&f).await.unwrap().total }
+    };
+    let with = |f: fn(&mut WorklistFilter)| {
+        let mut w = all.clone();
+        f(&mut w);
+        w
+    };
+    // CT_small's patient name is "CompressedSamples^CT1", its ID "1CT1".
+    assert_eq!(
+        count(with(|w| w.q = Some("compressedsamples".into()))).await,
+        1
+    );
+    assert_eq!(count(with(|w| w.q = Some("1ct1".into()))).await, 1);
+    assert_eq!(count(with(|w| w.q = Some("nobody".into()))).await, 0);
+    assert_eq!(count(with(|w| w.modality = Some("ct".into()))).await, 1);
+    assert_eq!(count(with(|w| w.modality = Some("MR".into()))).await, 0);
+    assert_eq!(
+        count(with(|w| w.date_from = Some("99990101".into()))).await,
+        0
+    );
+    assert_eq!(count(with(|w| w.ai = Some("queued".into()))).await, 1);
+    assert_eq!(count(with(|w| w.ai = Some("done".into()))).await, 0);
+    assert_eq!(count(with(|w| w.report = Some("draft".into()))).await, 0);
+
+    let m = json!({ "type": "solid", "lung_rads": "4A" });
+    store
+        .review_finding(&ing.study_uid, act(Some("ai-1"), Some(&m), "accepted", &m))
+        .await
+        .unwrap();
+    let wl = store
+        .worklist(&with(|w| w.report = Some("draft".into())))
+        .await
+        .unwrap();
+    assert_eq!(wl.total, 1);
+    assert_eq!(wl.items[0].lung_rads.as_deref(), Some("4A"));
+    assert_eq!(
+        store
+            .worklist(&with(|w| w.offset = 1))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        0
+    );
+}
