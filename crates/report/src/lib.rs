@@ -1,4 +1,6 @@
-//! DICOM writers for AI results: Segmentation (SEG) and Comprehensive 3D SR (TID 1500).
+//! DICOM writers for AI results: Segmentation (SEG) and Comprehensive 3D SR (TID 1500); the
+//! radiologist's report: its draft text (`draft`), PDF (`pdf`), and DICOM Encapsulated PDF and
+//! Basic Text SR (`document`).
 //!
 //! Both writers build the object with dicom-rs's object model and return Part-10 bytes in
 //! Explicit VR Little Endian with freshly generated UIDs; storing them is the caller's business.
@@ -9,6 +11,9 @@
 
 pub mod code;
 mod dataset;
+pub mod document;
+pub mod draft;
+pub mod pdf;
 pub mod seg;
 pub mod source;
 pub mod sr;
@@ -72,6 +77,9 @@ pub enum ReportError {
     /// A finding refers to a segment but the report names no segmentation.
     #[error("finding {0} references a segment but the report has no segmentation")]
     NoSegmentation(String),
+    /// The report font cannot be used.
+    #[error("report font: {0}")]
+    Font(String),
     /// dicom-rs failed to build or encode the object.
     #[error("encoding the DICOM object failed: {0}")]
     Encode(String),
