@@ -11,6 +11,8 @@ what=${1:-build}
 apt_pkgs=()
 command -v cmake >/dev/null || apt_pkgs+=(cmake)
 command -v cc >/dev/null || apt_pkgs+=(gcc g++)
+# Report PDFs need a font that shows Chinese (lumen serve finds it at run time).
+[[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ]] || apt_pkgs+=(fonts-noto-cjk)
 if [[ $what == test ]]; then
   command -v storescu >/dev/null || apt_pkgs+=(dcmtk)
   command -v dciodvfy >/dev/null || apt_pkgs+=(dicom3tools)

@@ -52,6 +52,31 @@ pub struct Config {
     pub ai: crate::ai_runner::AiConfig,
     /// Routing rules (`[[route]]` tables): arriving instances forwarded to peers.
     pub route: Vec<crate::outbound::RouteRule>,
+    /// The radiologist's web app (`[web]` table).
+    pub web: WebAppConfig,
+}
+
+/// The web app's settings: who signs until accounts exist, what reports show.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebAppConfig {
+    /// Display name of the single local user (the signer of reports).
+    pub local_user: String,
+    /// Institution name printed on reports and written as Verifying Organization.
+    pub institution: String,
+    /// A TrueType/OpenType font (or collection) that shows Chinese, for report PDFs; unset:
+    /// the first of Debian's CJK fonts found (fonts-noto-cjk, fonts-droid-fallback...).
+    pub report_font: Option<PathBuf>,
+}
+
+impl Default for WebAppConfig {
+    fn default() -> Self {
+        WebAppConfig {
+            local_user: "Local radiologist".into(),
+            institution: "Lumen".into(),
+            report_font: None,
+        }
+    }
 }
 
 /// Who may use a DICOM service: `any` caller, only declared `peers`, or `none`.
@@ -167,6 +192,7 @@ impl Default for Config {
             access: AccessConfig::default(),
             ai: crate::ai_runner::AiConfig::default(),
             route: Vec::new(),
+            web: WebAppConfig::default(),
         }
     }
 }
@@ -213,6 +239,7 @@ const KEYS: &[&str] = &[
     "access",
     "ai",
     "route",
+    "web",
 ];
 
 impl Config {

@@ -174,6 +174,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         cors_origins: config.cors_origins.clone(),
         public_url: config.public_url.clone(),
         listen_port: Some(http.local_addr()?.port()),
+        local_user: lumen_web::actor::Actor::local(&config.web.local_user, &config.web.institution),
+        institution: config.web.institution.clone(),
+        report_font: report_font(&config.web)?,
     };
     let mut app = lumen_web::router(lumen_web::AppState {
         store: store.clone(),
@@ -300,4 +303,31 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// The report font: the configured file (which must be usable), else the first CJK font
+/// found where Debian installs them; without one, signing reports is refused with a message.
+fn report_font(
+    web: &crate::config::WebAppConfig,
+) -> anyhow::Result<Option<lumen_report::pdf::ReportFont>> {
+    if let Some(p) = &web.report_font {
+        let bytes =
+            std::fs::read(p).with_context(|| format!("cannot read report font {}", p.display()))?;
+        let font = lumen_report::pdf::ReportFont::new(bytes)
+            .with_context(|| format!("report font {}", p.display()))?;
+        return Ok(Some(font));
+    }
+    for p in lumen_report::pdf::KNOWN_CJK_FONTS {
+        if let Ok(bytes) = std::fs::read(p) {
+            match lumen_report::pdf::ReportFont::new(bytes) {
+                Ok(f) => return Ok(Some(f)),
+                Err(e) => tracing::warn!(font = %p, error = %e, "report font unusable"),
+            }
+        }
+    }
+    tracing::warn!(
+        "no font that shows Chinese found (install fonts-noto-cjk or set [web] report_font): \
+         reports cannot be signed"
+    );
+    Ok(None)
 }

@@ -256,6 +256,19 @@ const REVIEW_COLUMNS: &str =
     "finding_id, origin, status, ai, current, note, edited_by, edited_at FROM finding_reviews";
 
 impl Store {
+    /// A study's attributes (DICOM JSON, study and patient level), if it is stored.
+    pub async fn study_attrs(
+        &self,
+        study_uid: &str,
+    ) -> Result<Option<serde_json::Map<String, Value>>, StoreError> {
+        let attrs: Option<String> =
+            sqlx::query_scalar("SELECT attrs FROM studies WHERE study_uid = ?")
+                .bind(study_uid)
+                .fetch_optional(&self.reader)
+                .await?;
+        attrs.map(|a| crate::parse_map(&a)).transpose()
+    }
+
     /// The reviewed findings of a study (AI findings nobody acted on are not stored).
     pub async fn finding_reviews(&self, study_uid: &str) -> Result<Vec<FindingReview>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -16,6 +16,12 @@ pub enum ApiError {
     /// 406: the requested media type or transfer syntax cannot be produced.
     #[error("{0}")]
     NotAcceptable(String),
+    /// 409: the request conflicts with the resource's state (a signed report).
+    #[error("{0}")]
+    Conflict(String),
+    /// 503: a server-side resource the request needs is not configured.
+    #[error("{0}")]
+    Unavailable(String),
     /// 413: the request body is too large.
     #[error("{0}")]
     TooLarge(String),
@@ -39,6 +45,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -48,6 +56,17 @@ impl ApiError {
 impl From<lumen_store::StoreError> for ApiError {
     fn from(e: lumen_store::StoreError) -> Self {
         ApiError::internal(e)
+    }
+}
+
+impl From<lumen_store::ReviewError> for ApiError {
+    fn from(e: lumen_store::ReviewError) -> Self {
+        use lumen_store::ReviewError as R;
+        match e {
+            R::Signed | R::NotSigned => ApiError::Conflict(e.to_string()),
+            R::NoFinding(_) => ApiError::NotFound(e.to_string()),
+            other => ApiError::internal(other),
+        }
     }
 }
 

@@ -3,18 +3,22 @@
 //! This crate only translates HTTP to calls on `lumen-store` and `lumen-dicom`; it owns no
 //! data. [`router`] builds the routes over one cloneable [`AppState`].
 
+pub mod actor;
 mod api;
 mod error;
 mod media;
 mod qido;
+mod report;
+mod review;
 mod stow;
 mod wado;
+mod worklist;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderMap, header};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use lumen_store::Store;
 
 pub use error::ApiError;
@@ -35,6 +39,12 @@ pub struct WebConfig {
     pub public_url: Option<String>,
     /// The port the server listens on (added to Host headers that lack one).
     pub listen_port: Option<u16>,
+    /// The user every request acts as until accounts exist (see [`actor::Actor`]).
+    pub local_user: actor::Actor,
+    /// Institution name printed on reports.
+    pub institution: String,
+    /// The font reports are rendered with (must show Chinese); signing is refused without.
+    pub report_font: Option<lumen_report::pdf::ReportFont>,
 }
 
 impl Default for WebConfig {
@@ -46,6 +56,9 @@ impl Default for WebConfig {
             cors_origins: Vec::new(),
             public_url: None,
             listen_port: None,
+            local_user: actor::Actor::local("Local radiologist", ""),
+            institution: String::new(),
+            report_font: None,
         }
     }
 }
@@ -159,6 +172,30 @@ pub fn router(state: AppState) -> Router {
             "/api/studies/{study}/ai",
             get(api::study_ai).post(api::requeue_ai),
         )
+        // The radiologist's web app: worklist, review, report (issue 6).
+        .route("/api/worklist", get(worklist::worklist))
+        .route("/api/studies/{study}/review", get(review::review))
+        .route("/api/studies/{study}/findings", post(review::add))
+        .route("/api/studies/{study}/findings/{id}", put(review::correct))
+        .route(
+            "/api/studies/{study}/findings/{id}/accept",
+            post(review::accept),
+        )
+        .route(
+            "/api/studies/{study}/findings/{id}/reject",
+            post(review::reject),
+        )
+        .route("/api/studies/{study}/seg-overlay", get(review::seg_overlay))
+        .route(
+            "/api/studies/{study}/report",
+            get(report::get_report).put(report::put_report),
+        )
+        .route("/api/studies/{study}/report/sign", post(report::sign))
+        .route(
+            "/api/studies/{study}/report/addenda",
+            post(report::addendum),
+        )
+        .route("/api/studies/{study}/report.pdf", get(report::report_pdf))
         .nest("/dicom-web", dicomweb)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::disable())
