@@ -3,7 +3,9 @@
 #   scripts/deps.sh build   - C toolchain pieces the codecs build with (cmake)
 #   scripts/deps.sh test    - plus DCMTK, dicom3tools, Orthanc and a Python venv (.venv) with the
 #                             DICOM clients the tests drive: pydicom, pynetdicom, dicomweb-client,
-#                             highdicom (reads back our SEG and SR)
+#                             highdicom (reads back our SEG and SR); headless Chromium with
+#                             chromedriver, poppler-utils and CJK fonts for the web app tests,
+#                             and OHIF's prebuilt viewer (npm @ohif/app) in .cache/ohif
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-build}
@@ -21,6 +23,12 @@ if [[ $what == test ]]; then
   command -v Orthanc >/dev/null || [[ -x /usr/sbin/Orthanc ]] || apt_pkgs+=(orthanc)
   command -v ip >/dev/null || apt_pkgs+=(iproute2)
   python3 -m venv --help >/dev/null 2>&1 || apt_pkgs+=(python3-venv)
+  # The web app tests (webapp.rs): headless Chromium over WebDriver, PDF text, Chinese glyphs
+  command -v chromium >/dev/null || apt_pkgs+=(chromium)
+  command -v chromedriver >/dev/null || apt_pkgs+=(chromium-driver)
+  command -v pdftotext >/dev/null || apt_pkgs+=(poppler-utils)
+  [[ -d /usr/share/fonts/opentype/noto ]] || apt_pkgs+=(fonts-noto-cjk)
+  command -v npm >/dev/null || apt_pkgs+=(npm)
 fi
 if ((${#apt_pkgs[@]})); then
   sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
@@ -36,5 +44,15 @@ if [[ $what == test ]]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --upgrade pip
     "$venv/bin/pip" install -q pydicom pynetdicom dicomweb-client highdicom numpy
+  fi
+fi
+
+if [[ $what == test ]]; then
+  # OHIF 3.12 ships a prebuilt dist/: fetch the package tarball only (no dependency tree).
+  ohif=.cache/ohif
+  if [[ ! -f $ohif/package/dist/index.html ]]; then
+    echo "fetching OHIF viewer @ohif/app@3.12.10 (npm) into $ohif" >&2
+    mkdir -p "$ohif"
+    (cd "$ohif" && npm pack --silent @ohif/app@3.12.10 >/dev/null && tar xzf ohif-app-3.12.10.tgz && rm ohif-app-3.12.10.tgz)
   fi
 fi
