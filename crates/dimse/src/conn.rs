@@ -93,11 +93,16 @@ impl Conn {
     /// Receive a PDU only if one has arrived completely (or arrives without waiting).
     /// Safe to call between other operations: partial input stays buffered.
     pub async fn try_recv(&mut self) -> Result<Option<Incoming>> {
-        // `timeout` polls the read once before looking at the (already passed) deadline.
-        match tokio::time::timeout(Duration::ZERO, self.recv_inner()).await {
-            Ok(r) => r.map(Some),
-            Err(_) => Ok(None),
-        }
+        // Polled once: `tokio::time::timeout(Duration::ZERO, ..)` would instead wait for the
+        // timer's next 1 ms tick whenever nothing has arrived, and this runs before every
+        // C-FIND match and C-GET/C-MOVE sub-operation (C-CANCEL check).
+        let recv = self.recv_inner();
+        tokio::pin!(recv);
+        std::future::poll_fn(|cx| match recv.as_mut().poll(cx) {
+            std::task::Poll::Ready(r) => std::task::Poll::Ready(r.map(Some)),
+            std::task::Poll::Pending => std::task::Poll::Ready(Ok(None)),
+        })
+        .await
     }
 
     /// Receive the next PDU within the connection's timeout.

@@ -2,6 +2,14 @@
 //! `lumen_dicom::query::Query` run by `Store::search` (the matcher QIDO-RS uses), C-MOVE and
 //! C-GET identifiers select stored instances, and instances are loaded as stored or
 //! transcoded to a syntax the receiver accepted.
+//!
+//! Sub-operations run one at a time (each C-STORE waits for its response), so the time of
+//! a retrieval is the sum of per-instance latencies. [`RetrieveCache`] takes the index
+//! lookup and the disk read off that path: a selection remembers where its instances are,
+//! and the next instance is read while the current one is on the wire.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use dicom_core::header::Header;
@@ -16,7 +24,7 @@ use lumen_dicom::attrs::Level;
 use lumen_dicom::json::{first_string, tag_key};
 use lumen_dicom::query::{Condition, Include, MatchKey, Query, lookup_attribute, matchable_tags};
 use lumen_dimse::{Failure, FindOutcome, LoadedInstance, QueryRequest, RetrieveItem, status};
-use lumen_store::{Scope, Store};
+use lumen_store::{Scope, Store, StoredInstance};
 use serde_json::{Map, Value, json};
 
 const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
@@ -176,8 +184,90 @@ async fn find_inner(store: &Store, aet: &str, req: &QueryRequest) -> Result<Vec<
     Ok(out)
 }
 
+/// Most instance locations remembered for C-GET/C-MOVE selections (about 300 bytes each).
+const MAX_LOCATED: usize = 200_000;
+/// Most instances read ahead at once (one per retrieval in progress).
+const MAX_PREFETCHED: usize = 32;
+
+type Prefetch = tokio::task::JoinHandle<Result<Bytes, String>>;
+
+/// Where the instances of recent C-GET/C-MOVE selections are stored, and the next instance
+/// of each selection read ahead from disk. Shared by every association of a server; an
+/// entry is used once (an association that ends early leaves entries behind, bounded by
+/// [`MAX_LOCATED`] and [`MAX_PREFETCHED`]).
+#[derive(Clone, Default)]
+pub struct RetrieveCache {
+    inner: Arc<Mutex<CacheInner>>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    /// SOP Instance UID -> its selection and place in it.
+    located: HashMap<String, (Arc<Vec<StoredInstance>>, usize)>,
+    /// SOP Instance UID -> the read of its object, in flight or done.
+    prefetched: HashMap<String, Prefetch>,
+}
+
+impl CacheInner {
+    fn prefetch(&mut self, inst: &StoredInstance) {
+        if self.prefetched.contains_key(&inst.sop_instance_uid) {
+            return;
+        }
+        if self.prefetched.len() >= MAX_PREFETCHED {
+            // Reads nobody took (ended associations): dropped (a running read finishes).
+            for (_, h) in self.prefetched.drain() {
+                h.abort();
+            }
+        }
+        let i = inst.clone();
+        let h = tokio::task::spawn_blocking(move || i.read_blocking().map_err(|e| e.to_string()));
+        self.prefetched.insert(inst.sop_instance_uid.clone(), h);
+    }
+}
+
+impl RetrieveCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        // A panic while holding the lock leaves plain maps behind: still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers a selection and starts reading its first instance.
+    fn remember(&self, selection: Vec<StoredInstance>) {
+        let sel = Arc::new(selection);
+        let mut c = self.lock();
+        if c.located.len() + sel.len() > MAX_LOCATED {
+            c.located.clear();
+        }
+        for (i, inst) in sel.iter().enumerate().take(MAX_LOCATED) {
+            c.located
+                .insert(inst.sop_instance_uid.clone(), (sel.clone(), i));
+        }
+        if let Some(first) = sel.first() {
+            c.prefetch(first);
+        }
+    }
+
+    /// Takes what is known of an instance (where it is, its bytes if read ahead) and starts
+    /// reading the next one of its selection.
+    fn take(&self, sop_instance_uid: &str) -> (Option<StoredInstance>, Option<Prefetch>) {
+        let mut c = self.lock();
+        let located = c.located.remove(sop_instance_uid);
+        let read = c.prefetched.remove(sop_instance_uid);
+        if let Some((sel, i)) = &located
+            && let Some(next) = sel.get(i + 1)
+        {
+            c.prefetch(next);
+        }
+        (located.map(|(sel, i)| sel[i].clone()), read)
+    }
+}
+
 /// The instances a C-MOVE or C-GET identifier selects.
-pub async fn retrieve(store: &Store, req: QueryRequest) -> Result<Vec<RetrieveItem>, Failure> {
+pub async fn retrieve(
+    store: &Store,
+    cache: &RetrieveCache,
+    req: QueryRequest,
+) -> Result<Vec<RetrieveItem>, Failure> {
     let id = parse_identifier(&req)?;
     if id.query.keys.is_empty() {
         return Err(fail(
@@ -227,6 +317,7 @@ pub async fn retrieve(store: &Store, req: QueryRequest) -> Result<Vec<RetrieveIt
         }
     }
     let mut items = Vec::new();
+    let mut selection = Vec::new();
     for scope in &scopes {
         for inst in store.instances(scope).await.map_err(internal)? {
             if wanted_sops
@@ -236,24 +327,22 @@ pub async fn retrieve(store: &Store, req: QueryRequest) -> Result<Vec<RetrieveIt
                 continue;
             }
             items.push(RetrieveItem {
-                sop_class_uid: inst.sop_class_uid,
-                sop_instance_uid: inst.sop_instance_uid,
-                transfer_syntax_uid: inst.transfer_syntax_uid,
+                sop_class_uid: inst.sop_class_uid.clone(),
+                sop_instance_uid: inst.sop_instance_uid.clone(),
+                transfer_syntax_uid: inst.transfer_syntax_uid.clone(),
             });
+            selection.push(inst);
         }
     }
+    cache.remember(selection);
     tracing::info!(calling_ae = %req.calling_ae, level = id.level.dimse_name(), instances = items.len(), "retrieve");
     Ok(items)
 }
 
-/// One stored instance as a data set in one of `accepted` transfer syntaxes.
-pub async fn load(
-    store: &Store,
-    item: RetrieveItem,
-    accepted: Vec<String>,
-) -> Result<LoadedInstance, String> {
+/// Finds a stored instance in the index and reads it.
+async fn lookup_and_read(store: &Store, uid: &str) -> Result<(StoredInstance, Bytes), String> {
     let scope = Scope {
-        sop_instance_uid: Some(item.sop_instance_uid.clone()),
+        sop_instance_uid: Some(uid.to_string()),
         ..Scope::default()
     };
     let inst = store
@@ -262,8 +351,33 @@ pub async fn load(
         .map_err(|e| e.to_string())?
         .into_iter()
         .next()
-        .ok_or_else(|| format!("instance {} is gone", item.sop_instance_uid))?;
+        .ok_or_else(|| format!("instance {uid} is gone"))?;
     let bytes = inst.read().await.map_err(|e| e.to_string())?;
+    Ok((inst, bytes))
+}
+
+/// One stored instance as a data set in one of `accepted` transfer syntaxes.
+pub async fn load(
+    store: &Store,
+    cache: &RetrieveCache,
+    item: RetrieveItem,
+    accepted: Vec<String>,
+) -> Result<LoadedInstance, String> {
+    let uid = item.sop_instance_uid.as_str();
+    let (located, read) = cache.take(uid);
+    let ahead = match (located, read) {
+        (Some(inst), Some(read)) => match read.await {
+            Ok(Ok(bytes)) => Some((inst, bytes)),
+            _ => None,
+        },
+        (Some(inst), None) => inst.read().await.ok().map(|b| (inst, b)),
+        _ => None,
+    };
+    // Not selected here, or replaced or removed since: as the index says now.
+    let (inst, bytes) = match ahead {
+        Some(x) => x,
+        None => lookup_and_read(store, uid).await?,
+    };
     if accepted.contains(&inst.transfer_syntax_uid) {
         let off = lumen_dicom::part10::dataset_offset(&bytes).map_err(|e| e.to_string())?;
         return Ok(LoadedInstance {

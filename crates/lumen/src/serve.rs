@@ -50,6 +50,8 @@ struct ArchiveHandler {
     aet: String,
     /// The routing queue, when `[[route]]` rules are configured.
     outbound: Option<crate::outbound::Outbound>,
+    /// Locations and read-ahead of C-GET/C-MOVE selections.
+    retrieve_cache: crate::qr::RetrieveCache,
 }
 
 impl StoreHandler for ArchiveHandler {
@@ -108,7 +110,7 @@ impl StoreHandler for ArchiveHandler {
     }
 
     async fn retrieve(&self, req: QueryRequest) -> Result<Vec<RetrieveItem>, Failure> {
-        crate::qr::retrieve(&self.store, req).await
+        crate::qr::retrieve(&self.store, &self.retrieve_cache, req).await
     }
 
     async fn load(
@@ -116,7 +118,7 @@ impl StoreHandler for ArchiveHandler {
         item: RetrieveItem,
         accepted: Vec<String>,
     ) -> Result<LoadedInstance, String> {
-        crate::qr::load(&self.store, item, accepted).await
+        crate::qr::load(&self.store, &self.retrieve_cache, item, accepted).await
     }
 }
 
@@ -240,6 +242,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             store: store.clone(),
             aet: config.aet.clone(),
             outbound: outbound.clone(),
+            retrieve_cache: crate::qr::RetrieveCache::default(),
         },
     )
     .await
