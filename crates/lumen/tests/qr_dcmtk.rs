@@ -532,3 +532,76 @@ fn qr_lumen_send_to_storescp() {
     assert!(o.status.success(), "lumen send: {}", s(&o));
     assert_eq!(datasets_in(&out), sources(&files));
 }
+
+/// A C-CANCEL during a C-GET (pynetdicom sends it while it stores the third instance):
+/// Lumen stops after the sub-operation in flight and answers Cancel (FE00) with the counts.
+#[test]
+fn qr_pynetdicom_get_cancelled() {
+    let Some(data) = shared_data() else { return };
+    let Some(py) = python() else { return };
+    if !have_tool("storescu") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_in(
+        &tmp.path().join("d"),
+        &["--peer", "PYNETDICOM=127.0.0.1:104"],
+    );
+    let files = store_lidc(&server, &data, N);
+    let src = dicom_object::open_file(&files[0]).unwrap();
+    let script = tmp.path().join("cancel.py");
+    std::fs::write(&script, PY_CANCEL).unwrap();
+    let o = run(Command::new(&py)
+        .arg(&script)
+        .arg(server.dicom_port.to_string())
+        .arg(attr(&src, tags::SERIES_INSTANCE_UID)));
+    let text = s(&o);
+    assert!(o.status.success(), "python: {text}");
+    // Three stored by the client, then the final response: Cancel, 3 completed, the rest
+    // remaining.
+    assert!(
+        text.contains(&format!(
+            "STORED 3 FINAL FE00 completed 3 remaining {}",
+            N - 3
+        )),
+        "{text}\n{}",
+        server.log()
+    );
+    assert!(server.log().contains("C-GET cancelled"), "{}", server.log());
+}
+
+const PY_CANCEL: &str = r#"
+import sys
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian
+from pynetdicom import AE, evt, build_role
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet, CTImageStorage
+
+port = int(sys.argv[1]); series = sys.argv[2]
+ae = AE(ae_title="PYNETDICOM")
+ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+stored = 0
+
+def on_store(event):
+    global stored
+    stored += 1
+    if stored == 3:
+        # Queued before this C-STORE's response.
+        event.assoc.send_c_cancel(1, query_model=StudyRootQueryRetrieveInformationModelGet)
+    return 0x0000
+
+assoc = ae.associate("127.0.0.1", port, ae_title="LUMEN",
+                     ext_neg=[build_role(CTImageStorage, scp_role=True)],
+                     evt_handlers=[(evt.EVT_C_STORE, on_store)])
+assert assoc.is_established
+q = Dataset(); q.QueryRetrieveLevel = "SERIES"; q.SeriesInstanceUID = series
+final = None
+for status, ident in assoc.send_c_get(q, StudyRootQueryRetrieveInformationModelGet, msg_id=1):
+    if status and status.Status not in (0xFF00, 0xFF01):
+        final = status
+print("STORED %d FINAL %04X completed %s remaining %s" % (
+    stored, final.Status, final.get("NumberOfCompletedSuboperations"),
+    final.get("NumberOfRemainingSuboperations")))
+assoc.release()
+"#;
