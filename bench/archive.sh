@@ -10,14 +10,20 @@
 #    orthanc.json, gen_series.py and bench.py into $WORK/peer and generates (or reuses) the
 #    300x512x512 CT series there; bench.py is then adapted (bench/adapt_bench.py)
 # 4. inside a private network namespace (unshare --net, only lo): Orthanc (TCP_NODELAY=1)
-#    measured by bench.py, then Lumen (fresh data dir, own ports) by the same bench.py
+#    measured by bench.py, then Lumen (fresh data dir, own ports) by the same bench.py;
+#    then the DIMSE section again with Debian's defaults (TCP_NODELAY unset: Nagle on in
+#    Orthanc and in the DCMTK clients), for Orthanc and for Lumen (which sets TCP_NODELAY on
+#    its own sockets whatever the environment says)
 # 5. prints the comparison table and writes it to bench/results/archive-<date>.md
 #
 # Env: REPS=3 LAT_N=50 WORK=/tmp/lumen-archive-bench VENV=/tmp/peerenv
 #      CARGO_TARGET_DIR=/work/target-bench SKIP_BUILD=0 LUMEN_BIN=$CARGO_TARGET_DIR/release/lumen
 #      PEERS=<repo>/../shared/peers STAMP=<date>
 #      ORTHANC_HTTP=18042 ORTHANC_DICOM=14242 LUMEN_BENCH_HTTP=18043 LUMEN_BENCH_DICOM=14244
-#      ORDER="orthanc lumen" SKIP="dimse-retrieve" (bench.py --skip; Lumen has no C-GET/C-MOVE)
+#      ORDER="orthanc lumen orthanc_nagle lumen_nagle" SKIP="" (bench.py --skip list, e.g.
+#      dimse-retrieve,rendered)  NAGLE_REPS=$REPS (repetitions of the Nagle-on runs)
+#      MOVE_PORT=14243 (bench.py --move-port: movescu's own store SCP, AE BENCHSCP; Orthanc's
+#      orthanc.json and Lumen's --peer BENCHSCP=127.0.0.1:$MOVE_PORT point there)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
@@ -28,8 +34,10 @@ PEER_WORK=$WORK/peer
 VENV=${VENV:-/tmp/peerenv}
 REPS=${REPS:-3}
 LAT_N=${LAT_N:-50}
-ORDER=${ORDER:-"orthanc lumen"}
-SKIP=${SKIP:-dimse-retrieve}
+ORDER=${ORDER:-"orthanc lumen orthanc_nagle lumen_nagle"}
+NAGLE_REPS=${NAGLE_REPS:-$REPS}
+SKIP=${SKIP-}
+MOVE_PORT=${MOVE_PORT:-14243}
 ORTHANC_HTTP=${ORTHANC_HTTP:-18042}
 ORTHANC_DICOM=${ORTHANC_DICOM:-14242}
 LUMEN_BENCH_HTTP=${LUMEN_BENCH_HTTP:-18043}
@@ -69,7 +77,7 @@ if [[ -z ${_ARCHIVE_IN_NETNS:-} ]]; then
   # (retried: under load its `Orthanc --version | head -1` can die of SIGPIPE under pipefail)
   for try in 1 2 3; do
     if MODES=" " WORK="$PEER_WORK" VENV="$VENV" NSLICES=300 SIZE=512 \
-        HTTP_PORT="$ORTHANC_HTTP" DICOM_PORT="$ORTHANC_DICOM" bash "$PEERS/orthanc-bench.sh" > "$WORK/peer-setup.log" 2>&1; then
+        HTTP_PORT="$ORTHANC_HTTP" DICOM_PORT="$ORTHANC_DICOM" MOVE_PORT="$MOVE_PORT" bash "$PEERS/orthanc-bench.sh" > "$WORK/peer-setup.log" 2>&1; then
       sed 's/^/  /' "$WORK/peer-setup.log"; break
     fi
     echo "  peer script failed (try $try, rc see $WORK/peer-setup.log)"; [[ $try == 3 ]] && { cat "$WORK/peer-setup.log"; exit 1; }
@@ -93,7 +101,7 @@ fi
 # ------------------------------------------------------------------ inside the namespace
 ip link set lo up
 mkdir -p "$WORK/results" "$WORK/lumen"
-rm -f "$WORK/results/orthanc.json" "$WORK/results/lumen.json"
+rm -f "$WORK"/results/{orthanc,lumen,orthanc_nagle,lumen_nagle}.json
 export PYTHONPATH=$HERE${PYTHONPATH:+:$PYTHONPATH}
 export TCP_NODELAY=1          # DCMTK tools (and Orthanc) read it; bench.py patches pynetdicom
 
@@ -108,19 +116,23 @@ trap stop_orthanc EXIT INT TERM
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
-run_orthanc() {
+start_orthanc() {   # $@: env arguments for Orthanc (env execs it, so $! is Orthanc's PID)
   rm -rf "$PEER_WORK/db"; mkdir -p "$PEER_WORK/db" "$PEER_WORK/logs"
-  Orthanc "$PEER_WORK/orthanc.json" >"$PEER_WORK/logs/orthanc-archive.log" 2>&1 &
+  env "$@" Orthanc "$PEER_WORK/orthanc.json" >"$PEER_WORK/logs/orthanc-archive.log" 2>&1 &
   ORTHANC_PID=$!
   for _ in $(seq 300); do
     curl -sf "http://127.0.0.1:$ORTHANC_HTTP/system" >/dev/null && break
     kill -0 "$ORTHANC_PID" 2>/dev/null || { echo "Orthanc died; see $PEER_WORK/logs/orthanc-archive.log" >&2; exit 1; }
     sleep 0.2
   done
+}
+
+run_orthanc() {
+  start_orthanc
   echo "== Orthanc (pid $ORTHANC_PID, TCP_NODELAY=1)  loadavg $(loadavg)"
   BENCH_SERVER=orthanc "$PY" "$WORK/bench_adapted.py" --series "$PEER_WORK/series" --pid "$ORTHANC_PID" \
     --reps "$REPS" --lat-n "$LAT_N" --http-port "$ORTHANC_HTTP" --dicom-port "$ORTHANC_DICOM" --aec ORTHANC \
-    --skip "$SKIP" --sections dimse,dicomweb --label orthanc --out "$WORK/results/orthanc.json"
+    --move-port "$MOVE_PORT" --skip "$SKIP" --sections dimse,dicomweb --label orthanc --out "$WORK/results/orthanc.json"
   stop_orthanc
   echo "   loadavg after Orthanc: $(loadavg)"
 }
@@ -131,8 +143,32 @@ run_lumen() {
   BENCH_SERVER=lumen BENCH_LUMEN_BIN="$LUMEN_BIN" BENCH_LUMEN_WORK="$WORK/lumen" \
     "$PY" "$WORK/bench_adapted.py" --series "$PEER_WORK/series" \
     --reps "$REPS" --lat-n "$LAT_N" --http-port "$LUMEN_BENCH_HTTP" --dicom-port "$LUMEN_BENCH_DICOM" --aec LUMEN \
-    --skip "$SKIP" --sections dimse,dicomweb --label lumen --out "$WORK/results/lumen.json"
+    --move-port "$MOVE_PORT" --skip "$SKIP" --sections dimse,dicomweb --label lumen --out "$WORK/results/lumen.json"
   echo "   loadavg after Lumen: $(loadavg)"
+}
+
+# Debian's defaults: TCP_NODELAY unset for Orthanc and the DCMTK clients (Nagle on), DIMSE
+# section only, pynetdicom skipped (bench.py only patches it for TCP_NODELAY=1).
+run_orthanc_nagle() {
+  start_orthanc -u TCP_NODELAY
+  echo "== Orthanc, Debian defaults (pid $ORTHANC_PID, TCP_NODELAY unset)  loadavg $(loadavg)"
+  env -u TCP_NODELAY BENCH_SERVER=orthanc "$PY" "$WORK/bench_adapted.py" --series "$PEER_WORK/series" --pid "$ORTHANC_PID" \
+    --reps "$NAGLE_REPS" --lat-n "$LAT_N" --http-port "$ORTHANC_HTTP" --dicom-port "$ORTHANC_DICOM" --aec ORTHANC \
+    --move-port "$MOVE_PORT" --skip "pynetdicom${SKIP:+,$SKIP}" --sections dimse --label orthanc_nagle \
+    --out "$WORK/results/orthanc_nagle.json"
+  stop_orthanc
+  echo "   loadavg after Orthanc (Nagle on): $(loadavg)"
+}
+
+run_lumen_nagle() {
+  rm -rf "$WORK/lumen"; mkdir -p "$WORK/lumen"
+  echo "== Lumen, DCMTK clients with Debian defaults (TCP_NODELAY unset)  loadavg $(loadavg)"
+  env -u TCP_NODELAY BENCH_SERVER=lumen BENCH_LUMEN_BIN="$LUMEN_BIN" BENCH_LUMEN_WORK="$WORK/lumen" \
+    "$PY" "$WORK/bench_adapted.py" --series "$PEER_WORK/series" \
+    --reps "$NAGLE_REPS" --lat-n "$LAT_N" --http-port "$LUMEN_BENCH_HTTP" --dicom-port "$LUMEN_BENCH_DICOM" --aec LUMEN \
+    --move-port "$MOVE_PORT" --skip "pynetdicom${SKIP:+,$SKIP}" --sections dimse --label lumen_nagle \
+    --out "$WORK/results/lumen_nagle.json"
+  echo "   loadavg after Lumen (Nagle on clients): $(loadavg)"
 }
 
 for s in $ORDER; do "run_$s"; done
@@ -140,7 +176,9 @@ for s in $ORDER; do "run_$s"; done
 # 5. table
 mkdir -p "$RESULTS"
 OUT=$RESULTS/archive-$STAMP.md
-"$PY" "$HERE/report.py" "$WORK/results/orthanc.json" "$WORK/results/lumen.json" "$OUT" "$WORK/runinfo.txt"
-cp "$WORK/results/orthanc.json" "$RESULTS/archive-$STAMP-orthanc.json"
-cp "$WORK/results/lumen.json" "$RESULTS/archive-$STAMP-lumen.json"
+"$PY" "$HERE/report.py" "$WORK/results/orthanc.json" "$WORK/results/lumen.json" "$OUT" "$WORK/runinfo.txt" \
+  "$WORK/results/orthanc_nagle.json" "$WORK/results/lumen_nagle.json"
+for r in orthanc lumen orthanc_nagle lumen_nagle; do
+  [[ -f $WORK/results/$r.json ]] && cp "$WORK/results/$r.json" "$RESULTS/archive-$STAMP-$r.json"
+done
 echo "table written to $OUT"

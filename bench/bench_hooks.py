@@ -56,6 +56,12 @@ def _start_lumen():
     cmd = [os.environ["BENCH_LUMEN_BIN"], "serve", "--data", _data,
            "--http", f"{_args.host}:{_args.http_port}", "--dicom", f"{_args.host}:{_args.dicom_port}",
            "--aet", _args.aec]
+    # Q/R access: Lumen's defaults (as Orthanc's) allow C-FIND/C-GET/C-MOVE only from declared
+    # peers, so bench.py's calling AE titles are declared: BENCHSCU (findscu, getscu; never
+    # called back, hence port 1) and BENCHSCP (movescu, which is also the C-MOVE destination:
+    # its own store SCP on --move-port).  [access] stays at its defaults.
+    cmd += ["--peer", f"BENCHSCU={_args.host}:1",
+            "--peer", f"BENCHSCP={_args.host}:{_args.move_port}"]
     t0 = time.perf_counter()
     _proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env)
     _pid = _proc.pid

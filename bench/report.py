@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """Comparison table Orthanc vs Lumen from the two results JSON files of one archive.sh run.
 
-Usage: report.py ORTHANC_JSON LUMEN_JSON OUT_MD [RUNINFO_TXT]
+Usage: report.py ORTHANC_JSON LUMEN_JSON OUT_MD [RUNINFO_TXT [ORTHANC_NAGLE_JSON LUMEN_NAGLE_JSON]]
 Prints the Markdown table and writes it to OUT_MD.  Values are medians over the reps
 (throughput: median time -> inst/s; latency: median of LAT_N requests); peak RSS is the
 largest VmRSS sampled every 20 ms while a STOW-RS request ran (max over all STOW reps).
+The optional Nagle JSONs (DIMSE section with TCP_NODELAY unset: Debian's defaults for Orthanc
+and the DCMTK clients) give a second table.
 """
-import json, statistics, sys
+import json, os, statistics, sys
 
 o = json.load(open(sys.argv[1]))
 l = json.load(open(sys.argv[2]))
 out_md = sys.argv[3]
 runinfo = open(sys.argv[4]).read().strip() if len(sys.argv) > 4 else ""
+nagle = [json.load(open(p)) if os.path.exists(p) else None for p in sys.argv[5:7]]
+on, ln = (nagle + [None, None])[:2]
 
 STOW = ["STOW-RS dicomweb-client (1 request)", "STOW-RS raw requests (1 request)", "STOW-RS raw requests (10x30 inst)"]
 # (kind, bench.py name, label, op, target ratio Lumen/Orthanc or None)
@@ -48,7 +52,19 @@ ROWS = [
     ("lat", "WADO-RS frames/1 (raw, distinct inst)", "WADO-RS frames/1 (octet-stream)", None, None),
     ("lat", "C-ECHO echoscu (process incl.)", "C-ECHO echoscu (incl. process start)", None, None),
     ("lat", "C-ECHO pynetdicom (in-assoc)", "C-ECHO pynetdicom (in association)", None, None),
-    ("lat", "C-FIND findscu study (process incl.)", "C-FIND findscu study", None, None),
+    ("lat", "C-FIND findscu study (process incl.)", "C-FIND findscu study (incl. process start)", "<=", 1.0),
+    ("tpt", "C-GET getscu series", "C-GET getscu series (300 inst, to files)", "<=", 1.0),
+    ("tpt", "C-MOVE movescu series (to self)", "C-MOVE movescu series to BENCHSCP (300 inst)", "<=", 1.0),
+]
+# Debian's defaults (Nagle on): Lumen (which sets TCP_NODELAY on its own sockets) against
+# Orthanc as shipped, both driven by DCMTK clients as shipped.  "far better" = ratio <= 0.5.
+NAGLE_ROWS = [
+    ("tp", "C-STORE storescu (1 assoc)", "C-STORE storescu, 1 association", None, None),
+    ("tp", "C-STORE storescu (4 assoc parallel)", "C-STORE storescu, 4 associations", None, None),
+    ("lat", "C-ECHO echoscu (process incl.)", "C-ECHO echoscu (incl. process start)", None, None),
+    ("lat", "C-FIND findscu study (process incl.)", "C-FIND findscu study (incl. process start)", "<=", 0.5),
+    ("tpt", "C-GET getscu series", "C-GET getscu series (300 inst, to files)", "<=", 0.5),
+    ("tpt", "C-MOVE movescu series (to self)", "C-MOVE movescu series to BENCHSCP (300 inst)", "<=", 0.5),
 ]
 
 
@@ -85,21 +101,30 @@ def get(r, kind, name):
     raise ValueError(kind)
 
 
-lines = ["| metric | Orthanc | Lumen | ratio L/O | target | met? |", "|---|---|---|---|---|---|"]
 verdicts = []
-for kind, name, label, op, tgt in ROWS:
-    so, vo = get(o, kind, name)
-    sl, vl = get(l, kind, name)
-    ratio = vl / vo if (vo and vl is not None) else None
-    rs = f"{ratio:.2f}" if ratio is not None else "—"
-    if op:
-        ts = f"{op} {tgt:g}"
-        met = "—" if ratio is None else ("yes" if (ratio >= tgt if op == ">=" else ratio <= tgt) else "**NO**")
-        verdicts.append((label, met))
-    else:
-        ts, met = "info", ""
-    lines.append(f"| {label} | {so} | {sl} | {rs} | {ts} | {met} |")
-table = "\n".join(lines)
+
+
+def compare(a, b, rows, head_a="Orthanc", head_b="Lumen", tag=""):
+    lines = [f"| metric | {head_a} | {head_b} | ratio L/O | target | met? |", "|---|---|---|---|---|---|"]
+    for kind, name, label, op, tgt in rows:
+        so, vo = get(a, kind, name)
+        sl, vl = get(b, kind, name)
+        ratio = vl / vo if (vo and vl is not None) else None
+        rs = f"{ratio:.2f}" if ratio is not None else "—"
+        if op:
+            ts = f"{op} {tgt:g}"
+            met = "—" if ratio is None else ("yes" if (ratio >= tgt if op == ">=" else ratio <= tgt) else "**NO**")
+            verdicts.append((label + tag, met))
+        else:
+            ts, met = "info", ""
+        lines.append(f"| {label} | {so} | {sl} | {rs} | {ts} | {met} |")
+    return "\n".join(lines)
+
+
+table = compare(o, l, ROWS)
+nagle_table = None
+if on and ln:
+    nagle_table = compare(on, ln, NAGLE_ROWS, "Orthanc (Nagle on)", "Lumen (clients Nagle on)", " (Nagle on)")
 
 mo, ml = o["meta"], l["meta"]
 notes = [
@@ -124,6 +149,14 @@ md = ["# Archive benchmark: Lumen vs Orthanc", ""]
 if runinfo:
     md += ["```", runinfo, "```", ""]
 md += [table, ""] + [f"- {n}" for n in notes]
+if nagle_table:
+    md += ["", f"### DIMSE with Debian's defaults (TCP_NODELAY unset; reps={on['meta']['reps']})", "",
+           "Orthanc 1.10 and DCMTK 3.6.7 as shipped leave Nagle's algorithm on; Lumen sets TCP_NODELAY on its "
+           "own sockets, so only the clients' side of its connections has Nagle on. Target \"far better\" = "
+           "ratio <= 0.5.", "", nagle_table]
+    for lab, r in (("Orthanc (Nagle on)", on), ("Lumen (clients Nagle on)", ln)):
+        for k, v in r.get("failed", {}).items():
+            fails[f"{lab}: {k}"] = v
 if fails:
     md += ["", "Measurements that did not run:"] + [f"- {k}: `{v.splitlines()[0][:200]}`" for k, v in fails.items()]
 md += ["", "Targets: " + ", ".join(f"{lab.strip()}: {m}" for lab, m in verdicts)]
