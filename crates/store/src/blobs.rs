@@ -1,7 +1,8 @@
 //! Object files on disk: written whole or not at all.
 //!
 //! Each object is written to `tmp/`, renamed into `objects/aa/bb/`, then the file and the
-//! directory are fsynced, before the index learns of it (as garage's block writer does).
+//! directory are fsynced (as garage's block writer does); the store answers the sender
+//! only after these syncs and the index commit.
 //! Files the index never learned of (a crash between rename and commit) are removed by
 //! [`Blobs::sweep`] at start-up.
 
@@ -47,31 +48,71 @@ impl Blobs {
         self.root.join(relative)
     }
 
-    /// Writes `bytes` durably at `relative`: temp file, fsync, rename, fsync directory.
-    pub(crate) fn write(&self, relative: &str, bytes: &[u8]) -> io::Result<()> {
+    /// Writes `bytes` at `relative` (temp file, then rename into place) and returns the
+    /// syncs still owed: the caller runs them, possibly beside the index commit, and
+    /// answers nobody before they are done. A file already at `relative` holds the same
+    /// bytes (the name carries the content hash), so it is only synced again, not rewritten.
+    pub(crate) fn write_unsynced(&self, relative: &str, bytes: &[u8]) -> io::Result<Unsynced> {
         let dest = self.root.join(relative);
         let dir = dest
             .parent()
-            .ok_or_else(|| io::Error::other("object path has no parent"))?;
-        fs::create_dir_all(dir)?;
+            .ok_or_else(|| io::Error::other("object path has no parent"))?
+            .to_path_buf();
+        self.create_dirs(&dir)?;
+        if let Ok(f) = File::open(&dest)
+            && f.metadata()?.len() == bytes.len() as u64
+        {
+            return Ok(Unsynced {
+                file: f,
+                dir,
+                new_entry: false,
+            });
+        }
         let tmp = tempfile_in(&self.root.join("tmp"))?;
-        // The file is renamed into place before it is synced: both syncs then ride on one
-        // journal commit (on ext4 and XFS the directory sync finds nothing left to do),
-        // where sync-then-rename needs two. This is as safe: no reader looks at a file the
-        // index does not list, the index commits only after both syncs, and a file left
-        // unindexed by a crash is swept at the next start.
+        // The file is renamed into place before it is synced: no reader looks at a file
+        // the index does not list, the index is answered only after the syncs, and a file
+        // left unindexed by a crash is swept at the next start.
         let result = (|| {
             let mut f = File::create(&tmp)?;
             f.write_all(bytes)?;
             fs::rename(&tmp, &dest)?;
-            f.sync_all()?;
-            File::open(dir)?.sync_all()
+            Ok(f)
         })();
-        if result.is_err() {
-            // A renamed but unsynced file is not indexed: the next start sweeps it.
-            let _ = fs::remove_file(&tmp);
+        match result {
+            Ok(file) => Ok(Unsynced {
+                file,
+                dir,
+                new_entry: true,
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
         }
-        result
+    }
+
+    /// Creates an object directory and makes its new entries durable (each new directory's
+    /// parent is synced), so that a power loss cannot orphan a whole series' directory.
+    fn create_dirs(&self, dir: &Path) -> io::Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        let mut created = Vec::new();
+        let mut d = dir;
+        while !d.is_dir() {
+            created.push(d.to_path_buf());
+            d = match d.parent() {
+                Some(p) => p,
+                None => break,
+            };
+        }
+        fs::create_dir_all(dir)?;
+        for c in created.iter().rev() {
+            if let Some(parent) = c.parent() {
+                File::open(parent)?.sync_all()?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes a stored object (after the index stopped pointing at it).
@@ -117,6 +158,25 @@ impl Blobs {
             }
         }
         Ok(removed)
+    }
+}
+
+/// An object file in place whose bytes and directory entry may not be on disk yet.
+pub(crate) struct Unsynced {
+    file: File,
+    dir: PathBuf,
+    new_entry: bool,
+}
+
+impl Unsynced {
+    /// Flushes the file's bytes (and size) to disk, then its directory entry (none is owed
+    /// for a file that was already in place).
+    pub(crate) fn sync(self) -> io::Result<()> {
+        self.file.sync_data()?;
+        if self.new_entry {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
     }
 }
 

@@ -5,9 +5,12 @@
 //! C-FIND. Only this crate knows SQL and file paths. The embedded default is SQLite plus
 //! files under a data directory.
 //!
-//! Durability: the object is written to a temporary file, fsynced and renamed into place
-//! before the index commits; a crash leaves either the whole instance (indexed) or an
-//! unindexed file that the next [`Store::open`] sweeps away.
+//! Durability: the object is written to a temporary file and renamed into place; its fsync
+//! (file, then directory) runs beside the index commit, and the sender is answered only
+//! after both. Until the next transaction learns the file is on disk its row carries
+//! `synced = 0`, and [`Store::open`] checks such files against their SHA-256. A crash thus
+//! leaves either the whole instance (indexed) or nothing: an unindexed file is swept away
+//! at the next start, and an indexed one whose bytes a power loss took is un-indexed.
 
 mod blobs;
 
@@ -203,7 +206,9 @@ pub struct Store {
     writer: SqlitePool,
     blobs: Blobs,
     config: StoreConfig,
-    committer: tokio::sync::mpsc::Sender<Pending>,
+    committer: tokio::sync::mpsc::Sender<Job>,
+    /// Paths whose files are now on disk, to drop from `synced = 0` with the next commit.
+    synced: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _lock: std::sync::Arc<std::fs::File>,
 }
 
@@ -211,27 +216,72 @@ pub struct Store {
 struct Pending {
     parsed: Prepared,
     rel: String,
+    /// Whether the file's sync may still be running (list the path in `synced = 0`).
+    unsynced: bool,
     reply: tokio::sync::oneshot::Sender<Result<Commit, IngestError>>,
 }
+
+/// What the index writer is asked to do.
+enum Job {
+    /// Index a written object.
+    Ingest(Box<Pending>),
+    /// Un-index the instance at this path if its file is still listed as unsynced (its
+    /// sync failed).
+    Unindex(
+        String,
+        tokio::sync::oneshot::Sender<Result<(), sqlx::Error>>,
+    ),
+}
+
+/// How often (ms) ingest refreshes the arrival time of a series waiting for the AI.
+const AI_TOUCH_MS: i64 = 250;
 
 /// Most objects indexed in one transaction.
 const GROUP_COMMIT_MAX: usize = 64;
 
 /// The index writer: takes every object waiting when it is free and indexes them in one
 /// transaction, so that concurrent ingests (several associations, STOW-RS parts) share one
-/// sync of the write-ahead log. A lone object is committed at once.
+/// sync of the write-ahead log. A lone object is committed at once. Each transaction also
+/// drops the paths whose file syncs have finished from `synced = 0`.
 async fn index_writer(
     writer: SqlitePool,
     config: StoreConfig,
-    mut rx: tokio::sync::mpsc::Receiver<Pending>,
+    synced: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    mut rx: tokio::sync::mpsc::Receiver<Job>,
 ) {
-    let mut batch = Vec::with_capacity(GROUP_COMMIT_MAX);
-    while rx.recv_many(&mut batch, GROUP_COMMIT_MAX).await > 0 {
+    let mut jobs = Vec::with_capacity(GROUP_COMMIT_MAX);
+    while rx.recv_many(&mut jobs, GROUP_COMMIT_MAX).await > 0 {
+        let mut batch = Vec::with_capacity(jobs.len());
+        for job in jobs.drain(..) {
+            match job {
+                Job::Ingest(p) => batch.push(*p),
+                Job::Unindex(path, reply) => {
+                    let _ = reply.send(unindex(&writer, &path, true).await);
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let done: Vec<String> = match synced.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(_) => Vec::new(),
+        };
         let mut results = Vec::with_capacity(batch.len());
         let outcome: Result<(), sqlx::Error> = async {
             let mut tx = writer.begin().await?;
+            if !done.is_empty() {
+                let marks = vec!["?"; done.len()].join(",");
+                let sql = format!("UPDATE instances SET synced = 1 WHERE path IN ({marks})");
+                // Only placeholders are formatted in; the paths are bound.
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for path in &done {
+                    q = q.bind(path);
+                }
+                q.execute(&mut *tx).await?;
+            }
             for p in &batch {
-                let r = commit_one(&mut tx, &config, &p.parsed, &p.rel).await;
+                let r = commit_one(&mut tx, &config, &p.parsed, &p.rel, p.unsynced).await;
                 // A database failure may have left part of this object's rows written:
                 // the whole transaction is abandoned (dropping `tx` rolls it back).
                 if let Err(IngestError::Internal(m)) = &r {
@@ -251,12 +301,49 @@ async fn index_writer(
             Err(e) => {
                 // Nothing of the batch is indexed; its files are swept at the next start.
                 tracing::error!(error = %e, objects = batch.len(), "index transaction failed");
+                if let Ok(mut v) = synced.lock() {
+                    v.extend(done);
+                }
                 for p in batch.drain(..) {
                     let _ = p.reply.send(Err(internal(&e)));
                 }
             }
         }
     }
+}
+
+/// Removes the instance stored at `path` from the index, with its series and study when
+/// they are left empty. With `only_unsynced`, an instance whose file is known to be on disk
+/// is left alone.
+async fn unindex(pool: &SqlitePool, path: &str, only_unsynced: bool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let row = sqlx::query(
+        "DELETE FROM instances WHERE path = ?1 AND (synced = 0 OR NOT ?2)
+         RETURNING series_uid, study_uid",
+    )
+    .bind(path)
+    .bind(only_unsynced)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = row {
+        let (series, study): (String, String) = (row.get(0), row.get(1));
+        sqlx::query(
+            "DELETE FROM ai_jobs WHERE series_uid = ?1
+               AND NOT EXISTS (SELECT 1 FROM instances WHERE series_uid = ?1)",
+        )
+        .bind(&series)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM series WHERE series_uid = ? AND num_instances = 0")
+            .bind(&series)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM studies WHERE study_uid = ? AND num_instances = 0")
+            .bind(&study)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
 }
 
 /// Takes the exclusive lock of a data directory: one process owns an archive at a time
@@ -272,6 +359,42 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_path_buf())),
         Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io(e)),
     }
+}
+
+/// Start-up check of the files indexed while their sync was running: each must hold the
+/// bytes the index recorded (SHA-256); an instance whose file did not survive (a power loss
+/// before its sync finished, so it was never acknowledged) is un-indexed, and its file is
+/// then swept as unlisted.
+async fn recover_unsynced(pool: &SqlitePool, data_dir: &Path) -> Result<(), StoreError> {
+    let rows = sqlx::query("SELECT path, sha256 FROM instances WHERE synced = 0")
+        .fetch_all(pool)
+        .await?;
+    let mut lost = 0usize;
+    for row in rows {
+        let (path, sha): (String, String) = (row.get(0), row.get(1));
+        let full = data_dir.join(&path);
+        let intact = tokio::task::spawn_blocking(move || {
+            std::fs::read(full).is_ok_and(|b| hex::encode(Sha256::digest(&b)) == sha)
+        })
+        .await
+        .unwrap_or(false);
+        if intact {
+            sqlx::query("UPDATE instances SET synced = 1 WHERE path = ?")
+                .bind(&path)
+                .execute(pool)
+                .await?;
+        } else {
+            unindex(pool, &path, false).await?;
+            lost += 1;
+        }
+    }
+    if lost > 0 {
+        tracing::warn!(
+            lost,
+            "un-indexed objects whose files did not survive a crash"
+        );
+    }
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -309,14 +432,22 @@ impl Store {
             .connect_with(opts.read_only(true))
             .await?;
         let blobs = Blobs::open(&config.data_dir)?;
+        recover_unsynced(&writer, &config.data_dir).await?;
         let (committer, rx) = tokio::sync::mpsc::channel(GROUP_COMMIT_MAX * 2);
-        tokio::spawn(index_writer(writer.clone(), config.clone(), rx));
+        let synced = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        tokio::spawn(index_writer(
+            writer.clone(),
+            config.clone(),
+            synced.clone(),
+            rx,
+        ));
         let store = Store {
             reader,
             writer,
             blobs,
             config,
             committer,
+            synced,
             _lock: std::sync::Arc::new(lock),
         };
         store.sweep().await?;
@@ -355,15 +486,35 @@ impl Store {
         // case, saves a round trip.
         let accept_any = self.config.accept_unknown_sop_classes;
         let blobs = self.blobs.clone();
-        let (parsed, rel) = tokio::task::spawn_blocking(move || {
+        // The file's syncs run beside the index commit (syncs of the file, its directory
+        // and the write-ahead log cost about as much together as one alone): the blocking
+        // task hands the written object over, then syncs. Meanwhile the index lists the
+        // instance with `synced = 0`, so that a power loss in between un-indexes it at the
+        // next start; nobody is answered before both are done. A replacement is not
+        // overlapped: the index must never point at new bytes that could still be lost
+        // while the old ones are gone.
+        let overlap = self.config.on_conflict == ConflictPolicy::Reject;
+        let (handover, written) = tokio::sync::oneshot::channel();
+        let worker = tokio::task::spawn_blocking(move || {
             let parsed = prepare(bytes, accept_any)?;
             let rec = &parsed.record;
             let rel = Blobs::relative_path(&rec.series_uid, &rec.sop_instance_uid, &parsed.sha256);
-            blobs.write(&rel, &parsed.bytes).map_err(internal)?;
-            Ok::<_, IngestError>((parsed, rel))
-        })
-        .await
-        .map_err(internal)??;
+            let unsynced = blobs
+                .write_unsynced(&rel, &parsed.bytes)
+                .map_err(internal)?;
+            let _ = handover.send((parsed, rel));
+            unsynced
+                .sync()
+                .map_err(|e| internal(format!("could not sync the object file: {e}")))
+        });
+        let Ok((parsed, rel)) = written.await else {
+            // The task failed before handing anything over: its error says why.
+            return Err(match worker.await.map_err(internal)? {
+                Err(e) => e,
+                Ok(()) => internal("the object writer stopped"),
+            });
+        };
+        let synced = async { worker.await.map_err(internal)? };
         let rec = &parsed.record;
         let (study_uid, series_uid, sop_instance_uid, sop_class_uid) = (
             rec.study_uid.clone(),
@@ -378,18 +529,36 @@ impl Store {
             sop_instance_uid: sop_instance_uid.clone(),
             sop_class_uid: sop_class_uid.clone(),
         };
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let committed = match self
-            .committer
-            .send(Pending {
+        let commit = async {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let job = Job::Ingest(Box::new(Pending {
                 parsed,
                 rel: rel.clone(),
+                unsynced: overlap,
                 reply,
-            })
-            .await
-        {
-            Ok(()) => answer.await.map_err(internal)?,
-            Err(_) => return Err(internal("the index writer has stopped")),
+            }));
+            match self.committer.send(job).await {
+                Ok(()) => answer.await.map_err(internal)?,
+                Err(_) => Err(internal("the index writer has stopped")),
+            }
+        };
+        let committed = if overlap {
+            let (synced, committed) = tokio::join!(synced, commit);
+            if let Err(e) = synced {
+                // The bytes may not be on disk: take the instance out of the index again
+                // if this call put it there, and report the failure.
+                if matches!(committed, Ok(Commit::Inserted)) {
+                    self.unindex_unsynced(&rel).await;
+                }
+                return Err(e);
+            }
+            if matches!(committed, Ok(Commit::Inserted)) {
+                self.mark_synced(rel.clone());
+            }
+            committed
+        } else {
+            synced.await?;
+            commit.await
         };
         match committed {
             Ok(Commit::Inserted) => Ok(ingested(IngestStatus::Stored)),
@@ -428,6 +597,7 @@ async fn commit_one(
     config: &StoreConfig,
     p: &Prepared,
     rel: &str,
+    unsynced: bool,
 ) -> Result<Commit, IngestError> {
     {
         let rec = &p.record;
@@ -442,7 +612,9 @@ async fn commit_one(
                     (SELECT path FROM instances WHERE sop_uid = ?1),
                     (SELECT study_uid FROM series WHERE series_uid = ?2),
                     coalesce((SELECT attrs = ?3 AND patient_id = ?5 FROM studies WHERE study_uid = ?4), 0),
-                    coalesce((SELECT attrs = ?6 AND modality = ?7 FROM series WHERE series_uid = ?2), 0)",
+                    coalesce((SELECT attrs = ?6 AND modality = ?7 FROM series WHERE series_uid = ?2), 0),
+                    coalesce((SELECT state = 'waiting' AND last_instance_at >= ?8
+                              FROM ai_jobs WHERE series_uid = ?2), 0)",
         )
         .bind(&rec.sop_instance_uid)
         .bind(&rec.series_uid)
@@ -451,6 +623,7 @@ async fn commit_one(
         .bind(&rec.patient_id)
         .bind(&series_attrs)
         .bind(&rec.modality)
+        .bind(now - AI_TOUCH_MS)
         .fetch_one(&mut *tx)
         .await
         .map_err(internal)?;
@@ -517,14 +690,14 @@ async fn commit_one(
         sqlx::query(
             "INSERT INTO instances (sop_uid, series_uid, study_uid, sop_class_uid,
                transfer_syntax_uid, instance_number, frames, path, size, sha256, attrs,
-               metadata, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               metadata, received_at, synced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT(sop_uid) DO UPDATE SET series_uid = excluded.series_uid,
                study_uid = excluded.study_uid, sop_class_uid = excluded.sop_class_uid,
                transfer_syntax_uid = excluded.transfer_syntax_uid,
                instance_number = excluded.instance_number, frames = excluded.frames,
                path = excluded.path, size = excluded.size, sha256 = excluded.sha256,
                attrs = excluded.attrs, metadata = excluded.metadata,
-               received_at = excluded.received_at",
+               received_at = excluded.received_at, synced = excluded.synced",
         )
         .bind(&rec.sop_instance_uid)
         .bind(&rec.series_uid)
@@ -539,11 +712,15 @@ async fn commit_one(
         .bind(Value::Object(rec.instance_json.clone()).to_string())
         .bind(Value::Object(rec.metadata_json.clone()).to_string())
         .bind(now)
+        .bind(!unsynced)
         .execute(&mut *tx)
         .await
         .map_err(internal)?;
         // Counters and study summaries follow by trigger (migration 0003).
-        if config.ai_modalities.contains(&rec.modality) {
+        // A series waiting for the AI is touched at most every AI_TOUCH_MS: the quiet
+        // period is measured in seconds, and most instances then need no write here.
+        let ai_fresh: bool = row.get::<i64, _>(5) == 1;
+        if config.ai_modalities.contains(&rec.modality) && !ai_fresh {
             sqlx::query(
                 "INSERT INTO ai_jobs (series_uid, study_uid, state, last_instance_at, updated_at)
                  VALUES (?, ?, 'waiting', ?, ?)
@@ -567,6 +744,38 @@ async fn commit_one(
 }
 
 impl Store {
+    /// Notes that the file at `rel` is on disk; the next index transaction drops it from
+    /// `synced = 0`.
+    fn mark_synced(&self, rel: String) {
+        if let Ok(mut v) = self.synced.lock() {
+            v.push(rel);
+        }
+    }
+
+    /// Takes an instance whose file could not be synced out of the index, and its file
+    /// off the disk.
+    async fn unindex_unsynced(&self, rel: &str) {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let done = match self
+            .committer
+            .send(Job::Unindex(rel.to_string(), reply))
+            .await
+        {
+            Ok(()) => answer
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string())),
+            Err(_) => Err("the index writer has stopped".to_string()),
+        };
+        match done {
+            Ok(()) => {
+                let _ = self.blobs.remove(rel);
+            }
+            // Still listed in `synced = 0`: the next start checks the file.
+            Err(e) => tracing::error!(error = %e, "could not un-index an unsynced object"),
+        }
+    }
+
     /// Searches the archive at `query.level` within `scope`, returning the DICOM JSON
     /// response of each match (after `offset`, at most `limit`).
     pub async fn search(
