@@ -1,4 +1,5 @@
-//! The HTTP front door: DICOMweb (QIDO-RS, WADO-RS, STOW-RS) under `/dicom-web`.
+//! The HTTP front door: DICOMweb (QIDO-RS, WADO-RS, STOW-RS) under `/dicom-web`, Lumen's
+//! JSON API under `/api` and the radiologist's web app (`/`, `/ui/...`, embedded from `ui/`).
 //!
 //! This crate only translates HTTP to calls on `lumen-store` and `lumen-dicom`; it owns no
 //! data. [`router`] builds the routes over one cloneable [`AppState`].
@@ -11,6 +12,7 @@ mod qido;
 mod report;
 mod review;
 mod stow;
+mod ui;
 mod wado;
 mod worklist;
 
@@ -101,7 +103,8 @@ pub(crate) fn base_url(config: &WebConfig, headers: &HeaderMap) -> String {
     }
 }
 
-/// All routes: `/health` and DICOMweb under `/dicom-web`.
+/// All routes: `/health`, the web app at `/` and `/ui/`, the JSON API and DICOMweb under
+/// `/dicom-web`.
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
     let dicomweb = Router::new()
@@ -168,6 +171,8 @@ pub fn router(state: AppState) -> Router {
         );
     let mut app = Router::new()
         .route("/health", get(health))
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
         .route(
             "/api/studies/{study}/ai",
             get(api::study_ai).post(api::requeue_ai),

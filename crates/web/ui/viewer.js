@@ -158,15 +158,19 @@ export class Viewer {
     cancelAnimationFrame(this.raf);
   }
 
-  resize() {
+  /** Matches the canvas to its CSS size; returns whether it changed. */
+  fitCanvas() {
     const dpr = window.devicePixelRatio || 1;
     const w = Math.max(1, Math.round(this.canvas.clientWidth * dpr));
     const h = Math.max(1, Math.round(this.canvas.clientHeight * dpr));
-    if (w !== this.canvas.width || h !== this.canvas.height) {
-      this.canvas.width = w;
-      this.canvas.height = h;
-      this.requestRender();
-    }
+    if (w === this.canvas.width && h === this.canvas.height) return false;
+    this.canvas.width = w;
+    this.canvas.height = h;
+    return true;
+  }
+
+  resize() {
+    if (this.fitCanvas()) this.requestRender();
   }
 
   // ---- state changes ----
@@ -485,6 +489,7 @@ export class Viewer {
 
   render(ts) {
     const { ctx, canvas, vol } = this;
+    this.fitCanvas();
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.fillStyle = '#000';
     ctx.fillRect(0, 0, canvas.width, canvas.height);
@@ -512,6 +517,8 @@ export class Viewer {
     this.drawLines();
     if (Number(this.scroll.value) !== i) this.scroll.value = String(i);
     this.root.dataset.slice = String(i);
+    this.root.dataset.canvas = `${canvas.width}x${canvas.height}`;
+    this.root.dataset.drawn = vol.loaded[i] ? 'image' : 'placeholder';
     this.updateInfo();
     if (this.reformatDirty && this.onReformat) {
       this.reformatDirty = false;
