@@ -13,6 +13,7 @@
 //! at the next start, and an indexed one whose bytes a power loss took is un-indexed.
 
 mod blobs;
+mod writer;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use blobs::Blobs;
+use writer::{Commit, Job, Pending};
 
 /// What to do when an object arrives whose SOP Instance UID is stored with other content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -206,144 +208,10 @@ pub struct Store {
     writer: SqlitePool,
     blobs: Blobs,
     config: StoreConfig,
-    committer: tokio::sync::mpsc::Sender<Job>,
-    /// Paths whose files are now on disk, to drop from `synced = 0` with the next commit.
-    synced: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    committer: std::sync::mpsc::SyncSender<Job>,
+    /// Paths whose files are now on disk, to mark synced with the next commit.
+    synced: writer::Synced,
     _lock: std::sync::Arc<std::fs::File>,
-}
-
-/// An object written to disk, waiting for the index writer.
-struct Pending {
-    parsed: Prepared,
-    rel: String,
-    /// Whether the file's sync may still be running (list the path in `synced = 0`).
-    unsynced: bool,
-    reply: tokio::sync::oneshot::Sender<Result<Commit, IngestError>>,
-}
-
-/// What the index writer is asked to do.
-enum Job {
-    /// Index a written object.
-    Ingest(Box<Pending>),
-    /// Un-index the instance at this path if its file is still listed as unsynced (its
-    /// sync failed).
-    Unindex(
-        String,
-        tokio::sync::oneshot::Sender<Result<(), sqlx::Error>>,
-    ),
-}
-
-/// How often (ms) ingest refreshes the arrival time of a series waiting for the AI.
-const AI_TOUCH_MS: i64 = 250;
-
-/// Most objects indexed in one transaction.
-const GROUP_COMMIT_MAX: usize = 64;
-
-/// The index writer: takes every object waiting when it is free and indexes them in one
-/// transaction, so that concurrent ingests (several associations, STOW-RS parts) share one
-/// sync of the write-ahead log. A lone object is committed at once. Each transaction also
-/// drops the paths whose file syncs have finished from `synced = 0`.
-async fn index_writer(
-    writer: SqlitePool,
-    config: StoreConfig,
-    synced: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    mut rx: tokio::sync::mpsc::Receiver<Job>,
-) {
-    let mut jobs = Vec::with_capacity(GROUP_COMMIT_MAX);
-    while rx.recv_many(&mut jobs, GROUP_COMMIT_MAX).await > 0 {
-        let mut batch = Vec::with_capacity(jobs.len());
-        for job in jobs.drain(..) {
-            match job {
-                Job::Ingest(p) => batch.push(*p),
-                Job::Unindex(path, reply) => {
-                    let _ = reply.send(unindex(&writer, &path, true).await);
-                }
-            }
-        }
-        if batch.is_empty() {
-            continue;
-        }
-        let done: Vec<String> = match synced.lock() {
-            Ok(mut v) => std::mem::take(&mut *v),
-            Err(_) => Vec::new(),
-        };
-        let mut results = Vec::with_capacity(batch.len());
-        let outcome: Result<(), sqlx::Error> = async {
-            let mut tx = writer.begin().await?;
-            if !done.is_empty() {
-                let marks = vec!["?"; done.len()].join(",");
-                let sql = format!("UPDATE instances SET synced = 1 WHERE path IN ({marks})");
-                // Only placeholders are formatted in; the paths are bound.
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for path in &done {
-                    q = q.bind(path);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            for p in &batch {
-                let r = commit_one(&mut tx, &config, &p.parsed, &p.rel, p.unsynced).await;
-                // A database failure may have left part of this object's rows written:
-                // the whole transaction is abandoned (dropping `tx` rolls it back).
-                if let Err(IngestError::Internal(m)) = &r {
-                    return Err(sqlx::Error::Protocol(m.clone()));
-                }
-                results.push(r);
-            }
-            tx.commit().await
-        }
-        .await;
-        match outcome {
-            Ok(()) => {
-                for (p, r) in batch.drain(..).zip(results) {
-                    let _ = p.reply.send(r);
-                }
-            }
-            Err(e) => {
-                // Nothing of the batch is indexed; its files are swept at the next start.
-                tracing::error!(error = %e, objects = batch.len(), "index transaction failed");
-                if let Ok(mut v) = synced.lock() {
-                    v.extend(done);
-                }
-                for p in batch.drain(..) {
-                    let _ = p.reply.send(Err(internal(&e)));
-                }
-            }
-        }
-    }
-}
-
-/// Removes the instance stored at `path` from the index, with its series and study when
-/// they are left empty. With `only_unsynced`, an instance whose file is known to be on disk
-/// is left alone.
-async fn unindex(pool: &SqlitePool, path: &str, only_unsynced: bool) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let row = sqlx::query(
-        "DELETE FROM instances WHERE path = ?1 AND (synced = 0 OR NOT ?2)
-         RETURNING series_uid, study_uid",
-    )
-    .bind(path)
-    .bind(only_unsynced)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(row) = row {
-        let (series, study): (String, String) = (row.get(0), row.get(1));
-        sqlx::query(
-            "DELETE FROM ai_jobs WHERE series_uid = ?1
-               AND NOT EXISTS (SELECT 1 FROM instances WHERE series_uid = ?1)",
-        )
-        .bind(&series)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM series WHERE series_uid = ? AND num_instances = 0")
-            .bind(&series)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM studies WHERE study_uid = ? AND num_instances = 0")
-            .bind(&study)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await
 }
 
 /// Takes the exclusive lock of a data directory: one process owns an archive at a time
@@ -361,50 +229,14 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
     }
 }
 
-/// Start-up check of the files indexed while their sync was running: each must hold the
-/// bytes the index recorded (SHA-256); an instance whose file did not survive (a power loss
-/// before its sync finished, so it was never acknowledged) is un-indexed, and its file is
-/// then swept as unlisted.
-async fn recover_unsynced(pool: &SqlitePool, data_dir: &Path) -> Result<(), StoreError> {
-    let rows = sqlx::query("SELECT path, sha256 FROM instances WHERE synced = 0")
-        .fetch_all(pool)
-        .await?;
-    let mut lost = 0usize;
-    for row in rows {
-        let (path, sha): (String, String) = (row.get(0), row.get(1));
-        let full = data_dir.join(&path);
-        let intact = tokio::task::spawn_blocking(move || {
-            std::fs::read(full).is_ok_and(|b| hex::encode(Sha256::digest(&b)) == sha)
-        })
-        .await
-        .unwrap_or(false);
-        if intact {
-            sqlx::query("UPDATE instances SET synced = 1 WHERE path = ?")
-                .bind(&path)
-                .execute(pool)
-                .await?;
-        } else {
-            unindex(pool, &path, false).await?;
-            lost += 1;
-        }
-    }
-    if lost > 0 {
-        tracing::warn!(
-            lost,
-            "un-indexed objects whose files did not survive a crash"
-        );
-    }
-    Ok(())
-}
-
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
-fn internal(e: impl std::fmt::Display) -> IngestError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> IngestError {
     IngestError::Internal(e.to_string())
 }
 
@@ -432,15 +264,18 @@ impl Store {
             .connect_with(opts.read_only(true))
             .await?;
         let blobs = Blobs::open(&config.data_dir)?;
-        recover_unsynced(&writer, &config.data_dir).await?;
-        let (committer, rx) = tokio::sync::mpsc::channel(GROUP_COMMIT_MAX * 2);
-        let synced = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        tokio::spawn(index_writer(
-            writer.clone(),
-            config.clone(),
-            synced.clone(),
-            rx,
-        ));
+        let synced = writer::Synced::default();
+        let committer = {
+            let (db, dir, cfg, synced) = (
+                db_path.clone(),
+                config.data_dir.clone(),
+                config.clone(),
+                synced.clone(),
+            );
+            tokio::task::spawn_blocking(move || writer::start(&db, &dir, cfg, synced))
+                .await
+                .map_err(|e| StoreError::Io(std::io::Error::other(e)))??
+        };
         let store = Store {
             reader,
             writer,
@@ -479,86 +314,72 @@ impl Store {
     /// Re-sending an identical object succeeds and stores nothing; a different object with
     /// a stored SOP Instance UID is refused or replaces it, by [`ConflictPolicy`].
     pub async fn ingest(&self, bytes: Bytes) -> Result<Ingested, IngestError> {
-        // Parse, check and write in one blocking task (one hand-off between threads). The
-        // file is written before the index is asked whether the instance is known: its path
-        // is derived from the content, so an identical re-send rewrites the very file the
-        // index already lists (atomically, same bytes), and a new instance, the common
-        // case, saves a round trip.
-        let accept_any = self.config.accept_unknown_sop_classes;
-        let blobs = self.blobs.clone();
-        // The file's syncs run beside the index commit (syncs of the file, its directory
-        // and the write-ahead log cost about as much together as one alone): the blocking
-        // task hands the written object over, then syncs. Meanwhile the index lists the
-        // instance with `synced = 0`, so that a power loss in between un-indexes it at the
-        // next start; nobody is answered before both are done. A replacement is not
-        // overlapped: the index must never point at new bytes that could still be lost
-        // while the old ones are gone.
-        let overlap = self.config.on_conflict == ConflictPolicy::Reject;
-        let (handover, written) = tokio::sync::oneshot::channel();
-        let worker = tokio::task::spawn_blocking(move || {
-            let parsed = prepare(bytes, accept_any)?;
-            let rec = &parsed.record;
-            let rel = Blobs::relative_path(&rec.series_uid, &rec.sop_instance_uid, &parsed.sha256);
-            let unsynced = blobs
-                .write_unsynced(&rel, &parsed.bytes)
-                .map_err(internal)?;
-            let _ = handover.send((parsed, rel));
-            unsynced
-                .sync()
-                .map_err(|e| internal(format!("could not sync the object file: {e}")))
-        });
-        let Ok((parsed, rel)) = written.await else {
-            // The task failed before handing anything over: its error says why.
-            return Err(match worker.await.map_err(internal)? {
-                Err(e) => e,
-                Ok(()) => internal("the object writer stopped"),
-            });
-        };
-        let synced = async { worker.await.map_err(internal)? };
+        // All of it runs on one blocking thread, which hands the object to the index
+        // writer thread once: thread hand-offs, not work, dominated on a busy machine.
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.ingest_blocking(bytes))
+            .await
+            .map_err(internal)?
+    }
+
+    fn ingest_blocking(&self, bytes: Bytes) -> Result<Ingested, IngestError> {
+        // The file is written before the index is asked whether the instance is known: its
+        // path is derived from the content, so an identical re-send finds the very file the
+        // index already lists, and a new instance, the common case, saves a round trip.
+        let parsed = prepare(bytes, self.config.accept_unknown_sop_classes)?;
         let rec = &parsed.record;
-        let (study_uid, series_uid, sop_instance_uid, sop_class_uid) = (
-            rec.study_uid.clone(),
-            rec.series_uid.clone(),
-            rec.sop_instance_uid.clone(),
-            rec.sop_class_uid.clone(),
-        );
-        let ingested = |status| Ingested {
-            status,
-            study_uid: study_uid.clone(),
-            series_uid: series_uid.clone(),
-            sop_instance_uid: sop_instance_uid.clone(),
-            sop_class_uid: sop_class_uid.clone(),
-        };
-        let commit = async {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            let job = Job::Ingest(Box::new(Pending {
-                parsed,
-                rel: rel.clone(),
-                unsynced: overlap,
-                reply,
-            }));
-            match self.committer.send(job).await {
-                Ok(()) => answer.await.map_err(internal)?,
-                Err(_) => Err(internal("the index writer has stopped")),
+        let rel = Blobs::relative_path(&rec.series_uid, &rec.sop_instance_uid, &parsed.sha256);
+        let ingested = {
+            let (study_uid, series_uid, sop_instance_uid, sop_class_uid) = (
+                rec.study_uid.clone(),
+                rec.series_uid.clone(),
+                rec.sop_instance_uid.clone(),
+                rec.sop_class_uid.clone(),
+            );
+            move |status| Ingested {
+                status,
+                study_uid,
+                series_uid,
+                sop_instance_uid,
+                sop_class_uid,
             }
         };
+        let unsynced = self
+            .blobs
+            .write_unsynced(&rel, &parsed.bytes)
+            .map_err(internal)?;
+        let sync_failed =
+            |e: std::io::Error| internal(format!("could not sync the object file: {e}"));
+        // The file's syncs run beside the index commit (syncs of the file, its directory
+        // and the write-ahead log cost about as much together as one alone). Meanwhile the
+        // index lists the instance with `synced = 0`, so that a power loss in between
+        // un-indexes it at the next start; nobody is answered before both are done. A
+        // replacement is not overlapped: the index must never point at new bytes that
+        // could still be lost while the old ones are gone.
+        let overlap = self.config.on_conflict == ConflictPolicy::Reject;
         let committed = if overlap {
-            let (synced, committed) = tokio::join!(synced, commit);
+            let answer = self.send_commit(parsed, &rel, true)?;
+            let synced = unsynced.sync();
+            let committed = answer
+                .recv()
+                .map_err(|_| internal("the index writer has stopped"))?;
             if let Err(e) = synced {
                 // The bytes may not be on disk: take the instance out of the index again
                 // if this call put it there, and report the failure.
                 if matches!(committed, Ok(Commit::Inserted)) {
-                    self.unindex_unsynced(&rel).await;
+                    self.unindex_unsynced(&rel);
                 }
-                return Err(e);
+                return Err(sync_failed(e));
             }
             if matches!(committed, Ok(Commit::Inserted)) {
                 self.mark_synced(rel.clone());
             }
             committed
         } else {
-            synced.await?;
-            commit.await
+            unsynced.sync().map_err(sync_failed)?;
+            self.send_commit(parsed, &rel, false)?
+                .recv()
+                .map_err(|_| internal("the index writer has stopped"))?
         };
         match committed {
             Ok(Commit::Inserted) => Ok(ingested(IngestStatus::Stored)),
@@ -588,158 +409,25 @@ impl Store {
             }
         }
     }
-}
 
-/// Indexes one written object inside the group transaction `tx`. Checks come first: an
-/// early return (identical, conflict) has written nothing.
-async fn commit_one(
-    tx: &mut sqlx::SqliteConnection,
-    config: &StoreConfig,
-    p: &Prepared,
-    rel: &str,
-    unsynced: bool,
-) -> Result<Commit, IngestError> {
-    {
-        let rec = &p.record;
-        let now = now_ms();
-        // One round trip for both checks: the stored instance, and the study of the series.
-        // Also learn whether the study and series rows already hold these attributes, so
-        // that the common case (the next instance of a known series) rewrites neither.
-        let study_attrs = Value::Object(rec.study_json.clone()).to_string();
-        let series_attrs = Value::Object(rec.series_json.clone()).to_string();
-        let row = sqlx::query(
-            "SELECT (SELECT sha256 FROM instances WHERE sop_uid = ?1),
-                    (SELECT path FROM instances WHERE sop_uid = ?1),
-                    (SELECT study_uid FROM series WHERE series_uid = ?2),
-                    coalesce((SELECT attrs = ?3 AND patient_id = ?5 FROM studies WHERE study_uid = ?4), 0),
-                    coalesce((SELECT attrs = ?6 AND modality = ?7 FROM series WHERE series_uid = ?2), 0),
-                    coalesce((SELECT state = 'waiting' AND last_instance_at >= ?8
-                              FROM ai_jobs WHERE series_uid = ?2), 0)",
-        )
-        .bind(&rec.sop_instance_uid)
-        .bind(&rec.series_uid)
-        .bind(&study_attrs)
-        .bind(&rec.study_uid)
-        .bind(&rec.patient_id)
-        .bind(&series_attrs)
-        .bind(&rec.modality)
-        .bind(now - AI_TOUCH_MS)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(internal)?;
-        let prior: Option<(String, String)> = match (row.get(0), row.get(1)) {
-            (Some(sha), Some(path)) => Some((sha, path)),
-            _ => None,
-        };
-        if let Some((sha, path)) = &prior {
-            if *sha == p.sha256 {
-                return Ok(Commit::Identical(path.clone()));
-            }
-            if config.on_conflict == ConflictPolicy::Reject {
-                return Err(conflict_error(&rec.sop_instance_uid));
-            }
-        }
-        if let Some(study) = row.get::<Option<String>, _>(2)
-            && study != rec.study_uid
-        {
-            return Err(IngestError::Conflict(format!(
-                "series {} already belongs to another study",
-                rec.series_uid
-            )));
-        }
-        let study_date =
-            lumen_dicom::json::first_string(&rec.study_json, tags::STUDY_DATE).unwrap_or_default();
-        let study_same: bool = row.get::<i64, _>(3) == 1;
-        let series_same: bool = row.get::<i64, _>(4) == 1;
-        if !study_same {
-            sqlx::query(
-                "INSERT INTO studies (study_uid, patient_id, study_date, attrs, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT(study_uid) DO UPDATE SET patient_id = excluded.patient_id,
-                   study_date = excluded.study_date, attrs = excluded.attrs, updated_at = excluded.updated_at",
-            )
-            .bind(&rec.study_uid)
-            .bind(&rec.patient_id)
-            .bind(&study_date)
-            .bind(&study_attrs)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?;
-        }
-        if !series_same {
-            sqlx::query(
-                "INSERT INTO series (series_uid, study_uid, modality, attrs, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT(series_uid) DO UPDATE SET modality = excluded.modality,
-                   attrs = excluded.attrs, updated_at = excluded.updated_at",
-            )
-            .bind(&rec.series_uid)
-            .bind(&rec.study_uid)
-            .bind(&rec.modality)
-            .bind(&series_attrs)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?;
-        }
-        // Insert, or replace in place (policy `replace`); the update trigger keeps the
-        // counters right if the replacement moved the instance to another series.
-        sqlx::query(
-            "INSERT INTO instances (sop_uid, series_uid, study_uid, sop_class_uid,
-               transfer_syntax_uid, instance_number, frames, path, size, sha256, attrs,
-               metadata, received_at, synced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT(sop_uid) DO UPDATE SET series_uid = excluded.series_uid,
-               study_uid = excluded.study_uid, sop_class_uid = excluded.sop_class_uid,
-               transfer_syntax_uid = excluded.transfer_syntax_uid,
-               instance_number = excluded.instance_number, frames = excluded.frames,
-               path = excluded.path, size = excluded.size, sha256 = excluded.sha256,
-               attrs = excluded.attrs, metadata = excluded.metadata,
-               received_at = excluded.received_at, synced = excluded.synced",
-        )
-        .bind(&rec.sop_instance_uid)
-        .bind(&rec.series_uid)
-        .bind(&rec.study_uid)
-        .bind(&rec.sop_class_uid)
-        .bind(&rec.transfer_syntax_uid)
-        .bind(rec.instance_number)
-        .bind(rec.number_of_frames as i64)
-        .bind(rel)
-        .bind(p.bytes.len() as i64)
-        .bind(&p.sha256)
-        .bind(Value::Object(rec.instance_json.clone()).to_string())
-        .bind(Value::Object(rec.metadata_json.clone()).to_string())
-        .bind(now)
-        .bind(!unsynced)
-        .execute(&mut *tx)
-        .await
-        .map_err(internal)?;
-        // Counters and study summaries follow by trigger (migration 0003).
-        // A series waiting for the AI is touched at most every AI_TOUCH_MS: the quiet
-        // period is measured in seconds, and most instances then need no write here.
-        let ai_fresh: bool = row.get::<i64, _>(5) == 1;
-        if config.ai_modalities.contains(&rec.modality) && !ai_fresh {
-            sqlx::query(
-                "INSERT INTO ai_jobs (series_uid, study_uid, state, last_instance_at, updated_at)
-                 VALUES (?, ?, 'waiting', ?, ?)
-                 ON CONFLICT(series_uid) DO UPDATE SET state = 'waiting', attempts = 0,
-                   last_instance_at = excluded.last_instance_at, not_before = 0, reason = NULL,
-                   updated_at = excluded.updated_at",
-            )
-            .bind(&rec.series_uid)
-            .bind(&rec.study_uid)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?;
-        }
-        Ok(match prior {
-            Some((_, path)) => Commit::Replaced(path),
-            None => Commit::Inserted,
-        })
+    /// Hands a written object to the index writer; the answer comes on the receiver.
+    fn send_commit(
+        &self,
+        parsed: Prepared,
+        rel: &str,
+        unsynced: bool,
+    ) -> Result<std::sync::mpsc::Receiver<Result<Commit, IngestError>>, IngestError> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let job = Job::Ingest(Box::new(Pending {
+            parsed,
+            rel: rel.to_string(),
+            unsynced,
+            reply,
+        }));
+        self.committer
+            .send(job)
+            .map_err(|_| internal("the index writer has stopped"))?;
+        Ok(answer)
     }
 }
 
@@ -754,24 +442,17 @@ impl Store {
 
     /// Takes an instance whose file could not be synced out of the index, and its file
     /// off the disk.
-    async fn unindex_unsynced(&self, rel: &str) {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let done = match self
-            .committer
-            .send(Job::Unindex(rel.to_string(), reply))
-            .await
-        {
-            Ok(()) => answer
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string())),
+    fn unindex_unsynced(&self, rel: &str) {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let done = match self.committer.send(Job::Unindex(rel.to_string(), reply)) {
+            Ok(()) => answer.recv().map_err(|e| e.to_string()).and_then(|r| r),
             Err(_) => Err("the index writer has stopped".to_string()),
         };
         match done {
             Ok(()) => {
                 let _ = self.blobs.remove(rel);
             }
-            // Still listed in `synced = 0`: the next start checks the file.
+            // Still marked unsynced: the next start checks the file.
             Err(e) => tracing::error!(error = %e, "could not un-index an unsynced object"),
         }
     }
@@ -1000,19 +681,14 @@ pub use review::{
     ReportVersion, ReviewError, Worklist, WorklistFilter, WorklistRow,
 };
 
-enum Commit {
-    Inserted,
-    Identical(String),
-    Replaced(String),
+/// A parsed and checked object with its content hash.
+pub(crate) struct Prepared {
+    pub(crate) bytes: Bytes,
+    pub(crate) sha256: String,
+    pub(crate) record: IndexRecord,
 }
 
-struct Prepared {
-    bytes: Bytes,
-    sha256: String,
-    record: IndexRecord,
-}
-
-fn conflict_error(sop_uid: &str) -> IngestError {
+pub(crate) fn conflict_error(sop_uid: &str) -> IngestError {
     IngestError::Conflict(format!(
         "SOP Instance UID {sop_uid} is already stored with different content"
     ))

@@ -1,0 +1,382 @@
+//! The index writer: one thread that owns the index's write connection and commits every
+//! ingest, in groups.
+//!
+//! It uses rusqlite (the same SQLite library as sqlx, `libsqlite3-sys`) rather than sqlx:
+//! sqlx's SQLite driver runs each statement on its own worker thread, so one ingest (begin,
+//! check, insert, commit) cost a dozen thread hand-offs, which on a busy two-core machine
+//! took longer than the work itself. Here the ingesting thread hands the object over once
+//! and the whole transaction runs on this thread with cached prepared statements. Readers
+//! and the other writers (AI jobs, reviews) stay on sqlx; SQLite serialises writers.
+
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
+
+use dicom_dictionary_std::tags;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    ConflictPolicy, IngestError, Prepared, StoreConfig, StoreError, conflict_error, internal,
+    now_ms,
+};
+
+/// How often (ms) ingest refreshes the arrival time of a series waiting for the AI.
+const AI_TOUCH_MS: i64 = 250;
+
+/// Most objects indexed in one transaction.
+const GROUP_COMMIT_MAX: usize = 64;
+
+/// What a commit did.
+pub(crate) enum Commit {
+    /// A new instance is indexed.
+    Inserted,
+    /// An identical instance was indexed already, at this path.
+    Identical(String),
+    /// A different instance under the same UID was replaced; its file was at this path.
+    Replaced(String),
+}
+
+/// An object written to disk, waiting for the index writer.
+pub(crate) struct Pending {
+    pub(crate) parsed: Prepared,
+    pub(crate) rel: String,
+    /// Whether the file's sync may still be running (index it with `synced = 0`).
+    pub(crate) unsynced: bool,
+    pub(crate) reply: SyncSender<Result<Commit, IngestError>>,
+}
+
+/// What the index writer is asked to do.
+pub(crate) enum Job {
+    /// Index a written object.
+    Ingest(Box<Pending>),
+    /// Un-index the instance at this path if its file is still marked unsynced (its sync
+    /// failed).
+    Unindex(String, SyncSender<Result<(), String>>),
+}
+
+/// The shared list of paths whose files are now on disk: the next transaction sets their
+/// `synced` flag.
+pub(crate) type Synced = Arc<Mutex<Vec<String>>>;
+
+/// Opens the write connection, checks the files indexed while their sync was running (see
+/// [`recover_unsynced`]) and starts the writer thread.
+pub(crate) fn start(
+    db_path: &Path,
+    data_dir: &Path,
+    config: StoreConfig,
+    synced: Synced,
+) -> Result<SyncSender<Job>, StoreError> {
+    let mut conn = open(db_path).map_err(db)?;
+    recover_unsynced(&mut conn, data_dir)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(GROUP_COMMIT_MAX * 2);
+    std::thread::Builder::new()
+        .name("lumen-index-writer".into())
+        .spawn(move || run(conn, config, synced, rx))?;
+    Ok(tx)
+}
+
+fn open(db_path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(db_path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    // The database is already in WAL mode (set when sqlx created it; it persists).
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Corrupt(format!("index database error: {e}"))
+}
+
+/// The writer loop: takes every job waiting when it is free and indexes the objects in one
+/// transaction, so that concurrent ingests (several associations, STOW-RS parts) share one
+/// sync of the write-ahead log. A lone object is committed at once. Each transaction also
+/// sets the `synced` flag of the files whose syncs have finished.
+fn run(mut conn: Connection, config: StoreConfig, synced: Synced, rx: Receiver<Job>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(GROUP_COMMIT_MAX);
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP_COMMIT_MAX {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        for job in jobs {
+            match job {
+                Job::Ingest(p) => batch.push(*p),
+                Job::Unindex(path, reply) => {
+                    let _ = reply.send(unindex(&mut conn, &path, true).map_err(|e| e.to_string()));
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let done: Vec<String> = match synced.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(_) => Vec::new(),
+        };
+        let mut results = Vec::with_capacity(batch.len());
+        let outcome: Result<(), String> = (|| {
+            let tx = conn.transaction().map_err(|e| e.to_string())?;
+            {
+                let mut mark = tx
+                    .prepare_cached("UPDATE instances SET synced = 1 WHERE path = ?1")
+                    .map_err(|e| e.to_string())?;
+                for path in &done {
+                    mark.execute([path]).map_err(|e| e.to_string())?;
+                }
+            }
+            for p in &batch {
+                let r = commit_one(&tx, &config, &p.parsed, &p.rel, p.unsynced);
+                // A database failure may have left part of this object's rows written:
+                // the whole transaction is abandoned (dropping `tx` rolls it back).
+                if let Err(IngestError::Internal(m)) = &r {
+                    return Err(m.clone());
+                }
+                results.push(r);
+            }
+            tx.commit().map_err(|e| e.to_string())
+        })();
+        match outcome {
+            Ok(()) => {
+                for (p, r) in batch.drain(..).zip(results) {
+                    let _ = p.reply.send(r);
+                }
+            }
+            Err(e) => {
+                // Nothing of the batch is indexed; its files are swept at the next start.
+                tracing::error!(error = %e, objects = batch.len(), "index transaction failed");
+                if let Ok(mut v) = synced.lock() {
+                    v.extend(done);
+                }
+                for p in batch.drain(..) {
+                    let _ = p.reply.send(Err(internal(&e)));
+                }
+            }
+        }
+    }
+}
+
+/// Indexes one written object inside the group transaction. Checks come first: an early
+/// return (identical, conflict) has written nothing.
+fn commit_one(
+    tx: &rusqlite::Transaction<'_>,
+    config: &StoreConfig,
+    p: &Prepared,
+    rel: &str,
+    unsynced: bool,
+) -> Result<Commit, IngestError> {
+    let rec = &p.record;
+    let now = now_ms();
+    // One query for every check: the stored instance, the study of the series, whether the
+    // study and series rows already hold these attributes (so that the common case, the
+    // next instance of a known series, rewrites neither) and whether the series' AI job
+    // was touched lately.
+    let study_attrs = Value::Object(rec.study_json.clone()).to_string();
+    let series_attrs = Value::Object(rec.series_json.clone()).to_string();
+    type Checks = (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i64,
+        i64,
+        i64,
+    );
+    let (sha, path, series_study, study_same, series_same, ai_fresh): Checks = tx
+        .prepare_cached(
+            "SELECT (SELECT sha256 FROM instances WHERE sop_uid = ?1),
+                    (SELECT path FROM instances WHERE sop_uid = ?1),
+                    (SELECT study_uid FROM series WHERE series_uid = ?2),
+                    coalesce((SELECT attrs = ?3 AND patient_id = ?5 FROM studies WHERE study_uid = ?4), 0),
+                    coalesce((SELECT attrs = ?6 AND modality = ?7 FROM series WHERE series_uid = ?2), 0),
+                    coalesce((SELECT state = 'waiting' AND last_instance_at >= ?8
+                              FROM ai_jobs WHERE series_uid = ?2), 0)",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    rec.sop_instance_uid,
+                    rec.series_uid,
+                    study_attrs,
+                    rec.study_uid,
+                    rec.patient_id,
+                    series_attrs,
+                    rec.modality,
+                    now - AI_TOUCH_MS
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+        })
+        .map_err(internal)?;
+    let prior = sha.zip(path);
+    if let Some((sha, path)) = &prior {
+        if *sha == p.sha256 {
+            return Ok(Commit::Identical(path.clone()));
+        }
+        if config.on_conflict == ConflictPolicy::Reject {
+            return Err(conflict_error(&rec.sop_instance_uid));
+        }
+    }
+    if let Some(study) = series_study
+        && study != rec.study_uid
+    {
+        return Err(IngestError::Conflict(format!(
+            "series {} already belongs to another study",
+            rec.series_uid
+        )));
+    }
+    if study_same != 1 {
+        let study_date =
+            lumen_dicom::json::first_string(&rec.study_json, tags::STUDY_DATE).unwrap_or_default();
+        tx.prepare_cached(
+            "INSERT INTO studies (study_uid, patient_id, study_date, attrs, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT(study_uid) DO UPDATE SET patient_id = excluded.patient_id,
+               study_date = excluded.study_date, attrs = excluded.attrs, updated_at = excluded.updated_at",
+        )
+        .and_then(|mut s| {
+            s.execute(params![rec.study_uid, rec.patient_id, study_date, study_attrs, now])
+        })
+        .map_err(internal)?;
+    }
+    if series_same != 1 {
+        tx.prepare_cached(
+            "INSERT INTO series (series_uid, study_uid, modality, attrs, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT(series_uid) DO UPDATE SET modality = excluded.modality,
+               attrs = excluded.attrs, updated_at = excluded.updated_at",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                rec.series_uid,
+                rec.study_uid,
+                rec.modality,
+                series_attrs,
+                now
+            ])
+        })
+        .map_err(internal)?;
+    }
+    // Insert, or replace in place (policy `replace`); the triggers keep the counters and
+    // study summaries right (migrations 0003, 0005).
+    tx.prepare_cached(
+        "INSERT INTO instances (sop_uid, series_uid, study_uid, sop_class_uid,
+           transfer_syntax_uid, instance_number, frames, path, size, sha256, attrs,
+           metadata, received_at, synced) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT(sop_uid) DO UPDATE SET series_uid = excluded.series_uid,
+           study_uid = excluded.study_uid, sop_class_uid = excluded.sop_class_uid,
+           transfer_syntax_uid = excluded.transfer_syntax_uid,
+           instance_number = excluded.instance_number, frames = excluded.frames,
+           path = excluded.path, size = excluded.size, sha256 = excluded.sha256,
+           attrs = excluded.attrs, metadata = excluded.metadata,
+           received_at = excluded.received_at, synced = excluded.synced",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            rec.sop_instance_uid,
+            rec.series_uid,
+            rec.study_uid,
+            rec.sop_class_uid,
+            rec.transfer_syntax_uid,
+            rec.instance_number,
+            rec.number_of_frames as i64,
+            rel,
+            p.bytes.len() as i64,
+            p.sha256,
+            Value::Object(rec.instance_json.clone()).to_string(),
+            Value::Object(rec.metadata_json.clone()).to_string(),
+            now,
+            !unsynced,
+        ])
+    })
+    .map_err(internal)?;
+    // A series waiting for the AI is touched at most every AI_TOUCH_MS: the quiet period
+    // is measured in seconds, and most instances then need no write here.
+    if config.ai_modalities.contains(&rec.modality) && ai_fresh != 1 {
+        tx.prepare_cached(
+            "INSERT INTO ai_jobs (series_uid, study_uid, state, last_instance_at, updated_at)
+             VALUES (?1, ?2, 'waiting', ?3, ?3)
+             ON CONFLICT(series_uid) DO UPDATE SET state = 'waiting', attempts = 0,
+               last_instance_at = excluded.last_instance_at, not_before = 0, reason = NULL,
+               updated_at = excluded.updated_at",
+        )
+        .and_then(|mut s| s.execute(params![rec.series_uid, rec.study_uid, now]))
+        .map_err(internal)?;
+    }
+    Ok(match prior {
+        Some((_, path)) => Commit::Replaced(path),
+        None => Commit::Inserted,
+    })
+}
+
+/// Removes the instance stored at `path` from the index, with its series and study when
+/// they are left empty. With `only_unsynced`, an instance whose file is known to be on disk
+/// is left alone.
+fn unindex(conn: &mut Connection, path: &str, only_unsynced: bool) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    let row: Option<(String, String)> = tx
+        .query_row(
+            "DELETE FROM instances WHERE path = ?1 AND (synced = 0 OR NOT ?2)
+             RETURNING series_uid, study_uid",
+            params![path, only_unsynced],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((series, study)) = row {
+        tx.execute(
+            "DELETE FROM ai_jobs WHERE series_uid = ?1
+               AND NOT EXISTS (SELECT 1 FROM instances WHERE series_uid = ?1)",
+            [&series],
+        )?;
+        tx.execute(
+            "DELETE FROM series WHERE series_uid = ?1 AND num_instances = 0",
+            [&series],
+        )?;
+        tx.execute(
+            "DELETE FROM studies WHERE study_uid = ?1 AND num_instances = 0",
+            [&study],
+        )?;
+    }
+    tx.commit()
+}
+
+/// Start-up check of the files indexed while their sync was running: each must hold the
+/// bytes the index recorded (SHA-256); an instance whose file did not survive (a power loss
+/// before its sync finished, so it was never acknowledged) is un-indexed, and its file is
+/// then swept as unlisted.
+fn recover_unsynced(conn: &mut Connection, data_dir: &Path) -> Result<(), StoreError> {
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT path, sha256 FROM instances WHERE synced = 0")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db)?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut lost = 0usize;
+    for (path, sha) in rows {
+        let intact = std::fs::read(data_dir.join(&path))
+            .is_ok_and(|b| hex::encode(Sha256::digest(&b)) == sha);
+        if intact {
+            conn.execute("UPDATE instances SET synced = 1 WHERE path = ?1", [&path])
+                .map_err(db)?;
+        } else {
+            unindex(conn, &path, false).map_err(db)?;
+            lost += 1;
+        }
+    }
+    if lost > 0 {
+        tracing::warn!(
+            lost,
+            "un-indexed objects whose files did not survive a crash"
+        );
+    }
+    Ok(())
+}
