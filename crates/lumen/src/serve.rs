@@ -260,7 +260,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         http.local_addr()?
     );
 
-    let ai_task = crate::ai_runner::spawn(store.clone(), config.ai.clone());
+    let ai_task = crate::ai_runner::spawn(store.clone(), config.ai.clone(), outbound.clone());
 
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut rx_http = rx.clone();

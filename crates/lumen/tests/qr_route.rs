@@ -290,3 +290,99 @@ fn qr_route_stow_by_modality_and_refused_entries_listed() {
         server.log()
     );
 }
+
+/// The AI's results are an ingest path too: with rules on SEG and SR (and none on CT), the
+/// SEG and SR written for an arriving chest CT go to the peer, as stored.
+#[test]
+fn qr_route_ai_results_by_modality() {
+    let Some(data) = shared_data() else { return };
+    if !have_tool("storescu") || !have_tool("storescp") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = tmp.path().join("received");
+    std::fs::create_dir_all(&out).unwrap();
+    let _scp = Scp(Command::new("storescp")
+        // +B: written exactly as received (storescp re-encodes sequence lengths
+        // otherwise, and the SR's are undefined)
+        .args(["-aet", "DEST", "+B", "-od"])
+        .arg(&out)
+        .arg(port.to_string())
+        .spawn()
+        .expect("storescp"));
+    let cfg = tmp.path().join("lumen.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "peers = [\"DEST=127.0.0.1:{port}\"]\n\n[ai]\nquiet_period_secs = 1.0\n\n\
+             [[route]]\nmodality = \"SEG\"\ndestination = \"DEST\"\n\n\
+             [[route]]\nmodality = \"SR\"\ndestination = \"DEST\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start_in(&tmp.path().join("d"), &["--config", cfg.to_str().unwrap()]);
+    let files = lidc_files(&data);
+    storescu(&server, "CTSCANNER", &files);
+    let study = {
+        let obj = dicom_object::open_file(&files[0]).unwrap();
+        obj.element(tags::STUDY_INSTANCE_UID)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches(['\0', ' '])
+            .to_string()
+    };
+
+    // SEG and SR arrive; no CT does.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while datasets_in(&out).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "AI results not routed: {}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let got = datasets_in(&out);
+    assert_eq!(got.len(), 2, "{:?}", got.keys().collect::<Vec<_>>());
+    let mut classes = Vec::new();
+    for (uid, dataset) in &got {
+        let (status, _, body) = server.get_raw(
+            &format!("/dicom-web/studies/{study}/instances?SOPInstanceUID={uid}"),
+            Some("application/dicom+json"),
+        );
+        assert_eq!(status, 200, "QIDO {uid}");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let series = v[0]["0020000E"]["Value"][0]
+            .as_str()
+            .expect("series")
+            .to_string();
+        classes.push(
+            v[0]["00080016"]["Value"][0]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+        let (status, ct, body) = server.get_raw(
+            &format!("/dicom-web/studies/{study}/series/{series}/instances/{uid}"),
+            Some("multipart/related; type=\"application/dicom\""),
+        );
+        assert_eq!(status, 200);
+        let parts = multipart_parts(&ct, &body);
+        assert!(
+            dataset_bytes(&parts[0]) == &dataset[..],
+            "{uid}: the routed data set differs from the stored one"
+        );
+    }
+    classes.sort();
+    assert_eq!(
+        classes,
+        [
+            "1.2.840.10008.5.1.4.1.1.66.4",
+            "1.2.840.10008.5.1.4.1.1.88.34"
+        ],
+        "a SEG and a Comprehensive 3D SR"
+    );
+}
