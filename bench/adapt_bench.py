@@ -22,6 +22,8 @@ Adaptations (also written into the results JSON under "adaptations"):
   7. The Orthanc-native REST rendering block (/instances/{orthanc-id}/rendered, /preview)
      runs for Orthanc only.
   8. One extra latency: WADO-RS frames/1/rendered JPEG (the issue's rendered-frame URL).
+  9. One extra latency: C-FIND at study level from pynetdicom within one association (the
+     server's own C-FIND time, without findscu's process start), unless pynetdicom is skipped.
 """
 import sys
 
@@ -90,6 +92,27 @@ sub('with open(args.out, "w") as f:',
     'results["adaptations"] = __APPLIED__\nHOOKS.finish(results)\nwith open(args.out, "w") as f:',
     "adaptation list + hooks.finish() (stops Lumen) before writing results")
 src = src.replace("__APPLIED__", repr(applied))
+sub('''    if "dimse-retrieve" not in skip:
+        tmpd = tempfile.mkdtemp(prefix="peer-retr-")''',
+    '''    if "pynetdicom" not in skip:
+        from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as _FIND
+        from pydicom.dataset import Dataset as _DS
+        _ae_f = AE(ae_title="BENCHSCU"); _ae_f.add_requested_context(_FIND)
+        _as_f = _ae_f.associate(args.host, args.dicom_port, ae_title=args.aec); assert _as_f.is_established
+
+        def _find_in_assoc(i):
+            q = _DS(); q.QueryRetrieveLevel = "STUDY"; q.PatientID = "PEER0001"
+            q.StudyInstanceUID = ""; q.StudyDescription = ""
+            n = sum(1 for st, _ in _as_f.send_c_find(q, _FIND) if st and st.Status in (0xFF00, 0xFF01))
+            assert n == 1, n
+
+        latency("C-FIND pynetdicom study (in-assoc)", _find_in_assoc)
+        _as_f.release()
+
+    if "dimse-retrieve" not in skip:
+        tmpd = tempfile.mkdtemp(prefix="peer-retr-")''',
+    "extra latency: C-FIND pynetdicom in one association")
+
 compile(src, out_path, "exec")
 open(out_path, "w").write(src)
 print(f"adapted {src_path} -> {out_path}: {len(applied)} patches")

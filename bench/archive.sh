@@ -22,6 +22,8 @@
 #      ORTHANC_HTTP=18042 ORTHANC_DICOM=14242 LUMEN_BENCH_HTTP=18043 LUMEN_BENCH_DICOM=14244
 #      ORDER="orthanc lumen orthanc_nagle lumen_nagle" SKIP="" (bench.py --skip list, e.g.
 #      dimse-retrieve,rendered)  NAGLE_REPS=$REPS (repetitions of the Nagle-on runs)
+#      RETRIEVE_TMP=/dev/shm (TMPDIR of bench.py: where getscu/movescu write the retrieved
+#      files; on disk, writeback of the previous repetition's 158 MB throttles the clients)
 #      MOVE_PORT=14243 (bench.py --move-port: movescu's own store SCP, AE BENCHSCP; Orthanc's
 #      orthanc.json and Lumen's --peer BENCHSCP=127.0.0.1:$MOVE_PORT point there)
 set -euo pipefail
@@ -90,7 +92,7 @@ if [[ -z ${_ARCHIVE_IN_NETNS:-} ]]; then
     echo "orthanc: $(Orthanc --version 2>/dev/null | sed -n 1p); $(dpkg-query -W -f='${Package} ${Version}  ' orthanc orthanc-dicomweb dcmtk 2>/dev/null)"
     echo "lumen: $(git -C "$REPO" rev-parse --short HEAD) + $(git -C "$REPO" status --porcelain | wc -l) uncommitted paths in the tree; binary $LUMEN_BIN ($(stat -c %y "$LUMEN_BIN" | cut -d. -f1))"
     echo "clients: $("$VENV/bin/pip" list 2>/dev/null | grep -iE '^(pydicom|pynetdicom|dicomweb-client|requests) ' | awk '{printf "%s %s  ", $1, $2}')"
-    echo "reps=$REPS lat_n=$LAT_N order: $ORDER"
+    echo "reps=$REPS lat_n=$LAT_N order: $ORDER; retrieved files in ${RETRIEVE_TMP:-/dev/shm}"
   } > "$WORK/runinfo.txt"
   export BENCH_LUMEN_COMMIT="$(git -C "$REPO" rev-parse --short HEAD)"
 
@@ -104,6 +106,8 @@ mkdir -p "$WORK/results" "$WORK/lumen"
 rm -f "$WORK"/results/{orthanc,lumen,orthanc_nagle,lumen_nagle}.json
 export PYTHONPATH=$HERE${PYTHONPATH:+:$PYTHONPATH}
 export TCP_NODELAY=1          # DCMTK tools (and Orthanc) read it; bench.py patches pynetdicom
+RETRIEVE_TMP=${RETRIEVE_TMP:-/dev/shm}
+[[ -d $RETRIEVE_TMP ]] && export TMPDIR=$RETRIEVE_TMP
 
 ORTHANC_PID=
 stop_orthanc() {

@@ -53,6 +53,7 @@ ROWS = [
     ("lat", "C-ECHO echoscu (process incl.)", "C-ECHO echoscu (incl. process start)", None, None),
     ("lat", "C-ECHO pynetdicom (in-assoc)", "C-ECHO pynetdicom (in association)", None, None),
     ("lat", "C-FIND findscu study (process incl.)", "C-FIND findscu study (incl. process start)", "<=", 1.0),
+    ("lat", "C-FIND pynetdicom study (in-assoc)", "C-FIND pynetdicom study (in association)", "<=", 1.0),
     ("tpt", "C-GET getscu series", "C-GET getscu series (300 inst, to files)", "<=", 1.0),
     ("tpt", "C-MOVE movescu series (to self)", "C-MOVE movescu series to BENCHSCP (300 inst)", "<=", 1.0),
 ]
