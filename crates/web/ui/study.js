@@ -111,14 +111,7 @@ export function showStudy(main, study) {
       toast(`${t('error.load')}: ${e.message}`);
     }
     if (!alive) return;
-    if (rv) {
-      main.querySelector('.ai-state').innerHTML = '';
-      const b = document.createElement('span');
-      b.className = `badge ai-${rv.ai_status}`;
-      b.textContent = `${t('worklist.col.ai')}: ${t(`ai.${rv.ai_status || 'none'}`)}`;
-      main.querySelector('.ai-state').append(b);
-      main.querySelector('.citation').textContent = rv.citation || '';
-    }
+    aiBadge();
     try {
       const series = await pickSeries(study, rv);
       volume = await Volume.open(study, series);
@@ -154,8 +147,22 @@ export function showStudy(main, study) {
     }).catch(() => { /* no SEG yet: the outline toggle just shows nothing */ });
   };
 
+  const aiBadge = () => {
+    const rv = review.data;
+    const el = main.querySelector('.ai-state');
+    el.textContent = '';
+    if (!rv) return;
+    const b = document.createElement('span');
+    b.className = `badge ai-${rv.ai_status}`;
+    b.textContent = `${t('worklist.col.ai')}: ${t(`ai.${rv.ai_status || 'none'}`)}`;
+    el.append(b);
+    main.querySelector('.citation').textContent = rv.citation || '';
+    main.querySelector('.citation').title = rv.citation || '';
+  };
+
   const relabelPage = () => {
     relabel(root);
+    aiBadge();
     review.render();
     report.render();
     if (viewer) viewer.requestRender();

@@ -1,0 +1,970 @@
+//! The radiologist's web app in headless Chromium (driven over WebDriver by fantoccini and
+//! Debian's chromedriver) against the real `lumen serve`: LIDC-IDRI-0001 is imported, the AI
+//! reads it, the doctor opens it from the worklist, jumps to the nodule, accepts it, edits and
+//! signs the report, downloads the PDF and reads its text, then switches to zh-CN. OHIF 3.12
+//! (prebuilt `dist/` installed by scripts/deps.sh) is pointed at Lumen's DICOMweb across origins
+//! and must paint the study. Screenshots go to `target/test-artifacts/webapp/` (or
+//! `$LUMEN_ARTIFACTS/webapp`). The scroll frame-rate benchmark (`viewer_scroll_fps`, ignored
+//! here) is run by `bench/viewer_fps.sh`.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use util::*;
+
+const LIDC_STUDY: &str = "1.3.6.1.4.1.14519.5.2.1.6279.6001.298806137288633453246975630178";
+/// The LUNA16 annotation of LIDC-IDRI-0001 (world mm) and its diameter.
+const LUNA_NODULE: [f64; 3] = [56.21, 86.34, -115.87];
+const LUNA_DIAMETER: f64 = 23.35;
+
+/// Where screenshots and other artefacts of these tests go.
+fn artifacts() -> PathBuf {
+    let base = std::env::var_os("LUMEN_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts")
+        });
+    let dir = base.join("webapp");
+    std::fs::create_dir_all(&dir).expect("artifact dir");
+    dir
+}
+
+/// Chromium and chromedriver, or `None` with a message (panics under LUMEN_REQUIRE_TOOLS=1).
+fn have_chromium() -> bool {
+    have_tool("chromium") && have_tool("chromedriver")
+}
+
+/// A headless Chromium session through a chromedriver child process.
+struct Browser {
+    client: Option<Client>,
+    driver: Child,
+    _profile: tempfile::TempDir,
+    downloads: PathBuf,
+}
+
+impl Browser {
+    /// Starts chromedriver and a fresh headless Chromium (its own profile, no network
+    /// services, downloads into a temporary folder). `webgl`: software WebGL for OHIF.
+    async fn start(webgl: bool) -> Browser {
+        let port = free_port();
+        let profile = tempfile::tempdir().expect("profile dir");
+        let downloads = profile.path().join("downloads");
+        std::fs::create_dir_all(&downloads).expect("downloads dir");
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let mut args = vec![
+            "--headless=new".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-dev-shm-usage".into(),
+            "--window-size=1600,1000".into(),
+            "--lang=en-US".into(),
+            format!(
+                "--user-data-dir={}",
+                profile.path().join("chrome").display()
+            ),
+        ];
+        if webgl {
+            args.push("--enable-unsafe-swiftshader".into());
+            args.push("--use-angle=swiftshader".into());
+            args.push("--enable-webgl".into());
+            args.push("--ignore-gpu-blocklist".into());
+        }
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": args,
+                "prefs": {
+                    "download.default_directory": downloads.to_string_lossy(),
+                    "download.prompt_for_download": false,
+                    "intl.accept_languages": "en-US,en",
+                },
+            },
+        });
+        let caps: serde_json::Map<String, Value> = match caps {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "cannot start Chromium: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        Browser {
+            client: Some(client),
+            driver,
+            _profile: profile,
+            downloads,
+        }
+    }
+
+    fn c(&self) -> &Client {
+        self.client.as_ref().expect("client")
+    }
+
+    /// Saves a PNG screenshot of the whole window as `name` in the artefacts folder.
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.c().screenshot().await.expect("screenshot");
+        let path = artifacts().join(name);
+        std::fs::write(&path, png).expect("write screenshot");
+        eprintln!("screenshot: {}", path.display());
+        path
+    }
+
+    /// Runs `script` (a function body; `arguments` as usual) and returns its value.
+    async fn js(&self, script: &str) -> Value {
+        self.c()
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Polls `script` until it returns something truthy; returns that value.
+    async fn wait_js(&self, script: &str, timeout: Duration, what: &str) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.js(script).await;
+            if !(v.is_null() || v == Value::Bool(false) || v == json!("") || v == json!(0)) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let _ = self
+                    .screenshot(&format!("timeout-{}.png", slug(what)))
+                    .await;
+                let body = self.js("return document.body.innerText").await;
+                panic!("timed out waiting for {what}; page text:\n{body}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Clicks the first element matching a CSS selector.
+    async fn click(&self, css: &str) {
+        self.c()
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// The text of the first element matching a CSS selector.
+    async fn text(&self, css: &str) -> String {
+        self.c()
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+            .text()
+            .await
+            .expect("text")
+    }
+
+    async fn close(mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = c.close().await;
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// Imports files into a fresh data directory with `lumen import`.
+fn import(data: &Path, files: &[PathBuf]) {
+    let out = run(Command::new(lumen_bin())
+        .arg("import")
+        .arg("--data")
+        .arg(data)
+        .args(files));
+    assert!(
+        out.status.success(),
+        "lumen import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Waits until the AI has ended on every series of the study; returns the review document.
+fn wait_ai(server: &Server, study: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let (status, _, body) = server.get_raw(&format!("/api/studies/{study}/ai"), None);
+        if status == 200 {
+            let v: Value = serde_json::from_slice(&body).expect("json");
+            let series = v["series"].as_array().cloned().unwrap_or_default();
+            if !series.is_empty()
+                && series
+                    .iter()
+                    .all(|s| matches!(s["state"].as_str(), Some("done" | "failed" | "skipped")))
+            {
+                assert!(
+                    series.iter().any(|s| s["state"] == "done"),
+                    "AI did not succeed: {v}"
+                );
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "AI did not finish:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The SEG and the findings are written right after the job ends.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _, body) = server.get_raw(&format!("/api/studies/{study}/review"), None);
+        if status == 200 {
+            let v: Value = serde_json::from_slice(&body).expect("review json");
+            if v["ai_status"] == "done" && v["findings"].as_array().is_some_and(|f| !f.is_empty()) {
+                return v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "review API has no findings: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The AI finding nearest the LUNA16 nodule (within its radius).
+fn luna_finding(review: &Value) -> Value {
+    let findings = review["findings"].as_array().expect("findings");
+    let dist = |f: &Value| {
+        let c: Vec<f64> = f["ai"]["center_world"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        if c.len() != 3 {
+            return f64::INFINITY;
+        }
+        (0..3)
+            .map(|i| (c[i] - LUNA_NODULE[i]).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let best = findings
+        .iter()
+        .filter(|f| f["origin"] == "ai")
+        .min_by(|a, b| dist(a).total_cmp(&dist(b)))
+        .expect("an AI finding");
+    assert!(
+        dist(best) < LUNA_DIAMETER / 2.0,
+        "no finding at the LUNA16 nodule: {findings:?}"
+    );
+    best.clone()
+}
+
+/// The text of a PDF with poppler's pdftotext.
+fn pdf_text(path: &Path) -> Option<String> {
+    if !have_tool("pdftotext") {
+        return None;
+    }
+    let out = run(Command::new("pdftotext")
+        .args(["-layout", "-enc", "UTF-8"])
+        .arg(path)
+        .arg("-"));
+    assert!(
+        out.status.success(),
+        "pdftotext failed on {}",
+        path.display()
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Waits for a finished download (no `.crdownload` left) in `dir`.
+async fn wait_download(dir: &Path, ext: &str) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        let partial = files
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "crdownload"));
+        if let Some(p) = files
+            .iter()
+            .find(|p| p.extension().is_some_and(|e| e == ext))
+            && !partial
+        {
+            return p.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no .{ext} downloaded into {}: {files:?}",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Fraction of non-black pixels of a canvas (read back in the page).
+const CANVAS_INK: &str = r#"
+const c = document.querySelector(arguments[0]);
+if (!c || !c.width) return 0;
+const g = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+let lit = 0;
+for (let i = 0; i < g.length; i += 4) if (g[i] + g[i + 1] + g[i + 2] > 30) lit++;
+return lit / (g.length / 4);
+"#;
+
+/// The whole reading of LIDC-IDRI-0001 in the browser, then OHIF on the same archive.
+#[test]
+fn radiologist_reads_lidc_in_the_browser_and_ohif_shows_it() {
+    let Some(data) = shared_data() else { return };
+    if !have_chromium() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("data");
+    import(&dir, &lidc_files(&data));
+    let ohif_port = free_port();
+    let cfg = tmp.path().join("lumen.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "cors_origins = [\"http://127.0.0.1:{ohif_port}\"]\n\
+             [ai]\nquiet_period_secs = 1.0\nretry_backoff_secs = 1.0\n"
+        ),
+    )
+    .expect("config");
+    let server = Server::start_in(&dir, &["--config", &cfg.to_string_lossy()]);
+    let review = wait_ai(&server, LIDC_STUDY);
+    let target = luna_finding(&review);
+    let fid = target["id"].as_str().expect("finding id").to_string();
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        read_and_sign(&server, &target).await;
+        ohif(
+            &server,
+            ohif_port,
+            review["source_series_uid"].as_str().unwrap_or(""),
+        )
+        .await;
+    });
+    // The AI's original is still stored beside the doctor's decision.
+    let after = server.get_json(&format!("/api/studies/{LIDC_STUDY}/review"));
+    let f = after["findings"]
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["id"] == fid.as_str()))
+        .expect("finding after review");
+    assert_eq!(f["status"], "accepted", "{f}");
+    assert_eq!(f["ai"], target["ai"], "the AI's original changed");
+}
+
+async fn read_and_sign(server: &Server, target: &Value) {
+    let fid = target["id"].as_str().expect("id");
+    let voxel: Vec<f64> = target["ai"]["center_voxel"]
+        .as_array()
+        .expect("center_voxel")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    let b = Browser::start(false).await;
+
+    // Worklist, in English: the LIDC study with the AI done, its Lung-RADS, unread.
+    b.c()
+        .goto(&format!("{}/?lang=en", server.http()))
+        .await
+        .expect("open worklist");
+    let row = format!("tr[data-study=\"{LIDC_STUDY}\"]");
+    b.wait_js(
+        &format!("const r = document.querySelector('{row}'); return r && r.querySelector('.ai-done') ? r.innerText : null"),
+        Duration::from_secs(60),
+        "the LIDC study with AI done in the worklist",
+    )
+    .await;
+    let wl = server.get_json("/api/worklist");
+    let item = wl["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["study_uid"] == LIDC_STUDY))
+        .expect("LIDC in /api/worklist")
+        .clone();
+    let row_text = b.text(&row).await;
+    assert!(row_text.contains("Done"), "{row_text}");
+    assert!(row_text.contains("Unread"), "{row_text}");
+    assert!(row_text.contains("LIDC-IDRI-0001"), "{row_text}");
+    if let Some(lr) = item["lung_rads"].as_str() {
+        assert_eq!(b.text(&format!("{row} .lr")).await.trim(), lr);
+    }
+    assert_eq!(b.text("h1").await, "Worklist");
+    // Search narrows the list; a query matching nothing empties it.
+    let search = b
+        .c()
+        .find(Locator::Css("input[name=q]"))
+        .await
+        .expect("search box");
+    search.send_keys("no-such-patient-xyz").await.expect("type");
+    b.wait_js(
+        &format!("return !document.querySelector('{row}') && document.querySelector('td.empty')"),
+        Duration::from_secs(10),
+        "an empty worklist for a non-matching search",
+    )
+    .await;
+    search.clear().await.expect("clear");
+    search.send_keys("LIDC-IDRI").await.expect("type");
+    b.wait_js(
+        &format!("return document.querySelector('{row}')"),
+        Duration::from_secs(10),
+        "the LIDC study for a matching search",
+    )
+    .await;
+    b.screenshot("worklist-en.png").await;
+
+    // Open it: the viewer loads all 133 slices.
+    b.click(&row).await;
+    b.wait_js(
+        "const v = document.querySelector('.viewer'); return v && v.dataset.ready === 'true'",
+        Duration::from_secs(120),
+        "the CT volume to load",
+    )
+    .await;
+    assert!(
+        b.js(&CANVAS_INK.replace("arguments[0]", "'.vp-canvas'"))
+            .await
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.05,
+        "the axial viewport is blank"
+    );
+
+    // Jump to the nodule from the findings list: its slice, centred.
+    b.click(&format!("li[data-finding-id=\"{fid}\"] .f-meas"))
+        .await;
+    let want = voxel[2].round();
+    let slice = b
+        .wait_js(
+            &format!(
+                "const s = Number(document.querySelector('.viewer').dataset.slice); return Math.abs(s - {want}) <= 1 ? String(s) : null"
+            ),
+            Duration::from_secs(10),
+            "the viewer to jump to the nodule's slice",
+        )
+        .await;
+    eprintln!("jumped to slice {slice} (AI centre voxel {voxel:?})");
+    // The HU under the cursor at the viewport centre is inside the nodule (soft tissue).
+    let hu = b
+        .js(r#"
+const c = document.querySelector('.vp-canvas');
+const r = c.getBoundingClientRect();
+c.dispatchEvent(new PointerEvent('pointermove', { clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true }));
+return document.querySelector('.viewer').dataset.hu;"#)
+        .await;
+    let hu = hu.as_str().unwrap_or_default().to_string();
+    let nums: Vec<f64> = hu
+        .split(|c: char| !(c.is_ascii_digit() || c == '-' || c == '.'))
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    assert!(nums.len() >= 3, "no HU readout: {hu:?}");
+    let (col, rowv, h) = (nums[0], nums[1], nums[2]);
+    assert!(
+        (col - voxel[0]).abs() <= 3.0 && (rowv - voxel[1]).abs() <= 3.0,
+        "viewport centre {col},{rowv} is not the nodule centre {voxel:?}"
+    );
+    assert!(h > -400.0, "HU at the nodule centre is {h}: {hu}");
+    // Presets change the window; the SEG outline and markers toggle with S and M.
+    b.click("[data-preset=mediastinum]").await;
+    let tr = b.text(".vp-info.tr").await;
+    assert!(tr.contains("40/400"), "{tr}");
+    b.click("[data-preset=lung]").await;
+    let reform = b
+        .js(&CANVAS_INK.replace("arguments[0]", "'canvas.coronal'"))
+        .await;
+    assert!(
+        reform.as_f64().unwrap_or(0.0) > 0.02,
+        "coronal reformat blank"
+    );
+    b.screenshot("viewer-nodule-en.png").await;
+
+    // Accept it.
+    b.click(&format!("li[data-finding-id=\"{fid}\"] button.accept"))
+        .await;
+    b.wait_js(
+        &format!("return document.querySelector('li[data-finding-id=\"{fid}\"]').dataset.status === 'accepted'"),
+        Duration::from_secs(20),
+        "the finding to show as accepted",
+    )
+    .await;
+
+    // The report: an AI draft from the accepted finding; edit, save, sign.
+    b.click("[data-tab=report]").await;
+    b.wait_js(
+        "const t = document.querySelector('.report-panel textarea[name=findings]'); return t && t.value.length > 20",
+        Duration::from_secs(20),
+        "the drafted report",
+    )
+    .await;
+    let banner = b.text(".report-panel .banner").await;
+    assert!(banner.contains("AI DRAFT"), "{banner}");
+    let impression = b
+        .c()
+        .find(Locator::Css(".report-panel textarea[name=impression]"))
+        .await
+        .expect("impression");
+    impression
+        .send_keys(" Reviewed in the browser test (LMN-4711).")
+        .await
+        .expect("type");
+    b.click(".report-panel button.save").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = server.get_json(&format!("/api/studies/{LIDC_STUDY}/report?lang=en"));
+        if r["sections"]["impression"]
+            .as_str()
+            .is_some_and(|s| s.contains("LMN-4711"))
+        {
+            assert_eq!(r["status"], "draft", "{r}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "edit not saved: {r}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.click(".report-panel button.sign").await;
+    b.click(".report-panel button.confirm-sign").await;
+    b.wait_js(
+        "return document.querySelector('.report-panel .banner.signed')",
+        Duration::from_secs(60),
+        "the signed report",
+    )
+    .await;
+    let r = server.get_json(&format!("/api/studies/{LIDC_STUDY}/report?lang=en"));
+    assert_eq!(r["status"], "signed", "{r}");
+    assert!(
+        r["signed_by"].as_str().is_some_and(|s| !s.is_empty()),
+        "{r}"
+    );
+    assert_eq!(
+        b.js("return document.querySelector('.report-panel textarea[name=impression]').readOnly")
+            .await,
+        json!(true),
+        "a signed report is still editable"
+    );
+    b.screenshot("report-signed-en.png").await;
+
+    // Download the PDF through the browser and read its text.
+    b.click(".report-panel a.pdf").await;
+    let pdf = wait_download(&b.downloads, "pdf").await;
+    let bytes = std::fs::read(&pdf).expect("pdf");
+    assert!(bytes.starts_with(b"%PDF"), "not a PDF");
+    std::fs::copy(&pdf, artifacts().join("report.pdf")).expect("keep pdf");
+    if let Some(text) = pdf_text(&pdf) {
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("LMN-4711"),
+            "edited text not in the PDF:\n{text}"
+        );
+        assert!(
+            flat.contains(r["signed_by"].as_str().unwrap_or("?")),
+            "signer not in the PDF:\n{text}"
+        );
+    }
+
+    // Chinese: every label switches; the dictionaries are complete.
+    b.c()
+        .find(Locator::Css("#lang-select"))
+        .await
+        .expect("language select")
+        .select_by_value("zh-CN")
+        .await
+        .expect("choose zh-CN");
+    b.wait_js(
+        "return document.documentElement.lang === 'zh-CN' && document.querySelector('[data-tab=report]').textContent === '报告'",
+        Duration::from_secs(10),
+        "Chinese labels",
+    )
+    .await;
+    assert_eq!(b.text("[data-tab=findings]").await, "发现");
+    assert_eq!(b.text("#nav-worklist").await, "工作列表");
+    assert_eq!(b.text("[data-preset=lung]").await, "肺窗");
+    b.wait_js(
+        "return document.querySelector('.report-panel .banner.signed').textContent.includes('签署')",
+        Duration::from_secs(20),
+        "the Chinese report banner",
+    )
+    .await;
+    assert!(
+        b.js("return location.search")
+            .await
+            .as_str()
+            .unwrap_or("")
+            .contains("lang=zh-CN")
+    );
+    let missing = b
+        .c()
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+import('/ui/i18n.js').then((m) => {
+  const en = Object.keys(m.DICTS.en), zh = Object.keys(m.DICTS['zh-CN']);
+  const bad = en.filter((k) => !zh.includes(k)).concat(zh.filter((k) => !en.includes(k)));
+  // No element shows a raw key: every data-i18n label is a translation.
+  document.querySelectorAll('[data-i18n]').forEach((el) => { if (el.textContent === el.dataset.i18n) bad.push(el.dataset.i18n); });
+  done(bad);
+});"#,
+            vec![],
+        )
+        .await
+        .expect("i18n check");
+    assert_eq!(missing, json!([]), "untranslated keys");
+    b.screenshot("viewer-report-zh.png").await;
+    b.click("#nav-worklist").await;
+    b.wait_js(
+        &format!("const r = document.querySelector('{row}'); return r && r.innerText.includes('已签署') && r.innerText.includes('已完成')"),
+        Duration::from_secs(20),
+        "the Chinese worklist row",
+    )
+    .await;
+    assert_eq!(b.text("h1").await, "工作列表");
+    assert_eq!(b.text("table.studies th:nth-child(7)").await, "AI 状态");
+    b.screenshot("worklist-zh.png").await;
+    // `?lang=en` selects English again on load.
+    b.c()
+        .goto(&format!("{}/?lang=en", server.http()))
+        .await
+        .expect("reload");
+    b.wait_js(
+        "return document.querySelector('h1') && document.querySelector('h1').textContent === 'Worklist'",
+        Duration::from_secs(10),
+        "English after ?lang=en",
+    )
+    .await;
+    b.close().await;
+}
+
+/// The prebuilt OHIF viewer, if scripts/deps.sh installed it.
+fn ohif_dist() -> Option<PathBuf> {
+    let dir = std::env::var_os("LUMEN_OHIF_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/ohif/package/dist")
+        });
+    if dir.join("index.html").is_file() {
+        return Some(dir);
+    }
+    if std::env::var("LUMEN_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!(
+            "OHIF dist not found at {} (scripts/deps.sh test installs it)",
+            dir.display()
+        );
+    }
+    eprintln!("SKIP: OHIF not installed (scripts/deps.sh test); OHIF part skipped");
+    None
+}
+
+/// OHIF's configuration: one DICOMweb data source, Lumen on another origin.
+fn ohif_config(lumen: &str) -> String {
+    format!(
+        r#"window.config = {{
+  routerBasename: '/',
+  extensions: [],
+  modes: [],
+  showStudyList: true,
+  showWarningMessageForCrossOrigin: false,
+  showCPUFallbackMessage: false,
+  maxNumberOfWebWorkers: 2,
+  investigationalUseDialog: {{ option: 'never' }},
+  defaultDataSourceName: 'lumen',
+  dataSources: [{{
+    namespace: '@ohif/extension-default.dataSourcesModule.dicomweb',
+    sourceName: 'lumen',
+    configuration: {{
+      friendlyName: 'Lumen',
+      name: 'lumen',
+      wadoUriRoot: '{lumen}/dicom-web',
+      qidoRoot: '{lumen}/dicom-web',
+      wadoRoot: '{lumen}/dicom-web',
+      qidoSupportsIncludeField: true,
+      imageRendering: 'wadors',
+      thumbnailRendering: 'wadors',
+      enableStudyLazyLoad: true,
+      supportsFuzzyMatching: false,
+      supportsWildcard: true,
+      staticWado: false,
+      singlepart: 'bulkdata,video,pdf',
+      bulkDataURI: {{ enabled: true }},
+      omitQuotationForMultipartRequest: true,
+    }},
+  }}],
+}};
+"#
+    )
+}
+
+/// Serves OHIF's static files (with its SPA fallback and our `app-config.js`) on `port`.
+fn serve_ohif(rt: &tokio::runtime::Handle, dist: PathBuf, port: u16, config: String) {
+    use axum::http::{StatusCode, Uri, header};
+    use axum::response::IntoResponse;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind OHIF port");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let dist = dist.clone();
+        let config = config.clone();
+        async move {
+            let path = uri.path().trim_start_matches('/');
+            if path == "app-config.js" {
+                return ([(header::CONTENT_TYPE, "text/javascript")], config).into_response();
+            }
+            let safe = !path.split('/').any(|p| p == ".." || p.starts_with('.'));
+            let mut file = dist.join(if path.is_empty() { "index.html" } else { path });
+            if !safe || !file.is_file() {
+                file = dist.join("index.html");
+            }
+            let ct = match file.extension().and_then(|e| e.to_str()) {
+                Some("js") => "text/javascript",
+                Some("css") => "text/css",
+                Some("html") => "text/html",
+                Some("wasm") => "application/wasm",
+                Some("svg") => "image/svg+xml",
+                Some("json") => "application/json",
+                Some("woff2") => "font/woff2",
+                _ => "application/octet-stream",
+            };
+            match tokio::fs::read(&file).await {
+                Ok(b) => ([(header::CONTENT_TYPE, ct)], b).into_response(),
+                Err(_) => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    rt.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+        let _ = axum::serve(listener, app).await;
+    });
+}
+
+async fn ohif(server: &Server, port: u16, ct_series: &str) {
+    let Some(dist) = ohif_dist() else { return };
+    // CORS: a preflight from OHIF's origin is answered for it.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let origin = format!("http://127.0.0.1:{port}");
+    let pre = agent
+        .options(&format!("{}/dicom-web/studies", server.http()))
+        .header("Origin", &origin)
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "accept")
+        .call()
+        .expect("preflight");
+    assert_eq!(
+        pre.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some(origin.as_str()),
+        "CORS preflight not allowed for OHIF's origin"
+    );
+    serve_ohif(
+        &tokio::runtime::Handle::current(),
+        dist,
+        port,
+        ohif_config(&server.http()),
+    );
+    let b = Browser::start(true).await;
+    // The study list shows Lumen's study.
+    b.c().goto(&format!("{origin}/")).await.expect("open OHIF");
+    b.wait_js(
+        "return document.body.innerText.includes('LIDC-IDRI-0001')",
+        Duration::from_secs(90),
+        "OHIF's study list with the LIDC study",
+    )
+    .await;
+    b.screenshot("ohif-study-list.png").await;
+    // The viewer paints the CT and lists the SEG series.
+    b.c()
+        .goto(&format!(
+            "{origin}/viewer?StudyInstanceUIDs={LIDC_STUDY}&initialSeriesInstanceUID={ct_series}"
+        ))
+        .await
+        .expect("open OHIF viewer");
+    // Dismiss OHIF's first-visit tour if it shows.
+    let _ = b
+        .wait_js(
+            "const s = [...document.querySelectorAll('button')].find((x) => x.textContent.trim() === 'Skip all'); if (s) { s.click(); return 'skipped'; } return document.querySelector('canvas') ? 'none' : null",
+            Duration::from_secs(60),
+            "OHIF's viewer page",
+        )
+        .await;
+    let ink = b
+        .wait_js(
+            r#"
+const cs = [...document.querySelectorAll('canvas')].filter((c) => c.width > 100 && c.height > 100);
+for (const c of cs) {
+  const t = document.createElement('canvas');
+  t.width = c.width; t.height = c.height;
+  const x = t.getContext('2d');
+  try { x.drawImage(c, 0, 0); } catch (e) { continue; }
+  const g = x.getImageData(0, 0, t.width, t.height).data;
+  let lit = 0;
+  for (let i = 0; i < g.length; i += 16) if (g[i] + g[i + 1] + g[i + 2] > 60) lit++;
+  const f = lit / (g.length / 16);
+  if (f > 0.05) return f;
+}
+return null;"#,
+            Duration::from_secs(180),
+            "a painted OHIF viewport",
+        )
+        .await;
+    eprintln!("OHIF viewport: {ink} of sampled pixels lit");
+    b.wait_js(
+        "return document.body.innerText.includes('SEG')",
+        Duration::from_secs(60),
+        "the SEG series in OHIF's study browser",
+    )
+    .await;
+    b.screenshot("ohif-viewer.png").await;
+    b.close().await;
+}
+
+/// Scroll frame rate of the viewer on a series (`LUMEN_FPS_SERIES`: a folder, e.g. the
+/// 300-slice phantom bench/viewer_fps.sh writes). Run by bench/viewer_fps.sh; prints JSON.
+#[test]
+#[ignore = "benchmark: run bench/viewer_fps.sh"]
+fn viewer_scroll_fps() {
+    let Some(series) = std::env::var_os("LUMEN_FPS_SERIES").map(PathBuf::from) else {
+        panic!("set LUMEN_FPS_SERIES to a CT series folder (bench/viewer_fps.sh does)");
+    };
+    assert!(have_chromium(), "chromium and chromedriver are needed");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("data");
+    let files: Vec<PathBuf> = std::fs::read_dir(&series)
+        .expect("series folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    import(&dir, &files);
+    let cfg = tmp.path().join("lumen.toml");
+    std::fs::write(&cfg, "[ai]\nenabled = false\n").expect("config");
+    let server = Server::start_in(&dir, &["--config", &cfg.to_string_lossy()]);
+    let studies = server.get_json("/dicom-web/studies");
+    let study = studies[0]["0020000D"]["Value"][0]
+        .as_str()
+        .expect("study uid")
+        .to_string();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let result = rt.block_on(async {
+        let b = Browser::start(false).await;
+        b.c()
+            .goto(&format!("{}/?lang=en#/study/{study}", server.http()))
+            .await
+            .expect("open viewer");
+        let t0 = Instant::now();
+        b.wait_js(
+            "const v = document.querySelector('.viewer'); return v && v.dataset.ready === 'true'",
+            Duration::from_secs(300),
+            "the volume to load",
+        )
+        .await;
+        let load_s = t0.elapsed().as_secs_f64();
+        let r = b
+            .c()
+            .execute_async(FPS_SCRIPT, vec![])
+            .await
+            .expect("fps script");
+        b.screenshot("viewer-fps.png").await;
+        b.close().await;
+        json!({ "load_seconds": load_s, "scroll": r })
+    });
+    println!(
+        "VIEWER_FPS {}",
+        serde_json::to_string(&result).expect("json")
+    );
+    let s = &result["scroll"];
+    assert_eq!(
+        s["slices_shown"], s["slices"],
+        "some slices were not drawn: {s}"
+    );
+}
+
+/// In the page: a requestAnimationFrame loop first runs idle to measure the display's frame
+/// rate (the peer), then dispatches one wheel event per frame on the viewport from the first
+/// slice to the last and back; the viewer logs each drawn frame. Returns rates and frame times.
+const FPS_SCRIPT: &str = r#"
+const done = arguments[arguments.length - 1];
+const v = window.lumenViewer;
+const canvas = document.querySelector('.vp-canvas');
+const n = v.vol.n;
+const stats = (ts) => {
+  const d = [];
+  for (let i = 1; i < ts.length; i++) d.push(ts[i] - ts[i - 1]);
+  d.sort((a, b) => a - b);
+  const q = (p) => d[Math.min(d.length - 1, Math.floor(p * d.length))];
+  return { frames: ts.length, seconds: (ts[ts.length - 1] - ts[0]) / 1000,
+    fps: (ts.length - 1) / ((ts[ts.length - 1] - ts[0]) / 1000), median_ms: q(0.5), p95_ms: q(0.95), max_ms: d[d.length - 1] };
+};
+// 1. Idle rAF rate: the best a viewer can do on this display.
+const idle = [];
+const idleLoop = (t) => {
+  idle.push(t);
+  if (idle.length < 180) requestAnimationFrame(idleLoop); else scroll();
+};
+requestAnimationFrame(idleLoop);
+function scroll() {
+  v.setSlice(0);
+  const r = canvas.getBoundingClientRect();
+  const at = { clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true, cancelable: true };
+  requestAnimationFrame(() => {
+    v.frameLog = [];
+    let dir = 1, passes = 0;
+    const step = () => {
+      if (v.slice === n - 1 && dir === 1) { dir = -1; passes++; }
+      else if (v.slice === 0 && dir === -1) { dir = 1; passes++; }
+      if (passes >= 2) {
+        const log = v.frameLog;
+        v.frameLog = null;
+        const shown = new Set(log.map((e) => e[1]));
+        const work = [];
+        for (let i = 1; i < log.length; i++) work.push(log[i][2] - log[i][0]);
+        work.sort((a, b) => a - b);
+        done({ slices: n, slices_shown: shown.size, idle: stats(idle),
+          scroll: stats(log.map((e) => e[0])),
+          render_ms_median: work[work.length >> 1], render_ms_p95: work[Math.floor(work.length * 0.95)],
+          ratio_fps_to_idle: stats(log.map((e) => e[0])).fps / stats(idle).fps,
+          canvas: [canvas.width, canvas.height] });
+        return;
+      }
+      canvas.dispatchEvent(new WheelEvent('wheel', { ...at, deltaY: 100 * dir, deltaMode: 0 }));
+      requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+  });
+}
+"#;
