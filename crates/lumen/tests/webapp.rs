@@ -294,6 +294,56 @@ fn luna_finding(review: &Value) -> Value {
     best.clone()
 }
 
+/// Draws one axis of the finding being edited: clicks its button, then drags on the axial
+/// viewport from `a` to `b` (CSS pixels from the viewport centre) with real pointer input.
+/// Returns the length in mm the app shows for it.
+async fn draw_line(b: &Browser, which: &str, a: (f64, f64), to: (f64, f64)) -> f64 {
+    use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+    b.click(&format!("[data-draw={which}]")).await;
+    let canvas = b
+        .c()
+        .find(Locator::Css(".vp-canvas"))
+        .await
+        .expect("canvas");
+    let drag = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: canvas,
+            duration: None,
+            x: a.0,
+            y: a.1,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::MoveBy {
+            duration: Some(Duration::from_millis(150)),
+            x: to.0 - a.0,
+            y: to.1 - a.1,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    b.c().perform_actions(drag).await.expect("drag");
+    let text = b
+        .wait_js(
+            &format!(
+                "const t = document.querySelector('[data-draw={which}]').textContent; return t.includes('mm') ? t : null"
+            ),
+            Duration::from_secs(10),
+            "the drawn axis length",
+        )
+        .await;
+    let text = text.as_str().unwrap_or_default();
+    let mm: f64 = text
+        .rsplit('(')
+        .next()
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no length in {text:?}"));
+    assert!(mm > 3.0, "{which} axis {mm} mm");
+    mm
+}
+
 /// The text of a PDF with poppler's pdftotext.
 fn pdf_text(path: &Path) -> Option<String> {
     if !have_tool("pdftotext") {
@@ -347,7 +397,8 @@ for (let i = 0; i < g.length; i += 4) if (g[i] + g[i + 1] + g[i + 2] > 30) lit++
 return lit / (g.length / 4);
 "#;
 
-/// The whole reading of LIDC-IDRI-0001 in the browser, then OHIF on the same archive.
+/// The whole reading of LIDC-IDRI-0001 in the browser, then OHIF on the same archive
+/// (lists the study, paints the CT, opens the SEG).
 #[test]
 fn radiologist_reads_lidc_in_the_browser_and_ohif_shows_it() {
     let Some(data) = shared_data() else { return };
@@ -525,6 +576,41 @@ return document.querySelector('.viewer').dataset.hu;"#)
         "the finding to show as accepted",
     )
     .await;
+
+    // Add a nodule the AI missed: long and short axis drawn with the line tool on this slice.
+    b.click(".findings-panel button.add").await;
+    let long = draw_line(&b, "long", (-60.0, 40.0), (60.0, 40.0)).await;
+    let short = draw_line(&b, "short", (0.0, 10.0), (0.0, 70.0)).await;
+    b.click(".findings-panel .new-finding button.save").await;
+    let added = {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = server.get_json(&format!("/api/studies/{LIDC_STUDY}/review"));
+            if let Some(f) = r["findings"]
+                .as_array()
+                .and_then(|a| a.iter().find(|f| f["origin"] == "doctor"))
+            {
+                break f.clone();
+            }
+            assert!(Instant::now() < deadline, "added finding not stored: {r}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    assert_eq!(added["status"], "added", "{added}");
+    assert!(added["ai"].is_null(), "{added}");
+    let got_long = added["current"]["long_axis_mm"].as_f64().unwrap_or(0.0);
+    let got_short = added["current"]["short_axis_mm"].as_f64().unwrap_or(0.0);
+    assert!(
+        (got_long - long).abs() < 0.2 && (got_short - short).abs() < 0.2,
+        "drawn {long:.1}/{short:.1} mm, stored {got_long}/{got_short}: {added}"
+    );
+    b.wait_js(
+        "return document.querySelectorAll('.findings-panel li[data-status=added]').length === 1",
+        Duration::from_secs(10),
+        "the added finding in the list",
+    )
+    .await;
+    b.screenshot("viewer-added-finding-en.png").await;
 
     // The report: an AI draft from the accepted finding; edit, save, sign.
     b.click("[data-tab=report]").await;
@@ -851,6 +937,40 @@ return null;"#,
     )
     .await;
     b.screenshot("ohif-viewer.png").await;
+    // Open the SEG (double click in the study browser, confirm if asked): OHIF reads Lumen's
+    // segmentation and lists its segments.
+    b.js(
+        "const el = [...document.querySelectorAll('div')].reverse().find((d) => d.textContent.trim().startsWith('SEG') && d.textContent.includes('Lumen AI segmentation')); if (el) el.dispatchEvent(new MouseEvent('dblclick', { bubbles: true })); return !!el",
+    )
+    .await;
+    // The segments are painted in colour over the grey CT: count strongly coloured pixels.
+    let colour = b
+        .wait_js(
+            r#"
+const yes = [...document.querySelectorAll('button')].find((x) => x.textContent.trim() === 'Yes');
+if (yes) yes.click();
+const cs = [...document.querySelectorAll('canvas')].filter((c) => c.width > 100 && c.height > 100);
+for (const c of cs) {
+  const t = document.createElement('canvas');
+  t.width = c.width; t.height = c.height;
+  const x = t.getContext('2d');
+  try { x.drawImage(c, 0, 0); } catch (e) { continue; }
+  const g = x.getImageData(0, 0, t.width, t.height).data;
+  let col = 0;
+  for (let i = 0; i < g.length; i += 4) {
+    const hi = Math.max(g[i], g[i + 1], g[i + 2]), lo = Math.min(g[i], g[i + 1], g[i + 2]);
+    if (hi - lo > 60) col++;
+  }
+  if (col > 500) return col;
+}
+return null;"#,
+            Duration::from_secs(120),
+            "OHIF painting Lumen's SEG over the CT",
+        )
+        .await;
+    eprintln!("OHIF SEG overlay: {colour} coloured pixels");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    b.screenshot("ohif-seg.png").await;
     b.close().await;
 }
 
