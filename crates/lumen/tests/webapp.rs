@@ -567,6 +567,32 @@ return document.querySelector('.viewer').dataset.hu;"#)
     );
     b.screenshot("viewer-nodule-en.png").await;
 
+    // Correct its type: the doctor's version is stored beside the AI's original, shown both.
+    b.click(&format!("li[data-finding-id=\"{fid}\"] button.correct"))
+        .await;
+    b.c()
+        .find(Locator::Css(".editor select[name=type]"))
+        .await
+        .expect("type select")
+        .select_by_value("part-solid")
+        .await
+        .expect("choose part-solid");
+    b.click(".editor button.save").await;
+    b.wait_js(
+        &format!("const li = document.querySelector('li[data-finding-id=\"{fid}\"]'); return li && li.dataset.status === 'corrected' && li.querySelector('.f-ai') ? li.innerText : null"),
+        Duration::from_secs(20),
+        "the corrected finding with the AI's original beside it",
+    )
+    .await;
+    let corrected = server.get_json(&format!("/api/studies/{LIDC_STUDY}/review"));
+    let c = corrected["findings"]
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["id"] == fid))
+        .expect("corrected finding");
+    assert_eq!(c["status"], "corrected", "{c}");
+    assert_eq!(c["current"]["type"], "part-solid", "{c}");
+    assert_eq!(c["ai"], target["ai"], "the AI's original changed: {c}");
+
     // Accept it.
     b.click(&format!("li[data-finding-id=\"{fid}\"] button.accept"))
         .await;
