@@ -209,9 +209,9 @@ pub fn check_uid(name: &'static str, uid: &str) -> Result<(), AttrError> {
 
 /// Reads a string attribute, trimmed of DICOM padding; empty if absent.
 pub fn string_of(obj: &InMemDicomObject, tag: Tag) -> String {
-    obj.element_opt(tag)
-        .ok()
-        .flatten()
+    // `get`, not `element_opt`: dicom-object builds an error with a captured backtrace
+    // for every absent attribute there (seen as 3% of ingest CPU time).
+    obj.get(tag)
         .and_then(|e| e.to_str().ok())
         .map(|s| {
             s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
@@ -252,12 +252,8 @@ pub fn index_record(obj: &DefaultDicomObject) -> Result<IndexRecord, AttrError> 
     }
     let transfer_syntax_uid = meta.transfer_syntax().trim_end_matches('\0').to_string();
     let instance_number = string_of(ds, tags::INSTANCE_NUMBER).parse::<i64>().ok();
-    let number_of_frames = if ds.element_opt(tags::PIXEL_DATA).ok().flatten().is_some()
-        || ds
-            .element_opt(tags::FLOAT_PIXEL_DATA)
-            .ok()
-            .flatten()
-            .is_some()
+    let number_of_frames = if ds.get(tags::PIXEL_DATA).is_some()
+        || ds.get(tags::FLOAT_PIXEL_DATA).is_some()
     {
         string_of(ds, tags::NUMBER_OF_FRAMES)
             .parse::<u32>()

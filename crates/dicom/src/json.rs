@@ -40,7 +40,8 @@ fn element_json(elem: &dicom_object::mem::InMemElement) -> Value {
 pub fn select(ds: &InMemDicomObject, wanted: &[Tag]) -> Map<String, Value> {
     let mut out = Map::new();
     for &tag in wanted {
-        if let Ok(Some(elem)) = ds.element_opt(tag) {
+        // `get`, not `element_opt`, which captures a backtrace for each absent attribute.
+        if let Some(elem) = ds.get(tag) {
             out.insert(tag_key(tag), element_json(elem));
         }
     }
