@@ -558,6 +558,69 @@ return document.querySelector('.viewer').dataset.hu;"#)
     let tr = b.text(".vp-info.tr").await;
     assert!(tr.contains("40/400"), "{tr}");
     b.click("[data-preset=lung]").await;
+    // Keyboard: real key presses on the focused viewport.
+    let canvas = b
+        .c()
+        .find(Locator::Css(".vp-canvas"))
+        .await
+        .expect("canvas");
+    let before: i64 = b
+        .js("return Number(document.querySelector('.viewer').dataset.slice)")
+        .await
+        .as_i64()
+        .unwrap_or(-1);
+    canvas.send_keys("3").await.expect("key 3");
+    b.wait_js(
+        "return document.querySelector('.vp-info.tr').textContent.includes('400/1800')",
+        Duration::from_secs(5),
+        "the bone window from key 3",
+    )
+    .await;
+    canvas
+        .send_keys(&char::from(fantoccini::key::Key::Down).to_string())
+        .await
+        .expect("key down");
+    b.wait_js(
+        &format!(
+            "return Number(document.querySelector('.viewer').dataset.slice) === {}",
+            before + 1
+        ),
+        Duration::from_secs(5),
+        "the next slice from the Down key",
+    )
+    .await;
+    canvas
+        .send_keys(&char::from(fantoccini::key::Key::Up).to_string())
+        .await
+        .expect("key up");
+    canvas.send_keys("s").await.expect("key s");
+    assert_eq!(
+        b.js("return document.querySelector('[data-toggle=seg]').checked")
+            .await,
+        json!(false),
+        "S did not hide the SEG outline"
+    );
+    canvas.send_keys("s1?").await.expect("keys s 1 ?");
+    b.wait_js(
+        "return !document.getElementById('help').hidden && document.querySelector('[data-toggle=seg]').checked && document.querySelector('.vp-info.tr').textContent.includes('-600/1500')",
+        Duration::from_secs(5),
+        "the SEG outline back, the lung window and the shortcut help",
+    )
+    .await;
+    b.screenshot("help-en.png").await;
+    b.c()
+        .active_element()
+        .await
+        .expect("active element")
+        .send_keys(&char::from(fantoccini::key::Key::Escape).to_string())
+        .await
+        .expect("escape");
+    b.wait_js(
+        "return document.getElementById('help').hidden",
+        Duration::from_secs(5),
+        "the help to close on Escape",
+    )
+    .await;
     let reform = b
         .js(&CANVAS_INK.replace("arguments[0]", "'canvas.coronal'"))
         .await;

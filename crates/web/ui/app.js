@@ -59,7 +59,12 @@ function toggleHelp(show) {
   el.hidden = !on;
 }
 
+function hideToast() {
+  document.getElementById('toast').hidden = true;
+}
+
 function route() {
+  hideToast();
   if (page) page.destroy();
   page = null;
   const main = document.getElementById('main');
@@ -76,6 +81,7 @@ function route() {
 }
 
 function changeLang(l) {
+  hideToast();
   setLang(l);
   const u = new URL(location.href);
   u.searchParams.set('lang', lang());
@@ -96,7 +102,7 @@ function init() {
   });
   document.addEventListener('keydown', (e) => {
     if (e.defaultPrevented) return;
-    const typing = e.target.closest && e.target.closest('input[type=text], input[type=search], input[type=date], textarea');
+    const typing = e.target instanceof Element && e.target.closest('input[type=text], input[type=search], input[type=date], textarea');
     if (e.key === '?' && !typing) {
       toggleHelp();
       e.preventDefault();

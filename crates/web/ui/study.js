@@ -182,7 +182,8 @@ export function showStudy(main, study) {
       report.refresh();
     },
     key: (e) => {
-      if (e.target.closest('input[type=text], input[type=search], textarea, select')) return false;
+      const el = e.target instanceof Element ? e.target : null;
+      if (el && el.closest('input[type=text], input[type=search], textarea, select')) return false;
       if (review.key(e)) return true;
       if (viewer && viewer.key(e)) return true;
       if (e.key === 'f' || e.key === 'F') { showTab('findings'); return true; }

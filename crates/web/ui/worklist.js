@@ -179,7 +179,7 @@ export function showWorklist(main, params) {
   main.querySelector('.next').addEventListener('click', () => { state.offset += PAGE; update(); });
 
   const onKey = (e) => {
-    if (e.target.closest('input, select, textarea')) {
+    if (e.target instanceof Element && e.target.closest('input, select, textarea')) {
       if (e.key === 'Escape') e.target.blur();
       return;
     }
