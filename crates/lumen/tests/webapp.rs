@@ -51,6 +51,11 @@ impl Browser {
     /// Starts chromedriver and a fresh headless Chromium (its own profile, no network
     /// services, downloads into a temporary folder). `webgl`: software WebGL for OHIF.
     async fn start(webgl: bool) -> Browser {
+        Browser::start_in(webgl, "en-US").await
+    }
+
+    /// As `start`, with the browser's language set to `lang` (`en-US`, `zh-CN`).
+    async fn start_in(webgl: bool, lang: &str) -> Browser {
         let port = free_port();
         let profile = tempfile::tempdir().expect("profile dir");
         let downloads = profile.path().join("downloads");
@@ -72,7 +77,7 @@ impl Browser {
             "--disable-sync".into(),
             "--disable-dev-shm-usage".into(),
             "--window-size=1600,1000".into(),
-            "--lang=en-US".into(),
+            format!("--lang={lang}"),
             format!(
                 "--user-data-dir={}",
                 profile.path().join("chrome").display()
@@ -92,7 +97,7 @@ impl Browser {
                 "prefs": {
                     "download.default_directory": downloads.to_string_lossy(),
                     "download.prompt_for_download": false,
-                    "intl.accept_languages": "en-US,en",
+                    "intl.accept_languages": lang,
                 },
             },
         });
@@ -432,6 +437,16 @@ fn radiologist_reads_lidc_in_the_browser_and_ohif_shows_it() {
             review["source_series_uid"].as_str().unwrap_or(""),
         )
         .await;
+        // Without `?lang=`, a Chinese browser gets the Chinese app.
+        let b = Browser::start_in(false, "zh-CN").await;
+        b.c().goto(&server.http()).await.expect("open /");
+        b.wait_js(
+            "const h = document.querySelector('h1'); return h && h.textContent === '工作列表' && document.documentElement.lang === 'zh-CN'",
+            Duration::from_secs(20),
+            "the Chinese worklist for a Chinese browser",
+        )
+        .await;
+        b.close().await;
     });
     // The AI's original is still stored beside the doctor's decision.
     let after = server.get_json(&format!("/api/studies/{LIDC_STUDY}/review"));
