@@ -142,10 +142,28 @@ export function showStudy(main, study) {
     viewer.setSlice(startSlice);
     relabelPage();
     volume.load(startSlice).catch((e) => { if (alive && e.name !== 'AbortError') toast(`${t('error.load')}: ${e.message}`); });
-    api.segOverlay(study).then((ov) => {
-      if (alive && viewer && ov && ov.source_series_uid === volume.series) viewer.setSegOverlay(ov);
-    }).catch(() => { /* no SEG yet: the outline toggle just shows nothing */ });
+    loadSeg();
+    // While the AI is still reading, look again every few seconds; show its findings and SEG
+    // as soon as it is done.
+    if (['queued', 'running'].includes(rv?.ai_status)) {
+      poll = setInterval(async () => {
+        if (!alive || document.hidden || review.editing) return;
+        try {
+          const now = await review.load();
+          if (!['queued', 'running'].includes(now.ai_status)) {
+            clearInterval(poll);
+            aiBadge();
+            loadSeg();
+          }
+        } catch (_) { /* try again at the next tick */ }
+      }, 5000);
+    }
   };
+
+  const loadSeg = () => api.segOverlay(study).then((ov) => {
+    if (alive && viewer && ov && ov.source_series_uid === volume.series) viewer.setSegOverlay(ov);
+  }).catch(() => { /* no SEG yet: the outline toggle just shows nothing */ });
+  let poll = 0;
 
   const aiBadge = () => {
     const rv = review.data;
@@ -172,6 +190,7 @@ export function showStudy(main, study) {
   return {
     destroy: () => {
       alive = false;
+      clearInterval(poll);
       if (volume) volume.close();
       if (viewer) viewer.destroy();
       review.destroy();
