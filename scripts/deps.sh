@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Lumen needs on a Debian machine, idempotently.
-#   scripts/deps.sh build   - C toolchain pieces the codecs build with (cmake)
+#   scripts/deps.sh build   - C toolchain pieces the codecs build with (cmake; nasm for
+#                             libjpeg-turbo's SIMD code, which encodes rendered frames)
 #   scripts/deps.sh test    - plus DCMTK, dicom3tools, Orthanc and a Python venv (.venv) with the
 #                             DICOM clients the tests drive: pydicom, pynetdicom, dicomweb-client,
 #                             highdicom (reads back our SEG and SR); headless Chromium with
@@ -13,6 +14,7 @@ what=${1:-build}
 apt_pkgs=()
 command -v cmake >/dev/null || apt_pkgs+=(cmake)
 command -v cc >/dev/null || apt_pkgs+=(gcc g++)
+command -v nasm >/dev/null || apt_pkgs+=(nasm)
 # Report PDFs need a font that shows Chinese (lumen serve finds it at run time).
 [[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ]] || apt_pkgs+=(fonts-noto-cjk)
 if [[ $what == test ]]; then

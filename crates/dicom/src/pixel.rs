@@ -25,6 +25,7 @@ mod color;
 mod fragments;
 mod j2k;
 mod jpeg;
+pub(crate) use jpeg::encode as encode_jpeg;
 mod jpegls;
 mod native;
 mod rle;
@@ -65,6 +66,23 @@ impl Samples {
     }
 
     /// Whether there are no samples.
+    /// The smallest and largest sample (8- and 16-bit samples; `None` for others or none).
+    pub fn min_max(&self) -> Option<(i64, i64)> {
+        fn mm<T: Copy + Ord + Into<i64>>(v: &[T]) -> Option<(i64, i64)> {
+            let first = *v.first()?;
+            let (lo, hi) = v
+                .iter()
+                .fold((first, first), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            Some((lo.into(), hi.into()))
+        }
+        match self {
+            Samples::U8(v) => mm(v),
+            Samples::U16(v) => mm(v),
+            Samples::I16(v) => mm(v),
+            Samples::U32(_) | Samples::I32(_) => None,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -460,6 +460,12 @@ fn grey(frame: &Frame, params: &DisplayParams, window: Option<Window>) -> Vec<u8
     };
     match lut_range(s, frame.bits_stored) {
         Some((lo, n)) => {
+            // The table covers the values present, not every value Bits Stored allows
+            // (65536 window evaluations cost more than a 512x512 frame's one pass).
+            let (lo, n) = match s.min_max() {
+                Some((a, b)) => (a, (b - a + 1) as usize),
+                None => (lo, n),
+            };
             let lut: Vec<u8> = (0..n as i64).map(|i| map((lo + i) as f64)).collect();
             // Samples are masked to Bits Stored, so every index is in range; `get` keeps it total.
             let at = |v: i64| lut.get((v - lo) as usize).copied().unwrap_or(0);
@@ -567,18 +573,8 @@ pub fn encode(img: &Rendered, format: ImageFormat) -> Result<Vec<u8>, PixelError
     let mut out = Vec::with_capacity(img.data.len() / 4 + 1024);
     match format {
         ImageFormat::Jpeg { quality } => {
-            let (w, h) = (
-                u16::try_from(img.width).map_err(|e| enc_err(&e))?,
-                u16::try_from(img.height).map_err(|e| enc_err(&e))?,
-            );
-            let colour = if img.channels == 3 {
-                jpeg_encoder::ColorType::Rgb
-            } else {
-                jpeg_encoder::ColorType::Luma
-            };
-            jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100))
-                .encode(&img.data, w, h, colour)
-                .map_err(|e| enc_err(&e))?;
+            out =
+                crate::pixel::encode_jpeg(&img.data, img.width, img.height, img.channels, quality)?;
         }
         ImageFormat::Png => {
             let mut enc = png::Encoder::new(&mut out, img.width, img.height);
@@ -719,5 +715,50 @@ mod tests {
         let out = fit(&img, 2, 2).unwrap();
         assert_eq!((out.width, out.height), (2, 1));
         assert_eq!(out.data, vec![25, 45]);
+    }
+
+    /// JPEG output decodes (with an independent decoder) to the rendered image, grey and RGB,
+    /// and higher quality means smaller error; nonsense dimensions give an error.
+    #[test]
+    fn jpeg_round_trips_through_another_decoder() {
+        for channels in [1u8, 3] {
+            let (w, h) = (67u32, 45u32);
+            let data: Vec<u8> = (0..w * h * u32::from(channels))
+                .map(|i| ((i % w) * 3 + (i / w) % 7) as u8)
+                .collect();
+            let img = Rendered {
+                width: w,
+                height: h,
+                channels,
+                data: data.clone(),
+            };
+            let mut errors = vec![];
+            for quality in [50u8, 95] {
+                let bytes = encode(&img, ImageFormat::Jpeg { quality }).unwrap();
+                let mut dec = jpeg_decoder::Decoder::new(&bytes[..]);
+                let back = dec.decode().unwrap();
+                let info = dec.info().unwrap();
+                assert_eq!((u32::from(info.width), u32::from(info.height)), (w, h));
+                assert_eq!(back.len(), data.len());
+                let mae = back
+                    .iter()
+                    .zip(&data)
+                    .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs() as f64)
+                    .sum::<f64>()
+                    / data.len() as f64;
+                errors.push(mae);
+            }
+            assert!(errors[1] < errors[0], "{channels} channels: {errors:?}");
+            // 4:2:0 chroma costs the (deliberately busy) RGB pattern some more.
+            let limit = if channels == 1 { 2.0 } else { 4.0 };
+            assert!(errors[1] < limit, "{channels} channels: {errors:?}");
+        }
+        let bad = Rendered {
+            width: 10,
+            height: 10,
+            channels: 1,
+            data: vec![0; 7],
+        };
+        assert!(encode(&bad, ImageFormat::Jpeg { quality: 90 }).is_err());
     }
 }

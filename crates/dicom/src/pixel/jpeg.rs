@@ -3,8 +3,9 @@
 //! Why not dicom-pixeldata's `jpeg-decoder`: it rejects 12-bit DCT data (JPEG Extended,
 //! 1.2.840.10008.1.2.4.51), which NEMA's JPLY images and many older CT/MR archives use. libjpeg-turbo
 //! 3 decodes 8- and 12-bit DCT data and lossless data of 2 to 16 bits (`tj3Decompress8/12/16`), is
-//! fuzzed upstream and maintained; `turbojpeg-sys` compiles the copy it bundles with cmake (SIMD
-//! off, so no nasm is needed: the SIMD code only covers 8-bit paths anyway).
+//! fuzzed upstream and maintained; `turbojpeg-sys` compiles the copy it bundles with cmake, with
+//! its SIMD code where nasm is installed (`scripts/deps.sh` installs it; without it the build
+//! still works, slower). Rendered frames are encoded here too ([`encode`]).
 //!
 //! Warnings become errors (truncation, "Corrupt JPEG data: ...") except three header-level ones
 //! other toolkits also accept: NEMA's 12-bit JPLY images carry non-standard SOS parameters
@@ -191,4 +192,68 @@ pub(crate) fn decode(data: &[u8], info: &PixelInfo) -> Result<Decoded, PixelErro
         raw,
         rgb: hd.components == 3,
     })
+}
+
+/// Encodes 8-bit grey (`channels` 1) or packed RGB (`channels` 3) samples as baseline JPEG
+/// with `quality` 1-100 (4:2:0 chroma for RGB). libjpeg-turbo's SIMD forward DCT and Huffman
+/// coder make this several times faster than a pure-Rust encoder, and rendered frames are
+/// what a viewer asks for most.
+pub(crate) fn encode(
+    samples: &[u8],
+    width: u32,
+    height: u32,
+    channels: u8,
+    quality: u8,
+) -> Result<Vec<u8>, PixelError> {
+    let err = |m: String| PixelError::Encode(format!("JPEG: {m}"));
+    let (pf, subsamp) = match channels {
+        1 => (tj::TJPF_TJPF_GRAY, tj::TJSAMP_TJSAMP_GRAY),
+        3 => (tj::TJPF_TJPF_RGB, tj::TJSAMP_TJSAMP_420),
+        c => return Err(err(format!("{c} channels"))),
+    };
+    let expected = width as usize * height as usize * channels as usize;
+    if samples.len() != expected || width == 0 || height == 0 {
+        return Err(err(format!(
+            "{} samples for {width}x{height}x{channels}",
+            samples.len()
+        )));
+    }
+    let (w, h_) = (
+        i32::try_from(width).map_err(|e| err(e.to_string()))?,
+        i32::try_from(height).map_err(|e| err(e.to_string()))?,
+    );
+    // SAFETY: plain constructor; null is checked.
+    let raw = unsafe { tj::tj3Init(tj::TJINIT_TJINIT_COMPRESS as i32) };
+    if raw.is_null() {
+        return Err(err("cannot create encoder".into()));
+    }
+    let h = Handle(raw);
+    let map = |e: PixelError| match e {
+        PixelError::Decode(m) => PixelError::Encode(m),
+        other => other,
+    };
+    h.set(
+        tj::TJPARAM_TJPARAM_QUALITY,
+        i32::from(quality.clamp(1, 100)),
+    )
+    .map_err(map)?;
+    h.set(tj::TJPARAM_TJPARAM_SUBSAMP, subsamp).map_err(map)?;
+    // TurboJPEG allocates the output as it goes (a worst-case buffer of our own would be
+    // ~10x the JPEG, zeroed and page-faulted in on every call); copied out, then freed.
+    let mut ptr: *mut u8 = std::ptr::null_mut();
+    let mut size: tj::size_t = 0;
+    // SAFETY: `samples` holds width x height x channels bytes (checked above; pitch 0 =
+    // packed rows); a null `ptr` with size 0 asks TurboJPEG to allocate the output.
+    let rc = unsafe { tj::tj3Compress8(h.0, samples.as_ptr(), w, 0, h_, pf, &mut ptr, &mut size) };
+    let out = if rc == 0 && !ptr.is_null() {
+        // SAFETY: TurboJPEG wrote `size` bytes at `ptr`.
+        Ok(unsafe { std::slice::from_raw_parts(ptr, size as usize) }.to_vec())
+    } else {
+        Err(map(h.error()))
+    };
+    if !ptr.is_null() {
+        // SAFETY: allocated by TurboJPEG (tj3Alloc), freed once.
+        unsafe { tj::tj3Free(ptr.cast()) };
+    }
+    out
 }
