@@ -252,16 +252,15 @@ pub fn index_record(obj: &DefaultDicomObject) -> Result<IndexRecord, AttrError> 
     }
     let transfer_syntax_uid = meta.transfer_syntax().trim_end_matches('\0').to_string();
     let instance_number = string_of(ds, tags::INSTANCE_NUMBER).parse::<i64>().ok();
-    let number_of_frames = if ds.get(tags::PIXEL_DATA).is_some()
-        || ds.get(tags::FLOAT_PIXEL_DATA).is_some()
-    {
-        string_of(ds, tags::NUMBER_OF_FRAMES)
-            .parse::<u32>()
-            .unwrap_or(1)
-            .max(1)
-    } else {
-        0
-    };
+    let number_of_frames =
+        if ds.get(tags::PIXEL_DATA).is_some() || ds.get(tags::FLOAT_PIXEL_DATA).is_some() {
+            string_of(ds, tags::NUMBER_OF_FRAMES)
+                .parse::<u32>()
+                .unwrap_or(1)
+                .max(1)
+        } else {
+            0
+        };
     let mut study_json = json::select(ds, PATIENT_TAGS);
     study_json.extend(json::select(ds, STUDY_TAGS));
     Ok(IndexRecord {
