@@ -6,7 +6,8 @@ use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 
-use crate::{Code, ReportError, Result};
+use crate::source::{SeriesInfo, StudyContext};
+use crate::{Code, ReportError, Result, uid};
 
 /// Explicit VR Little Endian.
 pub(crate) const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
@@ -130,6 +131,63 @@ pub(crate) fn to_part10(obj: InMemDicomObject) -> Result<Vec<u8>> {
     file.write_all(&mut out)
         .map_err(|e| ReportError::Encode(e.to_string()))?;
     Ok(out)
+}
+
+/// The identity of a new object in a new series: its UIDs and creation date and time.
+pub(crate) struct NewObject {
+    pub(crate) sop_instance_uid: String,
+    pub(crate) series_instance_uid: String,
+    pub(crate) date: String,
+    pub(crate) time: String,
+}
+
+/// Starts an object of `sop_class` in a new series of `study`: SOP Common (UTF-8), Patient,
+/// General Study and General Series (modality, UID, number, date, time, description), with
+/// the UIDs and date the caller fixed in `series`, or new ones.
+pub(crate) fn new_object(
+    study: &StudyContext,
+    series: &SeriesInfo,
+    sop_class: &str,
+    modality: &str,
+) -> Result<(InMemDicomObject, NewObject)> {
+    let (date, time) = series.date_time.clone().unwrap_or_else(now_da_tm);
+    let id = NewObject {
+        sop_instance_uid: series.sop_instance_uid.clone().unwrap_or_else(uid::new_uid),
+        series_instance_uid: series
+            .series_instance_uid
+            .clone()
+            .unwrap_or_else(uid::new_uid),
+        date,
+        time,
+    };
+    let mut o = InMemDicomObject::new_empty();
+    o.str(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
+    o.str(tags::SOP_CLASS_UID, VR::UI, sop_class);
+    o.str(tags::SOP_INSTANCE_UID, VR::UI, id.sop_instance_uid.clone());
+    o.str(tags::INSTANCE_CREATION_DATE, VR::DA, id.date.clone());
+    o.str(tags::INSTANCE_CREATION_TIME, VR::TM, id.time.clone());
+    study.put_patient_study(&mut o)?;
+    o.str(tags::MODALITY, VR::CS, modality);
+    o.str(
+        tags::SERIES_INSTANCE_UID,
+        VR::UI,
+        id.series_instance_uid.clone(),
+    );
+    o.str(
+        tags::SERIES_NUMBER,
+        VR::IS,
+        series.series_number.to_string(),
+    );
+    o.str(tags::SERIES_DATE, VR::DA, id.date.clone());
+    o.str(tags::SERIES_TIME, VR::TM, id.time.clone());
+    if !series.series_description.is_empty() {
+        o.str(
+            tags::SERIES_DESCRIPTION,
+            VR::LO,
+            series.series_description.clone(),
+        );
+    }
+    Ok((o, id))
 }
 
 #[cfg(test)]

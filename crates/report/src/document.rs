@@ -7,8 +7,8 @@ use dicom_core::{PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
-use crate::dataset::{Put, code_item, now_da_tm, to_part10};
-use crate::{Code, Equipment, ReportError, Result, SeriesInfo, StudyContext, WrittenObject, uid};
+use crate::dataset::{NewObject, Put, code_item, new_object, to_part10};
+use crate::{Code, Equipment, ReportError, Result, SeriesInfo, StudyContext, WrittenObject};
 
 /// Encapsulated PDF Storage.
 pub const ENCAPSULATED_PDF_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.104.1";
@@ -74,40 +74,15 @@ pub fn encapsulated_pdf(
     if !pdf.starts_with(b"%PDF") {
         return Err(ReportError::InvalidAttribute("EncapsulatedDocument"));
     }
-    let sop_instance_uid = series.sop_instance_uid.clone().unwrap_or_else(uid::new_uid);
-    let series_instance_uid = series
-        .series_instance_uid
-        .clone()
-        .unwrap_or_else(uid::new_uid);
-    let (date, time) = series.date_time.clone().unwrap_or_else(now_da_tm);
-    let mut o = InMemDicomObject::new_empty();
-    o.str(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
-    o.str(tags::SOP_CLASS_UID, VR::UI, ENCAPSULATED_PDF_STORAGE);
-    o.str(tags::SOP_INSTANCE_UID, VR::UI, sop_instance_uid.clone());
-    o.str(tags::INSTANCE_CREATION_DATE, VR::DA, date.clone());
-    o.str(tags::INSTANCE_CREATION_TIME, VR::TM, time.clone());
-    study.put_patient_study(&mut o)?;
-    // Encapsulated Document Series.
-    o.str(tags::MODALITY, VR::CS, "DOC");
-    o.str(
-        tags::SERIES_INSTANCE_UID,
-        VR::UI,
-        series_instance_uid.clone(),
-    );
-    o.str(
-        tags::SERIES_NUMBER,
-        VR::IS,
-        series.series_number.to_string(),
-    );
-    o.str(tags::SERIES_DATE, VR::DA, date.clone());
-    o.str(tags::SERIES_TIME, VR::TM, time.clone());
-    if !series.series_description.is_empty() {
-        o.str(
-            tags::SERIES_DESCRIPTION,
-            VR::LO,
-            series.series_description.clone(),
-        );
-    }
+    let (
+        mut o,
+        NewObject {
+            sop_instance_uid,
+            series_instance_uid,
+            date,
+            time,
+        },
+    ) = new_object(study, series, ENCAPSULATED_PDF_STORAGE, "DOC")?;
     // General Equipment, SC Equipment.
     equipment.put(&mut o);
     o.str(tags::CONVERSION_TYPE, VR::CS, "WSD");
@@ -174,40 +149,15 @@ pub fn text_sr(
     series: &SeriesInfo,
     equipment: &Equipment,
 ) -> Result<WrittenObject> {
-    let sop_instance_uid = series.sop_instance_uid.clone().unwrap_or_else(uid::new_uid);
-    let series_instance_uid = series
-        .series_instance_uid
-        .clone()
-        .unwrap_or_else(uid::new_uid);
-    let (date, time) = series.date_time.clone().unwrap_or_else(now_da_tm);
-    let mut o = InMemDicomObject::new_empty();
-    o.str(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
-    o.str(tags::SOP_CLASS_UID, VR::UI, BASIC_TEXT_SR_STORAGE);
-    o.str(tags::SOP_INSTANCE_UID, VR::UI, sop_instance_uid.clone());
-    o.str(tags::INSTANCE_CREATION_DATE, VR::DA, date.clone());
-    o.str(tags::INSTANCE_CREATION_TIME, VR::TM, time.clone());
-    study.put_patient_study(&mut o)?;
-    // SR Document Series.
-    o.str(tags::MODALITY, VR::CS, "SR");
-    o.str(
-        tags::SERIES_INSTANCE_UID,
-        VR::UI,
-        series_instance_uid.clone(),
-    );
-    o.str(
-        tags::SERIES_NUMBER,
-        VR::IS,
-        series.series_number.to_string(),
-    );
-    o.str(tags::SERIES_DATE, VR::DA, date.clone());
-    o.str(tags::SERIES_TIME, VR::TM, time.clone());
-    if !series.series_description.is_empty() {
-        o.str(
-            tags::SERIES_DESCRIPTION,
-            VR::LO,
-            series.series_description.clone(),
-        );
-    }
+    let (
+        mut o,
+        NewObject {
+            sop_instance_uid,
+            series_instance_uid,
+            date,
+            time,
+        },
+    ) = new_object(study, series, BASIC_TEXT_SR_STORAGE, "SR")?;
     o.seq(tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE, vec![]);
     equipment.put(&mut o);
     // SR Document General.

@@ -5,7 +5,7 @@ use dicom_core::{PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
-use crate::dataset::{Put, code_item, ds, ds_multi, now_da_tm, to_part10};
+use crate::dataset::{NewObject, Put, code_item, ds, ds_multi, new_object, to_part10};
 use crate::source::{Equipment, SeriesInfo, SourceImage, StudyContext};
 use crate::{Code, ReportError, Result, WrittenObject, code, uid};
 
@@ -190,48 +190,22 @@ pub fn write_segmentation(
     let overlap = (0..expected).any(|i| segments.iter().filter(|s| s.mask[i] != 0).count() > 1);
 
     let series = &options.series;
-    let sop_instance_uid = series.sop_instance_uid.clone().unwrap_or_else(uid::new_uid);
-    let series_instance_uid = series
-        .series_instance_uid
-        .clone()
-        .unwrap_or_else(uid::new_uid);
     let dimension_uid = options
         .dimension_organization_uid
         .clone()
         .unwrap_or_else(uid::new_uid);
-    let (date, time) = series.date_time.clone().unwrap_or_else(now_da_tm);
     let first = &sources[0];
 
-    let mut o = InMemDicomObject::new_empty();
-    // SOP Common.
-    o.str(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
-    o.str(tags::SOP_CLASS_UID, VR::UI, SEGMENTATION_STORAGE);
-    o.str(tags::SOP_INSTANCE_UID, VR::UI, sop_instance_uid.clone());
-    o.str(tags::INSTANCE_CREATION_DATE, VR::DA, date.clone());
-    o.str(tags::INSTANCE_CREATION_TIME, VR::TM, time.clone());
-    // Patient, General Study.
-    study.put_patient_study(&mut o)?;
-    // General Series, Segmentation Series.
-    o.str(tags::MODALITY, VR::CS, "SEG");
-    o.str(
-        tags::SERIES_INSTANCE_UID,
-        VR::UI,
-        series_instance_uid.clone(),
-    );
-    o.str(
-        tags::SERIES_NUMBER,
-        VR::IS,
-        options.series.series_number.to_string(),
-    );
-    o.str(tags::SERIES_DATE, VR::DA, date.clone());
-    o.str(tags::SERIES_TIME, VR::TM, time.clone());
-    if !options.series.series_description.is_empty() {
-        o.str(
-            tags::SERIES_DESCRIPTION,
-            VR::LO,
-            options.series.series_description.clone(),
-        );
-    }
+    // SOP Common, Patient, General Study, General Series.
+    let (
+        mut o,
+        NewObject {
+            sop_instance_uid,
+            series_instance_uid,
+            date,
+            time,
+        },
+    ) = new_object(study, series, SEGMENTATION_STORAGE, "SEG")?;
     // Frame of Reference.
     o.str(
         tags::FRAME_OF_REFERENCE_UID,

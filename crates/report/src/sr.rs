@@ -7,7 +7,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
 use crate::code::{dcm, rfc5646, sct, umls};
-use crate::dataset::{Put, ds, now_da_tm, to_part10};
+use crate::dataset::{NewObject, Put, ds, new_object, to_part10};
 use crate::seg::{SEGMENTATION_STORAGE, sop_ref};
 use crate::source::{Equipment, SeriesInfo, SourceImage, StudyContext};
 use crate::{Code, ReportError, Result, WrittenObject, uid};
@@ -134,41 +134,15 @@ pub fn write_measurement_report(
         }
     }
     let series = &report.series;
-    let sop_instance_uid = series.sop_instance_uid.clone().unwrap_or_else(uid::new_uid);
-    let series_instance_uid = series
-        .series_instance_uid
-        .clone()
-        .unwrap_or_else(uid::new_uid);
-    let (date, time) = series.date_time.clone().unwrap_or_else(now_da_tm);
-
-    let mut o = InMemDicomObject::new_empty();
-    o.str(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
-    o.str(tags::SOP_CLASS_UID, VR::UI, COMPREHENSIVE_3D_SR_STORAGE);
-    o.str(tags::SOP_INSTANCE_UID, VR::UI, sop_instance_uid.clone());
-    o.str(tags::INSTANCE_CREATION_DATE, VR::DA, date.clone());
-    o.str(tags::INSTANCE_CREATION_TIME, VR::TM, time.clone());
-    study.put_patient_study(&mut o)?;
-    // SR Document Series.
-    o.str(tags::MODALITY, VR::CS, "SR");
-    o.str(
-        tags::SERIES_INSTANCE_UID,
-        VR::UI,
-        series_instance_uid.clone(),
-    );
-    o.str(
-        tags::SERIES_NUMBER,
-        VR::IS,
-        report.series.series_number.to_string(),
-    );
-    o.str(tags::SERIES_DATE, VR::DA, date.clone());
-    o.str(tags::SERIES_TIME, VR::TM, time.clone());
-    if !report.series.series_description.is_empty() {
-        o.str(
-            tags::SERIES_DESCRIPTION,
-            VR::LO,
-            report.series.series_description.clone(),
-        );
-    }
+    let (
+        mut o,
+        NewObject {
+            sop_instance_uid,
+            series_instance_uid,
+            date,
+            time,
+        },
+    ) = new_object(study, series, COMPREHENSIVE_3D_SR_STORAGE, "SR")?;
     o.seq(tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE, vec![]);
     // General Equipment.
     report.equipment.put(&mut o);
