@@ -86,9 +86,11 @@ pub struct Sections {
     pub recommendation: String,
 }
 
-/// The lobe's name in `lang` with its code ("right upper lobe (RUL)"), or the text as given.
+/// The lobe's name in `lang` with its code ("right upper lobe (RUL)"), the text as given,
+/// or "location not given" when there is none (a finding the doctor added without one).
 pub fn location_name(code: &str, lang: Lang) -> String {
     let (en, zh) = match code.trim().to_ascii_uppercase().as_str() {
+        "" => return lang.pick("location not given", "部位未注明").to_string(),
         "RUL" => ("right upper lobe", "右肺上叶"),
         "RML" => ("right middle lobe", "右肺中叶"),
         "RLL" => ("right lower lobe", "右肺下叶"),
@@ -255,6 +257,14 @@ mod tests {
             s.recommendation
                 .contains("Fleischner 2017: Solid nodule > 8 mm.")
         );
+    }
+
+    #[test]
+    fn a_finding_without_location_says_so() {
+        assert_eq!(location_name(" ", Lang::En), "location not given");
+        assert_eq!(location_name("", Lang::ZhCn), "部位未注明");
+        assert_eq!(location_name("lll", Lang::En), "left lower lobe (LLL)");
+        assert_eq!(location_name("lingula", Lang::En), "lingula");
     }
 
     #[test]
