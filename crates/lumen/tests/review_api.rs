@@ -198,6 +198,35 @@ fn review_report_and_sign_lidc_over_http() {
     );
     assert_eq!(status, 400, "a zero-length axis is refused");
 
+    // Part-solid: Lung-RADS grades the solid component (6 to < 8 mm: 4A); it cannot exceed
+    // the nodule, and it goes away with the type.
+    let f = ok(
+        &server,
+        "PUT",
+        &format!("{base}/findings/{id}"),
+        Some(json!({ "type": "part-solid", "solid_component_mm": 7.0 })),
+    );
+    assert_eq!(f["current"]["solid_component_mm"], 7.0);
+    assert_eq!(f["current"]["lung_rads"], "4A", "part-solid, solid 7 mm");
+    let (status, _) = send(
+        &server,
+        "PUT",
+        &format!("{base}/findings/{id}"),
+        Some(json!({ "solid_component_mm": 30.0 })),
+    );
+    assert_eq!(
+        status, 400,
+        "a solid component larger than the nodule is refused"
+    );
+    let f = ok(
+        &server,
+        "PUT",
+        &format!("{base}/findings/{id}"),
+        Some(json!({ "type": "solid" })),
+    );
+    assert_eq!(f["current"]["lung_rads"], "4B");
+    assert!(f["current"].get("solid_component_mm").is_none());
+
     // Add a nodule the AI missed, on the same slice.
     let z = c[2];
     let added = ok(

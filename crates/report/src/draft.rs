@@ -58,6 +58,8 @@ pub struct DraftFinding {
     pub mean_diameter_mm: f64,
     /// Volume, mm³, when measured.
     pub volume_mm3: Option<f64>,
+    /// Mean diameter of the solid component of a part-solid nodule, mm, when measured.
+    pub solid_component_mm: Option<f64>,
     /// Lung-RADS v2022 category ("2", "4A"...).
     pub lung_rads: String,
 }
@@ -148,8 +150,12 @@ pub fn draft(input: &DraftInput, lang: Lang) -> Sections {
                     .volume_mm3
                     .map(|v| format!(", volume {v:.0} mm³"))
                     .unwrap_or_default();
+                let solid = f
+                    .solid_component_mm
+                    .map(|v| format!(", solid component {} mm", mm(v)))
+                    .unwrap_or_default();
                 format!(
-                    "Nodule {n}: {loc}, {kind}, {} x {} mm (mean diameter {} mm){vol}, Lung-RADS {}.",
+                    "Nodule {n}: {loc}, {kind}, {} x {} mm (mean diameter {} mm){solid}{vol}, Lung-RADS {}.",
                     mm(f.long_axis_mm),
                     mm(f.short_axis_mm),
                     mm(f.mean_diameter_mm),
@@ -161,8 +167,12 @@ pub fn draft(input: &DraftInput, lang: Lang) -> Sections {
                     .volume_mm3
                     .map(|v| format!("，体积 {v:.0} mm³"))
                     .unwrap_or_default();
+                let solid = f
+                    .solid_component_mm
+                    .map(|v| format!("，实性成分 {} mm", mm(v)))
+                    .unwrap_or_default();
                 format!(
-                    "结节 {n}：{loc}，{kind}，{} × {} mm（平均径 {} mm）{vol}，Lung-RADS {}。",
+                    "结节 {n}：{loc}，{kind}，{} × {} mm（平均径 {} mm）{solid}{vol}，Lung-RADS {}。",
                     mm(f.long_axis_mm),
                     mm(f.short_axis_mm),
                     mm(f.mean_diameter_mm),
@@ -233,6 +243,7 @@ mod tests {
                 short_axis_mm: 9.1,
                 mean_diameter_mm: 10.7,
                 volume_mm3: Some(812.4),
+                solid_component_mm: None,
                 lung_rads: "4A".into(),
             }],
             exam_category: "4A".into(),
@@ -256,6 +267,21 @@ mod tests {
         assert!(
             s.recommendation
                 .contains("Fleischner 2017: Solid nodule > 8 mm.")
+        );
+    }
+
+    #[test]
+    fn a_part_solid_nodule_names_its_solid_component() {
+        let mut i = input();
+        i.findings[0].kind = "part-solid".into();
+        i.findings[0].solid_component_mm = Some(6.5);
+        assert!(draft(&i, Lang::En).findings.contains(
+            "part-solid, 12.3 x 9.1 mm (mean diameter 10.7 mm), solid component 6.5 mm,"
+        ));
+        assert!(
+            draft(&i, Lang::ZhCn)
+                .findings
+                .contains("部分实性，12.3 × 9.1 mm（平均径 10.7 mm），实性成分 6.5 mm，")
         );
     }
 

@@ -58,6 +58,7 @@ fn input(lang: Lang) -> DraftInput {
             short_axis_mm: 19.2,
             mean_diameter_mm: 21.9,
             volume_mm3: Some(5321.0),
+            solid_component_mm: None,
             lung_rads: "4B".into(),
         }],
         exam_category: "4B".into(),

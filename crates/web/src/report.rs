@@ -60,6 +60,7 @@ fn generated(r: &StudyReview, lang: Lang) -> Sections {
                 short_axis_mm: c["short_axis_mm"].as_f64().unwrap_or(0.0),
                 mean_diameter_mm: c["mean_diameter_mm"].as_f64().unwrap_or(0.0),
                 volume_mm3: c["volume_mm3"].as_f64(),
+                solid_component_mm: c["solid_component_mm"].as_f64(),
                 lung_rads: category(c)
                     .map(|c| c.as_str().to_string())
                     .unwrap_or_default(),

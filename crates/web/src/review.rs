@@ -236,11 +236,27 @@ pub(crate) fn category(v: &Value) -> Option<LungRads> {
 }
 
 pub(crate) fn nodule_size(current: &Value) -> Option<NoduleSize> {
+    let kind = serde_json::from_value::<NoduleType>(current["type"].clone()).ok()?;
     Some(NoduleSize {
-        kind: serde_json::from_value::<NoduleType>(current["type"].clone()).ok()?,
+        kind,
         mean_diameter_mm: current["mean_diameter_mm"].as_f64()?,
-        solid_mean_diameter_mm: None,
+        solid_mean_diameter_mm: (kind == NoduleType::PartSolid)
+            .then(|| current["solid_component_mm"].as_f64())
+            .flatten(),
     })
+}
+
+/// Sets the solid component given by the doctor (checked when the category is recomputed).
+fn set_solid(m: &mut Value, mm: Option<f64>) -> Result<(), ApiError> {
+    if let Some(v) = mm {
+        if !v.is_finite() {
+            return Err(ApiError::BadRequest(
+                "solid_component_mm must be a number of mm".into(),
+            ));
+        }
+        m["solid_component_mm"] = json!(round1(v));
+    }
+    Ok(())
 }
 
 /// The highest category of the reported findings ("1" when there is none).
@@ -370,6 +386,8 @@ pub struct Correction {
     short_axis_line: Option<Line>,
     location: Option<String>,
     note: Option<String>,
+    /// Mean diameter of the solid component of a part-solid nodule, in mm.
+    solid_component_mm: Option<f64>,
 }
 
 /// A doctor's new finding.
@@ -383,6 +401,8 @@ pub struct NewFinding {
     short_axis_line: Line,
     location: Option<String>,
     note: Option<String>,
+    /// Mean diameter of the solid component of a part-solid nodule, in mm.
+    solid_component_mm: Option<f64>,
 }
 
 fn length(l: &Line, what: &str) -> Result<f64, ApiError> {
@@ -427,10 +447,26 @@ fn recompute(m: &mut Value) -> Result<(), ApiError> {
     let short = m["short_axis_mm"].as_f64().unwrap_or(0.0);
     let mean = round1((long + short) / 2.0);
     m["mean_diameter_mm"] = json!(mean);
+    // Lung-RADS grades a part-solid nodule by its solid component; other types have none.
+    let solid = if kind == NoduleType::PartSolid {
+        m["solid_component_mm"].as_f64()
+    } else {
+        if let Some(o) = m.as_object_mut() {
+            o.remove("solid_component_mm");
+        }
+        None
+    };
+    if let Some(sc) = solid
+        && !(sc > 0.0 && sc <= mean)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the solid component ({sc:.1} mm) must be above 0 and at most the nodule's mean diameter ({mean:.1} mm)"
+        )));
+    }
     let cat = lungrads::lung_rads(&NoduleSize {
         kind,
         mean_diameter_mm: mean,
-        solid_mean_diameter_mm: None,
+        solid_mean_diameter_mm: solid,
     });
     m["lung_rads"] = json!(cat.as_str());
     Ok(())
@@ -485,6 +521,7 @@ pub async fn correct(
         }
         (None, None) => {}
     }
+    set_solid(&mut m, body.solid_component_mm)?;
     recompute(&mut m)?;
     let status = if id.starts_with("dr-") {
         "added"
@@ -616,6 +653,7 @@ pub async fn add(
         "sop_instance_uid": body.sop_instance_uid,
     });
     apply_lines(&mut m, &body.long_axis_line, &body.short_axis_line)?;
+    set_solid(&mut m, body.solid_component_mm)?;
     recompute(&mut m)?;
     Ok(Json(
         act(&s, &study, None, "added", m, body.note.as_deref(), &actor).await?,
@@ -809,6 +847,22 @@ mod tests {
         recompute(&mut m).unwrap();
         assert_eq!(m["lung_rads"], "2");
         assert!(apply_lines(&mut m, &[[0.0; 3], [0.0; 3]], &[[0.0; 3], [1.0, 0.0, 0.0]]).is_err());
+        // Part-solid: graded by the solid component (Lung-RADS v2022: solid >= 8 mm is 4B,
+        // 6 to < 8 mm 4A); the component cannot exceed the nodule, and goes with the type.
+        m["type"] = json!("part-solid");
+        set_solid(&mut m, Some(8.4)).unwrap();
+        recompute(&mut m).unwrap();
+        assert_eq!(m["lung_rads"], "4B");
+        set_solid(&mut m, Some(6.5)).unwrap();
+        recompute(&mut m).unwrap();
+        assert_eq!(m["lung_rads"], "4A");
+        set_solid(&mut m, Some(11.0)).unwrap();
+        assert!(recompute(&mut m).is_err());
+        set_solid(&mut m, Some(6.5)).unwrap();
+        m["type"] = json!("solid");
+        recompute(&mut m).unwrap();
+        assert!(m.get("solid_component_mm").is_none());
+        assert!(set_solid(&mut m, Some(f64::NAN)).is_err());
         m["type"] = json!("blob");
         assert!(recompute(&mut m).is_err());
     }

@@ -97,6 +97,7 @@ export class ReviewPanel {
     const m = f ? f.current || f.ai : null;
     this.editing = {
       id, type: m ? m.type : 'solid', location: m ? m.location || '' : '', long: null, short: null,
+      solid: m && m.solid_component_mm != null ? String(m.solid_component_mm) : '',
     };
     if (f) this.select(f.id, true);
     this.render();
@@ -136,6 +137,15 @@ export class ReviewPanel {
     if (ed.location) body.location = ed.location;
     if (ed.long) body.long_axis_line = ed.long.world;
     if (ed.short) body.short_axis_line = ed.short.world;
+    // Lung-RADS grades a part-solid nodule by its solid component.
+    if (ed.type === 'part-solid' && ed.solid !== '') {
+      const mm = Number(ed.solid);
+      if (!(mm > 0)) {
+        toast(t('review.solidInvalid'));
+        return;
+      }
+      body.solid_component_mm = mm;
+    }
     await this.act(async () => {
       let f;
       if (ed.id) f = await api.correct(this.study, ed.id, body);
@@ -169,6 +179,7 @@ export class ReviewPanel {
       `${t(`type.${m.type}`)}`,
       m.location ? t(`lobe.${m.location}`, {}, m.location) : '',
       `${fmt(m.long_axis_mm)} × ${fmt(m.short_axis_mm)} mm (${t('review.mean')} ${fmt(m.mean_diameter_mm)} mm)`,
+      m.solid_component_mm != null ? `${t('review.solid')} ${fmt(m.solid_component_mm)} mm` : '',
       m.volume_mm3 != null ? `${fmt(m.volume_mm3, 0)} mm³` : '',
       m.mean_hu != null ? `${fmt(m.mean_hu, 0)} HU` : '',
     ];
@@ -298,7 +309,7 @@ export class ReviewPanel {
     const typeSel = document.createElement('select');
     typeSel.name = 'type';
     for (const ty of TYPES) typeSel.add(new Option(t(`type.${ty}`), ty, false, ty === ed.type));
-    typeSel.addEventListener('change', () => { ed.type = typeSel.value; });
+    typeSel.addEventListener('change', () => { ed.type = typeSel.value; this.render(); });
     const locSel = document.createElement('select');
     locSel.name = 'location';
     locSel.add(new Option('—', ''));
@@ -313,6 +324,17 @@ export class ReviewPanel {
       box.append(l);
     };
     row('review.type', typeSel);
+    if (ed.type === 'part-solid') {
+      const solid = document.createElement('input');
+      solid.name = 'solid_component_mm';
+      solid.type = 'number';
+      solid.min = '0.1';
+      solid.step = '0.1';
+      solid.value = ed.solid;
+      solid.placeholder = 'mm';
+      solid.addEventListener('input', () => { ed.solid = solid.value; });
+      row('review.solid', solid);
+    }
     row('review.location', locSel);
     for (const which of ['long', 'short']) {
       const b = document.createElement('button');
