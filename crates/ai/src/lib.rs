@@ -25,7 +25,8 @@
 pub mod benchmark;
 pub mod candidates;
 pub mod eval;
-pub mod lungrads;
+/// Lung-RADS v2022 and Fleischner 2017: the clinical model's rules (`lumen_model::lungrads`).
+pub use lumen_model::lungrads;
 pub mod lungs;
 pub mod ndimage;
 pub mod nodule;

@@ -10,31 +10,8 @@ use rayon::prelude::*;
 
 use crate::volume::{Geometry, Volume};
 
-/// The kind of a nodule (also used for findings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NoduleType {
-    /// Solid soft-tissue density.
-    Solid,
-    /// Ground-glass halo with a solid core.
-    PartSolid,
-    /// Ground-glass (non-solid) density.
-    GroundGlass,
-    /// Calcified (benign pattern).
-    Calcified,
-}
-
-impl NoduleType {
-    /// Short lower-case name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            NoduleType::Solid => "solid",
-            NoduleType::PartSolid => "part-solid",
-            NoduleType::GroundGlass => "ground-glass",
-            NoduleType::Calcified => "calcified",
-        }
-    }
-}
+/// The kind of a nodule: the clinical model's type, re-exported where the phantom uses it.
+pub use lumen_model::NoduleType;
 
 /// Where a phantom nodule sits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -306,47 +306,15 @@ pub fn analyze(vol: &Volume, cfg: &Config) -> Result<Analysis, AnalysisError> {
     Pipeline::classical(cfg).run(vol, &mut |_, _, _| {})
 }
 
-/// Time spent in one stage.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct StageTiming {
-    /// Stage name.
-    pub stage: String,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-}
+/// The result records of the clinical model, which the engine fills in.
+pub use lumen_model::ai::{LungSummary, SolidComponent, StageTiming};
 
-/// Lung volumes.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LungSummary {
-    /// Left lung, mL.
-    pub left_volume_ml: f64,
-    /// Right lung, mL.
-    pub right_volume_ml: f64,
-    /// Removed trachea and main bronchi, mL.
-    pub airway_volume_ml: f64,
-}
-
-/// Size of a solid component.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SolidComponent {
-    /// Long axis, mm.
-    pub long_axis_mm: f64,
-    /// Short axis, mm.
-    pub short_axis_mm: f64,
-    /// Mean diameter, mm.
-    pub mean_diameter_mm: f64,
-    /// Volume, mm³.
-    pub volume_mm3: f64,
-}
-
-impl From<AxialSize> for SolidComponent {
-    fn from(s: AxialSize) -> Self {
-        Self {
-            long_axis_mm: s.long_axis_mm,
-            short_axis_mm: s.short_axis_mm,
-            mean_diameter_mm: s.mean_diameter_mm,
-            volume_mm3: s.volume_mm3,
-        }
+fn solid_component(s: AxialSize) -> SolidComponent {
+    SolidComponent {
+        long_axis_mm: s.long_axis_mm,
+        short_axis_mm: s.short_axis_mm,
+        mean_diameter_mm: s.mean_diameter_mm,
+        volume_mm3: s.volume_mm3,
     }
 }
 
@@ -425,7 +393,7 @@ impl Nodule {
             mean_hu: f.mean_hu,
             max_hu: f.max_hu,
             kind: f.kind,
-            solid_component: f.solid.map(SolidComponent::from),
+            solid_component: f.solid.map(solid_component),
             side: f.side,
             lobe: f.lobe,
             juxtapleural: f.juxtapleural,
@@ -482,12 +450,54 @@ impl Analysis {
     pub fn reported(&self) -> impl Iterator<Item = &Nodule> {
         self.nodules.iter().filter(|n| n.score >= self.report_score)
     }
+
+    /// The analysis as the clinical model records it (what the index stores and the review
+    /// reads); the same JSON as this type's own serde form, without the masks.
+    pub fn to_model(&self) -> lumen_model::AiAnalysis {
+        lumen_model::AiAnalysis {
+            series_uid: self.series_uid.clone(),
+            study_uid: self.study_uid.clone(),
+            nodules: self.nodules.iter().map(Nodule::to_model).collect(),
+            lungs: self.lungs.clone(),
+            lung_rads: self.lung_rads,
+            lung_rads_management: self.lung_rads_management.clone(),
+            fleischner: self.fleischner.clone(),
+            report_score: self.report_score,
+            candidates: self.candidates,
+            shape: self.shape,
+            spacing_mm: self.spacing_mm,
+            timings: self.timings.clone(),
+            warnings: self.warnings.clone(),
+        }
+    }
 }
 
-impl NoduleType {
-    /// True for subsolid types.
-    pub fn is_subsolid(&self) -> bool {
-        matches!(self, NoduleType::PartSolid | NoduleType::GroundGlass)
+impl Nodule {
+    /// The nodule as the clinical model records it.
+    pub fn to_model(&self) -> lumen_model::AiNodule {
+        lumen_model::AiNodule {
+            id: self.id as u64,
+            center_world_mm: self.center_world_mm,
+            center_voxel: self.center_voxel,
+            slice_index: self.slice_index,
+            sop_instance_uid: self.sop_instance_uid.clone(),
+            mean_diameter_mm: self.mean_diameter_mm,
+            long_axis_mm: self.long_axis_mm,
+            short_axis_mm: self.short_axis_mm,
+            volume_mm3: self.volume_mm3,
+            long_axis_line: self.long_axis_line,
+            short_axis_line: self.short_axis_line,
+            mean_hu: self.mean_hu,
+            max_hu: self.max_hu,
+            kind: self.kind,
+            solid_component: self.solid_component.clone(),
+            side: self.side.to_string(),
+            lobe: self.lobe.to_string(),
+            juxtapleural: self.juxtapleural,
+            lung_rads: self.lung_rads,
+            score: self.score,
+            features: serde_json::to_value(&self.features).unwrap_or(serde_json::Value::Null),
+        }
     }
 }
 
@@ -524,6 +534,11 @@ mod tests {
         let p = generate(&cfg);
         let mut pipe = Pipeline::classical(&Config::default());
         let classical = pipe.run(&p.volume, &mut |_, _, _| {}).unwrap();
+        // The clinical model's record is the analysis' own JSON, and reads back.
+        let record = serde_json::to_value(classical.to_model()).unwrap();
+        assert_eq!(record, serde_json::to_value(&classical).unwrap());
+        let back: lumen_model::AiAnalysis = serde_json::from_value(record).unwrap();
+        assert_eq!(back, classical.to_model());
         pipe.fp_reduction = Box::new(Constant(0.42));
         let mut seen = Vec::new();
         let a = pipe

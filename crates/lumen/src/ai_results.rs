@@ -84,17 +84,7 @@ pub struct Results {
     pub json: Value,
 }
 
-/// A UID that is a function of `key` and `what`: `2.25.` and 128 bits of SHA-256, in decimal.
-fn derived_uid(key: &[u8], what: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(key);
-    h.update([0u8]);
-    h.update(what.as_bytes());
-    let d = h.finalize();
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    format!("2.25.{}", u128::from_be_bytes(b))
-}
+use lumen_report::uid::derived_uid;
 
 /// The identity of the analysed input: series UID and the sorted set of SOP Instance UIDs.
 fn input_key(series_uid: &str, sops: &[String]) -> Vec<u8> {

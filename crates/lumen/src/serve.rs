@@ -177,10 +177,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         public_url: config.public_url.clone(),
         listen_port: Some(http.local_addr()?.port()),
         local_user: lumen_web::actor::Actor::local(&config.web.local_user, &config.web.institution),
-        institution: config.web.institution.clone(),
-        report_font: report_font(&config.web)?,
     };
+    let use_cases = lumen_app::App::new(
+        store.clone(),
+        lumen_app::Settings {
+            institution: config.web.institution.clone(),
+            report_font: report_font(&config.web)?,
+        },
+    );
     let mut app = lumen_web::router(lumen_web::AppState {
+        app: use_cases,
         store: store.clone(),
         config: Arc::new(web_config),
     });

@@ -17,6 +17,7 @@ pub mod pdf;
 pub mod seg;
 pub mod source;
 pub mod sr;
+pub mod time;
 pub mod uid;
 
 pub use code::Code;

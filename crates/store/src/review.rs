@@ -95,8 +95,6 @@ pub struct FindingAction<'a> {
     pub note: Option<&'a str>,
     /// Who acts (display name).
     pub actor: &'a str,
-    /// The study's highest Lung-RADS category after this action (for the worklist).
-    pub study_lung_rads: Option<&'a str>,
 }
 
 /// The report status the worklist shows.
@@ -408,6 +406,22 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // The study's category for the worklist, from the reviewed findings as this
+        // transaction leaves them: the highest of those accepted, corrected or added.
+        let reported: Vec<String> = sqlx::query_scalar(
+            "SELECT current FROM finding_reviews
+             WHERE study_uid = ? AND status IN ('accepted', 'corrected', 'added')",
+        )
+        .bind(study_uid)
+        .fetch_all(&mut *tx)
+        .await?;
+        // A version without a category (none is written so) does not count.
+        let cats: Vec<lumen_model::LungRads> = reported
+            .iter()
+            .filter_map(|c| serde_json::from_str::<Value>(c).ok())
+            .filter_map(|v| serde_json::from_value(v["lung_rads"].clone()).ok())
+            .collect();
+        let study_lung_rads = lumen_model::lungrads::exam_category(&cats);
         sqlx::query(
             "INSERT INTO reports (study_uid, status, lang, lung_rads, updated_at)
              VALUES (?, 'draft', 'en', ?, ?)
@@ -415,7 +429,7 @@ impl Store {
                updated_at = excluded.updated_at",
         )
         .bind(study_uid)
-        .bind(action.study_lung_rads)
+        .bind(study_lung_rads.as_str())
         .bind(now)
         .execute(&mut *tx)
         .await?;

@@ -33,7 +33,6 @@ fn act<'a>(
         current,
         note: None,
         actor: "Dr Test",
-        study_lung_rads: Some("4A"),
     }
 }
 

@@ -70,6 +70,19 @@ impl From<lumen_store::ReviewError> for ApiError {
     }
 }
 
+impl From<lumen_app::AppError> for ApiError {
+    fn from(e: lumen_app::AppError) -> Self {
+        use lumen_app::AppError as A;
+        match e {
+            A::Invalid(m) => ApiError::BadRequest(m),
+            A::NotFound(m) => ApiError::NotFound(m),
+            A::Conflict(m) => ApiError::Conflict(m),
+            A::Unavailable(m) => ApiError::Unavailable(m),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 impl From<lumen_dicom::query::QueryError> for ApiError {
     fn from(e: lumen_dicom::query::QueryError) -> Self {
         ApiError::BadRequest(e.to_string())

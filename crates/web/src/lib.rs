@@ -1,8 +1,8 @@
 //! The HTTP front door: DICOMweb (QIDO-RS, WADO-RS, STOW-RS) under `/dicom-web`, Lumen's
 //! JSON API under `/api` and the radiologist's web app (`/`, `/ui/...`, embedded from `ui/`).
 //!
-//! This crate only translates HTTP to calls on `lumen-store` and `lumen-dicom`; it owns no
-//! data. [`router`] builds the routes over one cloneable [`AppState`].
+//! This crate only translates HTTP: the web app's API calls the use cases of `lumen-app`,
+//! DICOMweb reads and writes the archive (`lumen-store`, `lumen-dicom`); it owns no data. [`router`] builds the routes over one cloneable [`AppState`].
 
 pub mod actor;
 mod api;
@@ -41,12 +41,8 @@ pub struct WebConfig {
     pub public_url: Option<String>,
     /// The port the server listens on (added to Host headers that lack one).
     pub listen_port: Option<u16>,
-    /// The user every request acts as until accounts exist (see [`actor::Actor`]).
+    /// The user every request acts as until accounts exist (see [`actor::CurrentUser`]).
     pub local_user: actor::Actor,
-    /// Institution name printed on reports.
-    pub institution: String,
-    /// The font reports are rendered with (must show Chinese); signing is refused without.
-    pub report_font: Option<lumen_report::pdf::ReportFont>,
 }
 
 impl Default for WebConfig {
@@ -59,8 +55,6 @@ impl Default for WebConfig {
             public_url: None,
             listen_port: None,
             local_user: actor::Actor::local("Local radiologist", ""),
-            institution: String::new(),
-            report_font: None,
         }
     }
 }
@@ -68,7 +62,9 @@ impl Default for WebConfig {
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// The archive.
+    /// The use cases (review, report...).
+    pub app: lumen_app::App,
+    /// The archive, for DICOMweb's own protocol work.
     pub store: Store,
     /// Settings.
     pub config: Arc<WebConfig>,

@@ -4,7 +4,7 @@
 //! Only baseline rules apply (no prior exam): growth, new-nodule and stability rules need a
 //! comparison study. Category 4X (extra suspicious features) is left to the radiologist.
 
-use crate::phantom::NoduleType;
+use crate::NoduleType;
 
 /// The language of recommendation texts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
