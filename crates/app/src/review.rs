@@ -316,36 +316,29 @@ impl App {
 
     /// Accepts a finding as it stands (a doctor's finding stays `added`).
     pub async fn accept(&self, study: &str, id: &str, actor: &Actor) -> Result<Finding, AppError> {
-        let r = self.study_review(study).await?;
-        let fid = parse_id(id)?;
-        let current = r.current_of(fid).ok_or_else(|| no_finding(id))?;
-        self.act(
-            study,
-            &r,
-            Some(fid),
-            fid.accepted_status(),
-            current,
-            None,
-            actor,
-        )
-        .await
+        self.decide(study, id, FindingId::accepted_status, actor)
+            .await
     }
 
     /// Rejects a finding (a false positive).
     pub async fn reject(&self, study: &str, id: &str, actor: &Actor) -> Result<Finding, AppError> {
+        self.decide(study, id, |_| FindingStatus::Rejected, actor)
+            .await
+    }
+
+    /// A decision on a finding as it stands: its current version with a new status.
+    async fn decide(
+        &self,
+        study: &str,
+        id: &str,
+        status: impl Fn(&FindingId) -> FindingStatus,
+        actor: &Actor,
+    ) -> Result<Finding, AppError> {
         let r = self.study_review(study).await?;
         let fid = parse_id(id)?;
         let current = r.current_of(fid).ok_or_else(|| no_finding(id))?;
-        self.act(
-            study,
-            &r,
-            Some(fid),
-            FindingStatus::Rejected,
-            current,
-            None,
-            actor,
-        )
-        .await
+        self.act(study, &r, Some(fid), status(&fid), current, None, actor)
+            .await
     }
 
     /// Corrects a finding: type, location, redrawn axes, solid component; sizes and the

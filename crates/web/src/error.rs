@@ -59,17 +59,6 @@ impl From<lumen_store::StoreError> for ApiError {
     }
 }
 
-impl From<lumen_store::ReviewError> for ApiError {
-    fn from(e: lumen_store::ReviewError) -> Self {
-        use lumen_store::ReviewError as R;
-        match e {
-            R::Signed | R::NotSigned => ApiError::Conflict(e.to_string()),
-            R::NoFinding(_) => ApiError::NotFound(e.to_string()),
-            other => ApiError::internal(other),
-        }
-    }
-}
-
 impl From<lumen_app::AppError> for ApiError {
     fn from(e: lumen_app::AppError) -> Self {
         use lumen_app::AppError as A;
