@@ -123,6 +123,40 @@ pub fn string_values(map: &Map<String, Value>, tag: Tag) -> Vec<String> {
         .collect()
 }
 
+/// The component groups of a person name value (PS3.18 F.2.2): alphabetic, ideographic
+/// and phonetic, each trimmed, `None` when absent or empty. A Chinese name is usually held
+/// in the ideographic group (王^芳) beside its pinyin (Wang^Fang).
+pub fn person_name_groups(value: &Value) -> [Option<&str>; 3] {
+    let group = |k: &str| {
+        value
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    match value {
+        Value::Object(_) => [group("Alphabetic"), group("Ideographic"), group("Phonetic")],
+        Value::String(s) => [Some(s.trim()).filter(|s| !s.is_empty()), None, None],
+        _ => [None, None, None],
+    }
+}
+
+/// Every non-empty component group of every value of a person name attribute.
+pub fn person_name_values(map: &Map<String, Value>, tag: Tag) -> Vec<String> {
+    let Some(Value::Array(values)) = map.get(&tag_key(tag)).and_then(|e| e.get("Value")) else {
+        return Vec::new();
+    };
+    values
+        .iter()
+        .flat_map(|v| {
+            person_name_groups(v)
+                .into_iter()
+                .flatten()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
 /// The first string value of an attribute, if any.
 pub fn first_string(map: &Map<String, Value>, tag: Tag) -> Option<String> {
     string_values(map, tag).into_iter().next()

@@ -11,7 +11,7 @@ use dicom_dictionary_std::{StandardDataDictionary, tags};
 use serde_json::{Map, Value};
 
 use crate::attrs::{self, Level};
-use crate::json::{string_values, tag_key};
+use crate::json::{person_name_values, string_values, tag_key};
 
 /// Attributes computed by the archive rather than read from instances.
 pub const COMPUTED_STUDY_TAGS: &[Tag] = &[
@@ -301,9 +301,15 @@ impl Query {
     pub fn matches(&self, record: &Map<String, Value>) -> bool {
         self.keys.iter().all(|k| {
             matches!(k.cond, Condition::Universal)
-                || string_values(record, k.tag)
-                    .iter()
-                    .any(|v| k.cond.matches(k.vr, v))
+                || if k.vr == VR::PN {
+                    // A name matches on any of its component groups (alphabetic,
+                    // ideographic, phonetic): 王* finds the patient whose pinyin is Wang.
+                    person_name_values(record, k.tag)
+                } else {
+                    string_values(record, k.tag)
+                }
+                .iter()
+                .any(|v| k.cond.matches(k.vr, v))
         })
     }
 
@@ -556,7 +562,7 @@ mod tests {
 
     fn study() -> Map<String, Value> {
         json!({
-            "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Wang^Fang"}]},
+            "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Wang^Fang", "Ideographic": "王^芳"}]},
             "00100020": {"vr": "LO", "Value": ["PID-001"]},
             "00080020": {"vr": "DA", "Value": ["20240315"]},
             "00080030": {"vr": "TM", "Value": ["101530.25"]},
@@ -582,6 +588,9 @@ mod tests {
         check(&[("PatientName", "Wang*")], true);
         check(&[("PatientName", "W?ng^F*")], true);
         check(&[("PatientName", "Li*")], false);
+        check(&[("PatientName", "王*")], true);
+        check(&[("PatientName", "王^芳")], true);
+        check(&[("PatientName", "李*")], false);
         check(&[("00100020", "PID-00?")], true);
         check(&[("PatientID", "")], true);
     }

@@ -109,7 +109,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now = now_ms();
         let (state, reason, result, not_before) = match outcome {
-            AiJobOutcome::Done(v) => ("done", None, Some(v.to_string()), 0),
+            AiJobOutcome::Done(v) => ("done", None, Some(v), 0),
             AiJobOutcome::Skipped(r) => ("skipped", Some(r), None, 0),
             AiJobOutcome::Failed(r) => ("failed", Some(r), None, 0),
             AiJobOutcome::Retry { reason, after } => (
@@ -119,13 +119,30 @@ impl Store {
                 now.saturating_add(i64::try_from(after.as_millis()).unwrap_or(i64::MAX)),
             ),
         };
+        // What is stored is the typed result's serde form (with its schema version); its
+        // category is a column, so that the worklist reads it without parsing JSON.
+        let (result, lung_rads) = match result {
+            Some(v) => {
+                let typed: lumen_model::ai::AiJobResult = serde_json::from_value(v)
+                    .map_err(|e| StoreError::Corrupt(format!("AI result: {e}")))?;
+                let category = serde_json::to_value(typed.lung_rads())
+                    .ok()
+                    .and_then(|c| c.as_str().map(str::to_string));
+                let json = serde_json::to_string(&typed)
+                    .map_err(|e| StoreError::Corrupt(format!("AI result: {e}")))?;
+                (Some(json), category)
+            }
+            None => (None, None),
+        };
         let r = sqlx::query(
-            "UPDATE ai_jobs SET state = ?, reason = ?, result = ?, not_before = ?, updated_at = ?
+            "UPDATE ai_jobs SET state = ?, reason = ?, result = ?, lung_rads = ?, not_before = ?,
+               updated_at = ?
              WHERE series_uid = ? AND state = 'running' AND last_instance_at = ?",
         )
         .bind(state)
         .bind(reason)
         .bind(result)
+        .bind(lung_rads)
         .bind(not_before)
         .bind(now)
         .bind(&job.series_uid)

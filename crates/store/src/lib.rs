@@ -13,6 +13,7 @@
 //! at the next start, and an indexed one whose bytes a power loss took is un-indexed.
 
 mod blobs;
+mod query_sql;
 mod writer;
 
 use std::collections::HashSet;
@@ -253,7 +254,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // LIKE is case-sensitive, as in PostgreSQL: the query pushdown lower-cases
+            // person names itself and matches every other attribute exactly.
+            .pragma("case_sensitive_like", "ON");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone())
@@ -459,120 +463,60 @@ impl Store {
 
     /// Searches the archive at `query.level` within `scope`, returning the DICOM JSON
     /// response of each match (after `offset`, at most `limit`).
+    ///
+    /// The conditions on indexed attributes run in SQL ([`query_sql`]); when every key is
+    /// decided there, so are limit and offset, and only the page is read. Otherwise the
+    /// narrowed candidates stream through the matcher until the page is full.
     pub async fn search(
         &self,
         query: &Query,
         scope: &Scope,
     ) -> Result<Vec<Map<String, Value>>, StoreError> {
-        let records = self.records(query, scope).await?;
-        Ok(records
-            .iter()
-            .filter(|r| query.matches(r))
-            .skip(query.offset)
-            .take(query.limit.unwrap_or(usize::MAX))
-            .map(|r| query.response(r))
-            .collect())
-    }
-
-    /// The candidate records of a query: the level's attributes merged with those of the
-    /// levels above and the computed counts, narrowed by scope and exact UID keys.
-    async fn records(
-        &self,
-        query: &Query,
-        scope: &Scope,
-    ) -> Result<Vec<Map<String, Value>>, StoreError> {
-        let mut sql = String::new();
-        let mut binds: Vec<String> = Vec::new();
-        let mut conds: Vec<String> = Vec::new();
-        let mut narrow = |col: &str, scoped: &Option<String>, tag| {
-            let values = match scoped {
-                Some(v) => Some(vec![v.clone()]),
-                None => query.exact_values(tag),
-            };
-            if let Some(values) = values {
-                conds.push(format!("{col} IN ({})", vec!["?"; values.len()].join(",")));
-                binds.extend(values);
-            }
-        };
-        match query.level {
-            Level::Patient | Level::Study => {
-                sql.push_str(
-                    "SELECT st.attrs, st.modalities, st.sop_classes, st.num_series, st.num_instances
-                     FROM studies st",
-                );
-                narrow("st.study_uid", &scope.study_uid, tags::STUDY_INSTANCE_UID);
-                narrow("st.patient_id", &None, tags::PATIENT_ID);
-            }
-            Level::Series => {
-                sql.push_str(
-                    "SELECT st.attrs, st.modalities, st.sop_classes, st.num_series, st.num_instances,
-                       se.attrs, se.num_instances
-                     FROM series se JOIN studies st ON st.study_uid = se.study_uid",
-                );
-                narrow("se.study_uid", &scope.study_uid, tags::STUDY_INSTANCE_UID);
-                narrow(
-                    "se.series_uid",
-                    &scope.series_uid,
-                    tags::SERIES_INSTANCE_UID,
-                );
-                narrow("st.patient_id", &None, tags::PATIENT_ID);
-            }
-            Level::Instance => {
-                sql.push_str(
-                    "SELECT st.attrs, st.modalities, st.sop_classes, st.num_series, st.num_instances,
-                       se.attrs, se.num_instances, i.metadata, i.transfer_syntax_uid
-                     FROM instances i JOIN series se ON se.series_uid = i.series_uid
-                       JOIN studies st ON st.study_uid = i.study_uid",
-                );
-                narrow("i.study_uid", &scope.study_uid, tags::STUDY_INSTANCE_UID);
-                narrow("i.series_uid", &scope.series_uid, tags::SERIES_INSTANCE_UID);
-                narrow("i.sop_uid", &scope.sop_instance_uid, tags::SOP_INSTANCE_UID);
-                narrow("st.patient_id", &None, tags::PATIENT_ID);
-            }
-        }
-        if !conds.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conds.join(" AND "));
-        }
-        sql.push_str(match query.level {
-            Level::Patient | Level::Study => " ORDER BY st.study_date DESC, st.created_at DESC",
-            Level::Series => " ORDER BY se.created_at",
-            Level::Instance => " ORDER BY i.series_uid, i.instance_number, i.sop_uid",
-        });
+        use futures::TryStreamExt;
+        let plan = query_sql::plan(query);
+        let paged = !plan.residual && query.level != Level::Patient;
+        let with_metadata = query_sql::needs_metadata(query);
+        let (sql, binds) = search_sql(query, scope, plan, paged, with_metadata);
+        let limit = query.limit.unwrap_or(usize::MAX);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in &binds {
+        for b in binds {
             q = q.bind(b);
         }
-        let rows = q.fetch_all(&self.reader).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let mut m = parse_map(&row.get::<String, _>(0))?;
-            let modalities: String = row.get(1);
-            let classes: String = row.get(2);
-            put_strings(&mut m, tags::MODALITIES_IN_STUDY, "CS", &modalities);
-            put_strings(&mut m, tags::SOP_CLASSES_IN_STUDY, "UI", &classes);
-            put_int(&mut m, tags::NUMBER_OF_STUDY_RELATED_SERIES, row.get(3));
-            put_int(&mut m, tags::NUMBER_OF_STUDY_RELATED_INSTANCES, row.get(4));
-            if matches!(query.level, Level::Series | Level::Instance) {
-                m.extend(parse_map(&row.get::<String, _>(5))?);
-                put_int(&mut m, tags::NUMBER_OF_SERIES_RELATED_INSTANCES, row.get(6));
-            }
-            if query.level == Level::Instance {
-                let mut meta = parse_map(&row.get::<String, _>(7))?;
-                meta.retain(|_, v| v.get("BulkDataURI").is_none());
-                m.extend(meta);
-                put_strings(
-                    &mut m,
-                    tags::AVAILABLE_TRANSFER_SYNTAX_UID,
-                    "UI",
-                    &row.get::<String, _>(8),
-                );
-            }
-            put_strings(&mut m, tags::INSTANCE_AVAILABILITY, "CS", "ONLINE");
-            out.push(m);
+        if paged {
+            q = q
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
         }
+        let mut rows = q.fetch(&self.reader);
+        let mut out = Vec::new();
         if query.level == Level::Patient {
-            return Ok(group_patients(out));
+            let mut studies = Vec::new();
+            while let Some(row) = rows.try_next().await? {
+                studies.push(record(&row, query.level, with_metadata)?);
+            }
+            return Ok(group_patients(studies)
+                .iter()
+                .filter(|r| query.matches(r))
+                .skip(query.offset)
+                .take(limit)
+                .map(|r| query.response(r))
+                .collect());
+        }
+        let mut skipped = 0usize;
+        while out.len() < limit {
+            let Some(row) = rows.try_next().await? else {
+                break;
+            };
+            let r = record(&row, query.level, with_metadata)?;
+            if paged {
+                out.push(query.response(&r));
+            } else if query.matches(&r) {
+                if skipped < query.offset {
+                    skipped += 1;
+                } else {
+                    out.push(query.response(&r));
+                }
+            }
         }
         Ok(out)
     }
@@ -671,6 +615,104 @@ impl Store {
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
     }
+}
+
+/// The SQL of a search: the level's rows joined with the levels above, narrowed by scope
+/// and the plan's conditions, in the archive's listing order; `LIMIT ? OFFSET ?` last when
+/// `paged`.
+fn search_sql(
+    query: &Query,
+    scope: &Scope,
+    plan: query_sql::Plan,
+    paged: bool,
+    with_metadata: bool,
+) -> (String, Vec<String>) {
+    let study_cols = "st.attrs, st.modalities, st.sop_classes, st.num_series, st.num_instances";
+    let (mut sql, scoped, order) = match query.level {
+        Level::Patient | Level::Study => (
+            format!("SELECT {study_cols} FROM studies st"),
+            vec![("st.study_uid", &scope.study_uid)],
+            " ORDER BY st.study_date DESC, st.study_time DESC, st.created_at DESC, st.study_uid DESC",
+        ),
+        Level::Series => (
+            format!(
+                "SELECT {study_cols}, se.attrs, se.num_instances
+                 FROM series se JOIN studies st ON st.study_uid = se.study_uid"
+            ),
+            vec![
+                ("se.study_uid", &scope.study_uid),
+                ("se.series_uid", &scope.series_uid),
+            ],
+            " ORDER BY se.created_at, se.series_uid",
+        ),
+        Level::Instance => (
+            format!(
+                "SELECT {study_cols}, se.attrs, se.num_instances, {}, i.transfer_syntax_uid
+                 FROM instances i JOIN series se ON se.series_uid = i.series_uid
+                   JOIN studies st ON st.study_uid = i.study_uid",
+                if with_metadata {
+                    "i.metadata"
+                } else {
+                    "i.attrs"
+                }
+            ),
+            vec![
+                ("i.study_uid", &scope.study_uid),
+                ("i.series_uid", &scope.series_uid),
+                ("i.sop_uid", &scope.sop_instance_uid),
+            ],
+            " ORDER BY i.series_uid, i.instance_number, i.sop_uid",
+        ),
+    };
+    let mut conds = Vec::new();
+    let mut binds = Vec::new();
+    for (col, value) in scoped {
+        if let Some(v) = value {
+            conds.push(format!("{col} = ?"));
+            binds.push(v.clone());
+        }
+    }
+    conds.extend(plan.conds);
+    binds.extend(plan.binds);
+    if !conds.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conds.join(" AND "));
+    }
+    sql.push_str(order);
+    if paged {
+        sql.push_str(" LIMIT ? OFFSET ?");
+    }
+    (sql, binds)
+}
+
+/// One row of a search as the matcher's record: the level's attributes merged with those
+/// of the levels above and the computed counts.
+fn record(
+    row: &sqlx::sqlite::SqliteRow,
+    level: Level,
+    with_metadata: bool,
+) -> Result<Map<String, Value>, StoreError> {
+    let text = |i: usize| row.try_get::<String, _>(i).map_err(StoreError::Db);
+    let int = |i: usize| row.try_get::<i64, _>(i).map_err(StoreError::Db);
+    let mut m = parse_map(&text(0)?)?;
+    put_strings(&mut m, tags::MODALITIES_IN_STUDY, "CS", &text(1)?);
+    put_strings(&mut m, tags::SOP_CLASSES_IN_STUDY, "UI", &text(2)?);
+    put_int(&mut m, tags::NUMBER_OF_STUDY_RELATED_SERIES, int(3)?);
+    put_int(&mut m, tags::NUMBER_OF_STUDY_RELATED_INSTANCES, int(4)?);
+    if matches!(level, Level::Series | Level::Instance) {
+        m.extend(parse_map(&text(5)?)?);
+        put_int(&mut m, tags::NUMBER_OF_SERIES_RELATED_INSTANCES, int(6)?);
+    }
+    if level == Level::Instance {
+        let mut attrs = parse_map(&text(7)?)?;
+        if with_metadata {
+            attrs.retain(|_, v| v.get("BulkDataURI").is_none());
+        }
+        m.extend(attrs);
+        put_strings(&mut m, tags::AVAILABLE_TRANSFER_SYNTAX_UID, "UI", &text(8)?);
+    }
+    put_strings(&mut m, tags::INSTANCE_AVAILABILITY, "CS", "ONLINE");
+    Ok(m)
 }
 
 mod jobs;

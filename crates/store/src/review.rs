@@ -672,75 +672,74 @@ impl Store {
 
     /// The worklist: studies with their AI and report status, filtered, newest first.
     pub async fn worklist(&self, f: &WorklistFilter) -> Result<Worklist, StoreError> {
-        let inner =
-            "SELECT st.study_uid AS study_uid, st.attrs AS attrs, st.modalities AS modalities,
-               st.num_series AS num_series, st.num_instances AS num_instances,
-               st.study_date AS study_date,
-               coalesce(json_extract(st.attrs, '$.\"00080030\".Value[0]'), '') AS study_time,
-               coalesce(json_extract(st.attrs, '$.\"00100010\".Value[0].Alphabetic'), '') AS pname,
-               st.patient_id AS pid,
-               coalesce(json_extract(st.attrs, '$.\"00080050\".Value[0]'), '') AS accession,
-               coalesce(json_extract(st.attrs, '$.\"00081030\".Value[0]'), '') AS descr,
-               (SELECT CASE WHEN count(*) = 0 THEN 'none'
-                  WHEN sum(j.state = 'running') > 0 THEN 'running'
-                  WHEN sum(j.state = 'waiting') > 0 THEN 'queued'
-                  WHEN sum(j.state = 'done') > 0 THEN 'done'
-                  WHEN sum(j.state = 'failed') > 0 THEN 'failed'
-                  ELSE 'skipped' END
-                FROM ai_jobs j WHERE j.study_uid = st.study_uid) AS ai_status,
-               coalesce(r.lung_rads, (SELECT max(json_extract(j.result, '$.analysis.lung_rads'))
-                FROM ai_jobs j WHERE j.study_uid = st.study_uid AND j.state = 'done')) AS lung_rads,
-               coalesce(r.status, 'unread') AS report_status,
-               st.created_at AS created_at
-             FROM studies st LEFT JOIN reports r ON r.study_uid = st.study_uid";
+        // Every condition is on a column of `studies` (migration 0006 keeps the AI state and
+        // the AI's category there) or on the report's status, and the order is the
+        // `studies_order` index read backwards: a page reads its rows, not the archive.
+        let from = "FROM studies st LEFT JOIN reports r ON r.study_uid = st.study_uid";
         let mut conds: Vec<&str> = Vec::new();
         let mut binds: Vec<String> = Vec::new();
         if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
             conds.push(
-                "(instr(lower(pname), lower(?1x)) > 0 OR instr(lower(pid), lower(?1x)) > 0
-                  OR instr(lower(accession), lower(?1x)) > 0 OR instr(lower(descr), lower(?1x)) > 0)",
+                "(st.pn_alphabetic LIKE ? ESCAPE '!' OR st.pn_ideographic LIKE ? ESCAPE '!'
+                  OR lower(st.patient_id) LIKE ? ESCAPE '!'
+                  OR lower(st.accession) LIKE ? ESCAPE '!'
+                  OR lower(st.description) LIKE ? ESCAPE '!')",
             );
-            binds.push(q.to_string());
+            let mut like = String::from("%");
+            for c in q.to_lowercase().chars() {
+                if matches!(c, '%' | '_' | '!') {
+                    like.push('!');
+                }
+                like.push(c);
+            }
+            like.push('%');
+            binds.extend(std::iter::repeat_n(like, 5));
         }
         if let Some(m) = f.modality.as_deref().filter(|m| !m.is_empty()) {
-            conds.push("instr('\\' || modalities || '\\', '\\' || ?1x || '\\') > 0");
-            binds.push(m.to_uppercase());
+            conds.push("('\\' || st.modalities || '\\') LIKE ? ESCAPE '!'");
+            let m: String = m
+                .to_uppercase()
+                .chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '!' => vec!['!', c],
+                    c => vec![c],
+                })
+                .collect();
+            binds.push(format!("%\\{m}\\%"));
         }
         if let Some(d) = f.date_from.as_deref().filter(|d| !d.is_empty()) {
-            conds.push("study_date >= ?1x");
+            conds.push("st.study_date >= ?");
             binds.push(d.to_string());
         }
         if let Some(d) = f.date_to.as_deref().filter(|d| !d.is_empty()) {
-            conds.push("study_date <= ?1x");
+            conds.push("st.study_date <= ? AND st.study_date <> ''");
             binds.push(d.to_string());
         }
         if let Some(a) = f.ai.as_deref().filter(|a| !a.is_empty()) {
-            conds.push("ai_status = ?1x");
+            conds.push("st.ai_state = ?");
             binds.push(a.to_string());
         }
         if let Some(r) = f.report.as_deref().filter(|r| !r.is_empty()) {
-            conds.push("report_status = ?1x");
+            conds.push("coalesce(r.status, 'unread') = ?");
             binds.push(r.to_string());
         }
-        // Numbered parameters: each condition's placeholder gets its bind's index.
-        let mut where_sql = String::new();
-        for (i, c) in conds.iter().enumerate() {
-            where_sql.push_str(if i == 0 { " WHERE " } else { " AND " });
-            where_sql.push_str(&c.replace("?1x", &format!("?{}", i + 1)));
-        }
-        let count_sql = format!("SELECT count(*) FROM ({inner}) w{where_sql}");
+        let where_sql = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        };
+        let count_sql = format!("SELECT count(*) {from}{where_sql}");
         let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));
         for b in &binds {
             q = q.bind(b);
         }
         let total = q.fetch_one(&self.reader).await?;
-        let n = binds.len();
         let page_sql = format!(
-            "SELECT study_uid, attrs, modalities, num_series, num_instances, ai_status, lung_rads,
-               report_status FROM ({inner}) w{where_sql}
-             ORDER BY study_date DESC, study_time DESC, created_at DESC LIMIT ?{} OFFSET ?{}",
-            n + 1,
-            n + 2
+            "SELECT st.study_uid, st.attrs, st.modalities, st.num_series, st.num_instances,
+               st.ai_state, coalesce(r.lung_rads, st.ai_lung_rads), coalesce(r.status, 'unread')
+             {from}{where_sql}
+             ORDER BY st.study_date DESC, st.study_time DESC, st.created_at DESC, st.study_uid DESC
+             LIMIT ? OFFSET ?"
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(page_sql));
         for b in &binds {
@@ -754,20 +753,20 @@ impl Store {
         let items = rows
             .iter()
             .map(|r| {
-                let modalities: String = r.get(2);
+                let modalities: String = r.try_get(2)?;
                 Ok(WorklistRow {
-                    study_uid: r.get(0),
-                    attrs: crate::parse_map(&r.get::<String, _>(1))?,
+                    study_uid: r.try_get(0)?,
+                    attrs: crate::parse_map(&r.try_get::<String, _>(1)?)?,
                     modalities: modalities
                         .split('\\')
                         .filter(|m| !m.is_empty())
                         .map(str::to_string)
                         .collect(),
-                    num_series: r.get(3),
-                    num_instances: r.get(4),
-                    ai_status: r.get(5),
-                    lung_rads: r.get(6),
-                    report_status: r.get(7),
+                    num_series: r.try_get(3)?,
+                    num_instances: r.try_get(4)?,
+                    ai_status: r.try_get(5)?,
+                    lung_rads: r.try_get(6)?,
+                    report_status: r.try_get(7)?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

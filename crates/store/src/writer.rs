@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 
-use dicom_dictionary_std::tags;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -69,6 +68,7 @@ pub(crate) fn start(
     synced: Synced,
 ) -> Result<SyncSender<Job>, StoreError> {
     let mut conn = open(db_path).map_err(db)?;
+    backfill_study_columns(&mut conn)?;
     recover_unsynced(&mut conn, data_dir)?;
     let (tx, rx) = std::sync::mpsc::sync_channel(GROUP_COMMIT_MAX * 2);
     std::thread::Builder::new()
@@ -125,7 +125,9 @@ fn run(mut conn: Connection, config: StoreConfig, synced: Synced, rx: Receiver<J
             let tx = conn.transaction().map_err(|e| e.to_string())?;
             {
                 let mut mark = tx
-                    .prepare_cached("UPDATE instances SET synced = 1 WHERE path = ?1")
+                    .prepare_cached(
+                        "UPDATE instances SET synced = 1 WHERE path = ?1 AND synced = 0",
+                    )
                     .map_err(|e| e.to_string())?;
                 for path in &done {
                     mark.execute([path]).map_err(|e| e.to_string())?;
@@ -231,16 +233,32 @@ fn commit_one(
         )));
     }
     if study_same != 1 {
-        let study_date =
-            lumen_dicom::json::first_string(&rec.study_json, tags::STUDY_DATE).unwrap_or_default();
+        let c = crate::query_sql::StudyColumns::of(&rec.study_json);
         tx.prepare_cached(
-            "INSERT INTO studies (study_uid, patient_id, study_date, attrs, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+            "INSERT INTO studies (study_uid, patient_id, study_date, attrs, created_at, updated_at,
+               pn_alphabetic, pn_ideographic, pn_phonetic, accession, study_time, description)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT(study_uid) DO UPDATE SET patient_id = excluded.patient_id,
-               study_date = excluded.study_date, attrs = excluded.attrs, updated_at = excluded.updated_at",
+               study_date = excluded.study_date, attrs = excluded.attrs, updated_at = excluded.updated_at,
+               pn_alphabetic = excluded.pn_alphabetic, pn_ideographic = excluded.pn_ideographic,
+               pn_phonetic = excluded.pn_phonetic, accession = excluded.accession,
+               study_time = excluded.study_time, description = excluded.description",
         )
         .and_then(|mut s| {
-            s.execute(params![rec.study_uid, rec.patient_id, study_date, study_attrs, now])
+            let [a, i, p] = &c.pn;
+            s.execute(params![
+                rec.study_uid,
+                rec.patient_id,
+                c.study_date,
+                study_attrs,
+                now,
+                a,
+                i,
+                p,
+                c.accession,
+                c.study_time,
+                c.description
+            ])
         })
         .map_err(internal)?;
     }
@@ -345,6 +363,68 @@ fn unindex(conn: &mut Connection, path: &str, only_unsynced: bool) -> rusqlite::
     tx.commit()
 }
 
+/// Fills the query columns of studies indexed before migration 0006, once (the migration
+/// leaves a marker), in one transaction.
+fn backfill_study_columns(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction().map_err(db)?;
+    let pending: bool = tx
+        .query_row(
+            "SELECT count(*) > 0 FROM index_backfill WHERE name = 'study_columns'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    if !pending {
+        return Ok(());
+    }
+    let rows: Vec<(String, String)> = tx
+        .prepare("SELECT study_uid, attrs FROM studies")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db)?;
+    {
+        let mut update = tx
+            .prepare(
+                "UPDATE studies SET study_date = ?2, pn_alphabetic = ?3, pn_ideographic = ?4,
+                   pn_phonetic = ?5, accession = ?6, study_time = ?7, description = ?8
+                 WHERE study_uid = ?1",
+            )
+            .map_err(db)?;
+        for (uid, attrs) in &rows {
+            let attrs = crate::parse_map(attrs)?;
+            let c = crate::query_sql::StudyColumns::of(&attrs);
+            let [a, i, p] = &c.pn;
+            update
+                .execute(params![
+                    uid,
+                    c.study_date,
+                    a,
+                    i,
+                    p,
+                    c.accession,
+                    c.study_time,
+                    c.description
+                ])
+                .map_err(db)?;
+        }
+    }
+    tx.execute(
+        "DELETE FROM index_backfill WHERE name = 'study_columns'",
+        [],
+    )
+    .map_err(db)?;
+    tx.commit().map_err(db)?;
+    if !rows.is_empty() {
+        tracing::info!(
+            studies = rows.len(),
+            "query columns filled for existing studies"
+        );
+    }
+    Ok(())
+}
+
 /// Start-up check of the files indexed while their sync was running: each must hold the
 /// bytes the index recorded (SHA-256); an instance whose file did not survive (a power loss
 /// before its sync finished, so it was never acknowledged) is un-indexed, and its file is
@@ -365,8 +445,11 @@ fn recover_unsynced(conn: &mut Connection, data_dir: &Path) -> Result<(), StoreE
         let intact = std::fs::read(data_dir.join(&path))
             .is_ok_and(|b| hex::encode(Sha256::digest(&b)) == sha);
         if intact {
-            conn.execute("UPDATE instances SET synced = 1 WHERE path = ?1", [&path])
-                .map_err(db)?;
+            conn.execute(
+                "UPDATE instances SET synced = 1 WHERE path = ?1 AND synced = 0",
+                [&path],
+            )
+            .map_err(db)?;
         } else {
             unindex(conn, &path, false).map_err(db)?;
             lost += 1;
