@@ -121,7 +121,9 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let mut tasks = JoinSet::new();
     let mut iter = files.into_iter();
     loop {
-        while tasks.len() < 4 {
+        // Enough files in flight that the index writer commits them in groups and the
+        // file syncs overlap.
+        while tasks.len() < 16 {
             let Some(path) = iter.next() else { break };
             let store = store.clone();
             tasks.spawn(async move {

@@ -85,10 +85,10 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let job = AiJob {
-            series_uid: row.get(0),
-            study_uid: row.get(1),
-            attempts: row.get::<i64, _>(2) + 1,
-            last_instance_at: row.get(3),
+            series_uid: row.try_get(0)?,
+            study_uid: row.try_get(1)?,
+            attempts: row.try_get::<i64, _>(2)? + 1,
+            last_instance_at: row.try_get(3)?,
         };
         sqlx::query("UPDATE ai_jobs SET state = 'running', attempts = ?, updated_at = ? WHERE series_uid = ?")
             .bind(job.attempts)
@@ -161,19 +161,20 @@ impl Store {
         .bind(study_uid)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AiJobStatus {
-                series_uid: r.get(0),
-                state: r.get(1),
-                attempts: r.get(2),
-                reason: r.get(3),
-                result: r
-                    .get::<Option<String>, _>(4)
-                    .and_then(|s| serde_json::from_str(&s).ok()),
-                updated_at: r.get(5),
+        rows.into_iter()
+            .map(|r| {
+                Ok(AiJobStatus {
+                    series_uid: r.try_get(0)?,
+                    state: r.try_get(1)?,
+                    attempts: r.try_get(2)?,
+                    reason: r.try_get(3)?,
+                    result: r
+                        .try_get::<Option<String>, _>(4)?
+                        .and_then(|s| serde_json::from_str(&s).ok()),
+                    updated_at: r.try_get(5)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Queues every series of an AI modality in the study for analysis now (re-run on
@@ -186,7 +187,7 @@ impl Store {
             .fetch_all(&self.reader)
             .await?;
         for row in series {
-            let (uid, modality): (String, String) = (row.get(0), row.get(1));
+            let (uid, modality): (String, String) = (row.try_get(0)?, row.try_get(1)?);
             if !self.config.ai_modalities.contains(&modality) {
                 continue;
             }

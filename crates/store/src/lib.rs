@@ -297,7 +297,10 @@ impl Store {
         let rows = sqlx::query("SELECT path FROM instances")
             .fetch_all(&self.reader)
             .await?;
-        let known: HashSet<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+        let known: HashSet<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?;
         let blobs = self.blobs.clone();
         let removed = tokio::task::spawn_blocking(move || blobs.sweep(&known))
             .await
@@ -570,25 +573,28 @@ impl Store {
             q = q.bind(b);
         }
         let rows = q.fetch_all(&self.reader).await?;
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(|r| {
-                let rel: String = r.get(7);
-                (
+                let rel: String = r.try_get(7)?;
+                Ok((
                     StoredInstance {
-                        study_uid: r.get(0),
-                        series_uid: r.get(1),
-                        sop_instance_uid: r.get(2),
-                        sop_class_uid: r.get(3),
-                        transfer_syntax_uid: r.get(4),
-                        frames: r.get::<i64, _>(5).max(0) as u32,
-                        size: r.get::<i64, _>(6).max(0) as u64,
+                        study_uid: r.try_get(0)?,
+                        series_uid: r.try_get(1)?,
+                        sop_instance_uid: r.try_get(2)?,
+                        sop_class_uid: r.try_get(3)?,
+                        transfer_syntax_uid: r.try_get(4)?,
+                        frames: r.try_get::<i64, _>(5)?.max(0) as u32,
+                        size: r.try_get::<i64, _>(6)?.max(0) as u64,
                         path: self.blobs.path(&rel),
                     },
-                    with_metadata.then(|| r.get(8)),
-                )
+                    if with_metadata {
+                        Some(r.try_get(8)?)
+                    } else {
+                        None
+                    },
+                ))
             })
-            .collect())
+            .collect()
     }
 
     /// How many studies, series and instances the archive holds.
@@ -599,9 +605,9 @@ impl Store {
         .fetch_one(&self.reader)
         .await?;
         Ok(Stats {
-            studies: row.get::<i64, _>(0) as u64,
-            series: row.get::<i64, _>(1) as u64,
-            instances: row.get::<i64, _>(2) as u64,
+            studies: row.try_get::<i64, _>(0)? as u64,
+            series: row.try_get::<i64, _>(1)? as u64,
+            instances: row.try_get::<i64, _>(2)? as u64,
         })
     }
 

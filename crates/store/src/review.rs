@@ -239,14 +239,14 @@ fn json(s: Option<String>) -> Result<Option<Value>, StoreError> {
 
 fn review_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<FindingReview, StoreError> {
     Ok(FindingReview {
-        finding_id: r.get(0),
-        origin: r.get(1),
-        status: r.get(2),
-        ai: json(r.get(3))?,
-        current: json(Some(r.get(4)))?.unwrap_or(Value::Null),
-        note: r.get(5),
-        edited_by: r.get(6),
-        edited_at: r.get(7),
+        finding_id: r.try_get(0)?,
+        origin: r.try_get(1)?,
+        status: r.try_get(2)?,
+        ai: json(r.try_get(3)?)?,
+        current: json(Some(r.try_get(4)?))?.unwrap_or(Value::Null),
+        note: r.try_get(5)?,
+        edited_by: r.try_get(6)?,
+        edited_at: r.try_get(7)?,
     })
 }
 
@@ -295,11 +295,11 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(FindingHistory {
-                    status: r.get(0),
-                    current: json(Some(r.get(1)))?.unwrap_or(Value::Null),
-                    note: r.get(2),
-                    actor: r.get(3),
-                    at: r.get(4),
+                    status: r.try_get(0)?,
+                    current: json(Some(r.try_get(1)?))?.unwrap_or(Value::Null),
+                    note: r.try_get(2)?,
+                    actor: r.try_get(3)?,
+                    at: r.try_get(4)?,
                 })
             })
             .collect()
@@ -463,15 +463,15 @@ impl Store {
         .iter()
         .map(|r| {
             Ok(ReportVersion {
-                version: r.get(0),
-                kind: r.get(1),
-                lang: r.get(2),
-                content: json(Some(r.get(3)))?.unwrap_or(Value::Null),
-                signer_id: r.get(4),
-                signer: r.get(5),
-                signed_at: r.get(6),
-                pdf_sop_uid: r.get(7),
-                sr_sop_uid: r.get(8),
+                version: r.try_get(0)?,
+                kind: r.try_get(1)?,
+                lang: r.try_get(2)?,
+                content: json(Some(r.try_get(3)?))?.unwrap_or(Value::Null),
+                signer_id: r.try_get(4)?,
+                signer: r.try_get(5)?,
+                signed_at: r.try_get(6)?,
+                pdf_sop_uid: r.try_get(7)?,
+                sr_sop_uid: r.try_get(8)?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -485,8 +485,8 @@ impl Store {
                 pending: None,
             });
         };
-        let status: String = row.get(0);
-        let pending = json(row.get(4))?
+        let status: String = row.try_get(0)?;
+        let pending = json(row.try_get(4)?)?
             .map(serde_json::from_value)
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -496,9 +496,9 @@ impl Store {
             } else {
                 ReportStatus::Draft
             },
-            lang: row.get(1),
-            sections: json(row.get(2))?,
-            edited_by: row.get(3),
+            lang: row.try_get(1)?,
+            sections: json(row.try_get(2)?)?,
+            edited_by: row.try_get(3)?,
             versions,
             pending,
         })
@@ -562,8 +562,9 @@ impl Store {
             .await?;
         let (status, pending) = match &row {
             Some(r) => (
-                r.get::<String, _>(0),
-                json(r.get(1))?.and_then(|v| serde_json::from_value::<PendingSignature>(v).ok()),
+                r.try_get::<String, _>(0)?,
+                json(r.try_get(1)?)?
+                    .and_then(|v| serde_json::from_value::<PendingSignature>(v).ok()),
             ),
             None => ("unread".to_string(), None),
         };
