@@ -19,3 +19,4 @@ pub mod query;
 pub mod render;
 pub mod scan;
 pub mod sop;
+pub mod transcode;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use dicom_core::header::Header;
-use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::{
@@ -408,53 +408,10 @@ pub async fn load(
         })
 }
 
-/// Re-encodes a stored Part-10 object's data set in Explicit or Implicit VR Little Endian,
-/// decompressing encapsulated pixel data.
+/// Re-encodes a stored Part-10 object's data set in Explicit or Implicit VR Little Endian
+/// (lumen-dicom's transcoder, shared with WADO-RS), for the wire.
 fn transcode(part10: &[u8], target: &str) -> Result<Vec<u8>, String> {
-    let obj = lumen_dicom::part10::parse(part10).map_err(|e| e.to_string())?;
-    let encapsulated = lumen_dicom::pixel::Encoding::of(obj.meta().transfer_syntax())
-        .is_some_and(|e| e.is_encapsulated());
-    let mut ds: InMemDicomObject = (*obj).clone();
-    if encapsulated {
-        let frames = lumen_dicom::pixel::frame_count(&ds).max(1);
-        let mut pixels = Vec::new();
-        for f in 0..frames {
-            pixels.extend(
-                lumen_dicom::pixel::native_frame_bytes(&obj, f).map_err(|e| e.to_string())?,
-            );
-        }
-        if pixels.len() % 2 == 1 {
-            pixels.push(0);
-        }
-        let bits = ds
-            .element(tags::BITS_ALLOCATED)
-            .ok()
-            .and_then(|e| e.to_int::<u16>().ok())
-            .unwrap_or(16);
-        let vr = if bits > 8 { VR::OW } else { VR::OB };
-        ds.put(DataElement::new(
-            tags::PIXEL_DATA,
-            vr,
-            PrimitiveValue::from(pixels),
-        ));
-        let spp = ds
-            .element(tags::SAMPLES_PER_PIXEL)
-            .ok()
-            .and_then(|e| e.to_int::<u16>().ok())
-            .unwrap_or(1);
-        if spp == 3 {
-            ds.put(DataElement::new(
-                tags::PHOTOMETRIC_INTERPRETATION,
-                VR::CS,
-                PrimitiveValue::from("RGB"),
-            ));
-            ds.put(DataElement::new(
-                tags::PLANAR_CONFIGURATION,
-                VR::US,
-                PrimitiveValue::from(0u16),
-            ));
-        }
-    }
+    let ds = lumen_dicom::transcode::transcode(part10, target).map_err(|e| e.to_string())?;
     let ts = if target == EXPLICIT_LE {
         EXPLICIT_VR_LITTLE_ENDIAN.erased()
     } else {

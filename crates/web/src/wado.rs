@@ -97,18 +97,12 @@ async fn retrieve(state: AppState, headers: HeaderMap, scope: Scope) -> Result<R
     Ok(([(header::CONTENT_TYPE, content_type)], mp.stream(parts)).into_response())
 }
 
-/// Transcodes Part-10 bytes to `ts` (decoding compressed pixel data where needed).
+/// Transcodes Part-10 bytes to `ts` (lumen-dicom's transcoder, shared with C-GET/C-MOVE).
 fn transcode(bytes: &[u8], ts: &str) -> Result<Bytes, std::io::Error> {
-    use dicom_pixeldata::Transcode;
-    let fail =
-        |e: &dyn std::fmt::Display| std::io::Error::other(format!("cannot transcode to {ts}: {e}"));
-    let reg = dicom_transfer_syntax_registry::TransferSyntaxRegistry;
-    let target = dicom_encoding::transfer_syntax::TransferSyntaxIndex::get(&reg, ts)
-        .ok_or_else(|| fail(&"unknown transfer syntax"))?;
-    let mut obj = lumen_dicom::part10::parse(bytes).map_err(|e| fail(&e))?;
-    obj.transcode(target).map_err(|e| fail(&e))?;
+    let obj = lumen_dicom::transcode::transcode(bytes, ts).map_err(std::io::Error::other)?;
     let mut out = Vec::with_capacity(bytes.len());
-    obj.write_all(&mut out).map_err(|e| fail(&e))?;
+    obj.write_all(&mut out)
+        .map_err(|e| std::io::Error::other(format!("cannot transcode to {ts}: {e}")))?;
     Ok(out.into())
 }
 
