@@ -354,6 +354,117 @@ impl Query {
     }
 }
 
+/// A C-FIND, C-MOVE or C-GET identifier (PS3.4 C.4) as a [`Query`], with the attributes
+/// it asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identifier {
+    /// The matching keys at the identifier's level; the response carries the requested
+    /// attributes.
+    pub query: Query,
+    /// The attributes asked for (matching and return keys), in order, with their VRs;
+    /// the level's unique key is always among them.
+    pub requested: Vec<(Tag, VR)>,
+}
+
+/// The unique key of a level, always returned (PS3.4 C.2.2.1.1).
+pub fn unique_key(level: Level) -> (Tag, VR) {
+    match level {
+        Level::Patient => (tags::PATIENT_ID, VR::LO),
+        Level::Study => (tags::STUDY_INSTANCE_UID, VR::UI),
+        Level::Series => (tags::SERIES_INSTANCE_UID, VR::UI),
+        Level::Instance => (tags::SOP_INSTANCE_UID, VR::UI),
+    }
+}
+
+impl Identifier {
+    /// Reads an identifier data set. `patient_root` says whether the information model
+    /// has a patient level (Patient Root) or starts at studies (Study Root).
+    pub fn parse(
+        obj: &dicom_object::InMemDicomObject,
+        patient_root: bool,
+    ) -> Result<Self, QueryError> {
+        let level_name = attrs::string_of(obj, tags::QUERY_RETRIEVE_LEVEL);
+        let level = match level_name.trim().to_ascii_uppercase().as_str() {
+            "PATIENT" if patient_root => Level::Patient,
+            "STUDY" => Level::Study,
+            "SERIES" => Level::Series,
+            "IMAGE" => Level::Instance,
+            _ => {
+                return Err(QueryError::InvalidValue {
+                    attr: "QueryRetrieveLevel".into(),
+                    reason: "missing or invalid for this information model".into(),
+                });
+            }
+        };
+        let matchable = matchable_tags(level);
+        let mut query = Query::new(level);
+        let mut requested = Vec::new();
+        for elem in obj.iter() {
+            use dicom_core::header::Header;
+            let tag = elem.tag();
+            if tag.group() <= 0x0002
+                || tag.element() == 0
+                || tag == tags::QUERY_RETRIEVE_LEVEL
+                || tag == tags::SPECIFIC_CHARACTER_SET
+            {
+                continue;
+            }
+            let key = format!("{:04X}{:04X}", tag.group(), tag.element());
+            let vr = lookup_attribute(&key)
+                .map(|(_, vr)| vr)
+                .unwrap_or(elem.vr());
+            requested.push((tag, vr));
+            if vr == VR::SQ || !matchable.contains(&tag) {
+                // Sequence matching and keys this archive does not index: returned (empty)
+                // but not matched.
+                continue;
+            }
+            let value = elem.to_str().map(|s| s.to_string()).unwrap_or_default();
+            let value = value.trim_end_matches(['\0', ' ']);
+            let cond = Condition::parse(&key, vr, value)?;
+            if cond != Condition::Universal {
+                query.keys.push(MatchKey { tag, vr, cond });
+            }
+        }
+        let uk = unique_key(level);
+        if !requested.iter().any(|(t, _)| *t == uk.0) {
+            requested.push(uk);
+        }
+        // Only what is asked for: the indexed attributes usually suffice, so the store
+        // need not read each instance's full metadata.
+        query.include = Include::Tags(requested.iter().map(|(t, _)| *t).collect());
+        Ok(Identifier { query, requested })
+    }
+
+    /// The response identifier of a matching record (DICOM JSON, for encoding): the
+    /// requested attributes (empty where the record has none), the level, the Retrieve
+    /// AE Title and the record's character set.
+    pub fn response(&self, record: &Map<String, Value>, retrieve_aet: &str) -> Map<String, Value> {
+        let mut m = Map::new();
+        if let Some(cs) = record.get(&tag_key(tags::SPECIFIC_CHARACTER_SET)) {
+            m.insert(tag_key(tags::SPECIFIC_CHARACTER_SET), cs.clone());
+        }
+        m.insert(
+            tag_key(tags::QUERY_RETRIEVE_LEVEL),
+            serde_json::json!({"vr": "CS", "Value": [self.query.level.dimse_name()]}),
+        );
+        m.insert(
+            tag_key(tags::RETRIEVE_AE_TITLE),
+            serde_json::json!({"vr": "AE", "Value": [retrieve_aet]}),
+        );
+        for (tag, vr) in &self.requested {
+            let key = tag_key(*tag);
+            let v = record
+                .get(&key)
+                .filter(|v| v.get("BulkDataURI").is_none())
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({ "vr": vr.to_string() }));
+            m.insert(key, v);
+        }
+        m
+    }
+}
+
 impl Condition {
     /// Parses a QIDO-RS value for an attribute of representation `vr`.
     pub fn parse(name: &str, vr: VR, value: &str) -> Result<Self, QueryError> {

@@ -12,8 +12,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use dicom_core::header::Header;
-use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::{
@@ -21,11 +19,11 @@ use dicom_transfer_syntax_registry::entries::{
 };
 use dicom_transfer_syntax_registry::{TransferSyntax, TransferSyntaxIndex, TransferSyntaxRegistry};
 use lumen_dicom::attrs::Level;
-use lumen_dicom::json::{first_string, tag_key};
-use lumen_dicom::query::{Condition, Include, MatchKey, Query, lookup_attribute, matchable_tags};
+use lumen_dicom::json::first_string;
+use lumen_dicom::query::{Identifier, QueryError};
 use lumen_dimse::{Failure, FindOutcome, LoadedInstance, QueryRequest, RetrieveItem, status};
 use lumen_store::{Scope, Store, StoredInstance};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
@@ -47,77 +45,19 @@ fn registry_ts(uid: &str) -> Result<&'static TransferSyntax, Failure> {
     })
 }
 
-/// A parsed C-FIND/C-MOVE/C-GET identifier.
-struct Identifier {
-    level: Level,
-    query: Query,
-    /// The attributes asked for (return keys and matching keys), in order.
-    requested: Vec<(Tag, VR)>,
-}
-
+/// Reads the identifier of a C-FIND/C-MOVE/C-GET request.
 fn parse_identifier(req: &QueryRequest) -> Result<Identifier, Failure> {
     let ts = registry_ts(&req.transfer_syntax_uid)?;
     let obj = InMemDicomObject::read_dataset_with_ts(&req.identifier[..], ts)
         .map_err(|_| fail(status::CANNOT_UNDERSTAND, "identifier cannot be parsed"))?;
-    let level_name = lumen_dicom::attrs::string_of(&obj, tags::QUERY_RETRIEVE_LEVEL);
-    let level = match level_name.trim().to_ascii_uppercase().as_str() {
-        "PATIENT" if !req.sop_class_uid.starts_with(STUDY_ROOT_PREFIX) => Level::Patient,
-        "STUDY" => Level::Study,
-        "SERIES" => Level::Series,
-        "IMAGE" => Level::Instance,
-        _ => {
-            return Err(fail(
-                status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
-                "missing or invalid Query/Retrieve Level for this model",
-            ));
-        }
-    };
-    let matchable = matchable_tags(level);
-    let mut query = Query::new(level);
-    query.include = Include::All;
-    let mut requested = Vec::new();
-    for elem in obj.iter() {
-        let tag = elem.tag();
-        if tag.group() <= 0x0002
-            || tag.element() == 0
-            || tag == tags::QUERY_RETRIEVE_LEVEL
-            || tag == tags::SPECIFIC_CHARACTER_SET
-        {
-            continue;
-        }
-        let key = format!("{:04X}{:04X}", tag.group(), tag.element());
-        let vr = lookup_attribute(&key)
-            .map(|(_, vr)| vr)
-            .unwrap_or(elem.vr());
-        requested.push((tag, vr));
-        if vr == VR::SQ || !matchable.contains(&tag) {
-            // Sequence matching and keys this archive does not index: returned (empty)
-            // but not matched.
-            continue;
-        }
-        let value = elem.to_str().map(|s| s.to_string()).unwrap_or_default();
-        let value = value.trim_end_matches(['\0', ' ']);
-        let cond = Condition::parse(&key, vr, value)
-            .map_err(|e| fail(status::CANNOT_UNDERSTAND, e.to_string()))?;
-        if cond != Condition::Universal {
-            query.keys.push(MatchKey { tag, vr, cond });
-        }
-    }
-    Ok(Identifier {
-        level,
-        query,
-        requested,
-    })
-}
-
-/// The unique key of a level, always returned.
-fn unique_key(level: Level) -> (Tag, VR) {
-    match level {
-        Level::Patient => (tags::PATIENT_ID, VR::LO),
-        Level::Study => (tags::STUDY_INSTANCE_UID, VR::UI),
-        Level::Series => (tags::SERIES_INSTANCE_UID, VR::UI),
-        Level::Instance => (tags::SOP_INSTANCE_UID, VR::UI),
-    }
+    Identifier::parse(&obj, !req.sop_class_uid.starts_with(STUDY_ROOT_PREFIX)).map_err(
+        |e| match e {
+            QueryError::InvalidValue { ref attr, .. } if attr == "QueryRetrieveLevel" => {
+                fail(status::DATA_SET_DOES_NOT_MATCH_SOP_CLASS, e.to_string())
+            }
+            e => fail(status::CANNOT_UNDERSTAND, e.to_string()),
+        },
+    )
 }
 
 /// Answers a C-FIND with the archive.
@@ -141,34 +81,9 @@ async fn find_inner(store: &Store, aet: &str, req: &QueryRequest) -> Result<Vec<
             fail(status::REFUSED_OUT_OF_RESOURCES, "search failed")
         })?;
     let ts = registry_ts(&req.transfer_syntax_uid)?;
-    let mut wanted = id.requested.clone();
-    let uk = unique_key(id.level);
-    if !wanted.iter().any(|(t, _)| *t == uk.0) {
-        wanted.push(uk);
-    }
     let mut out = Vec::with_capacity(records.len());
     for record in &records {
-        let mut m = Map::new();
-        if let Some(cs) = record.get(&tag_key(tags::SPECIFIC_CHARACTER_SET)) {
-            m.insert(tag_key(tags::SPECIFIC_CHARACTER_SET), cs.clone());
-        }
-        m.insert(
-            tag_key(tags::QUERY_RETRIEVE_LEVEL),
-            json!({"vr": "CS", "Value": [id.level.dimse_name()]}),
-        );
-        m.insert(
-            tag_key(tags::RETRIEVE_AE_TITLE),
-            json!({"vr": "AE", "Value": [aet]}),
-        );
-        for (tag, vr) in &wanted {
-            let key = tag_key(*tag);
-            let v = record
-                .get(&key)
-                .filter(|v| v.get("BulkDataURI").is_none())
-                .cloned()
-                .unwrap_or_else(|| json!({ "vr": vr.to_string() }));
-            m.insert(key, v);
-        }
+        let m = id.response(record, aet);
         let obj: InMemDicomObject = dicom_json::from_value(Value::Object(m)).map_err(|e| {
             tracing::warn!(error = %e, "C-FIND: cannot build a response identifier");
             fail(status::REFUSED_OUT_OF_RESOURCES, "cannot encode a match")
@@ -180,7 +95,7 @@ async fn find_inner(store: &Store, aet: &str, req: &QueryRequest) -> Result<Vec<
         })?;
         out.push(Bytes::from(buf));
     }
-    tracing::info!(calling_ae = %req.calling_ae, level = id.level.dimse_name(), matches = out.len(), "C-FIND");
+    tracing::info!(calling_ae = %req.calling_ae, level = id.query.level.dimse_name(), matches = out.len(), "C-FIND");
     Ok(out)
 }
 
@@ -335,7 +250,7 @@ pub async fn retrieve(
         }
     }
     cache.remember(selection);
-    tracing::info!(calling_ae = %req.calling_ae, level = id.level.dimse_name(), instances = items.len(), "retrieve");
+    tracing::info!(calling_ae = %req.calling_ae, level = id.query.level.dimse_name(), instances = items.len(), "retrieve");
     Ok(items)
 }
 

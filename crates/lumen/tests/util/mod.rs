@@ -107,14 +107,33 @@ impl Server {
     }
 
     /// Starts a server on `data` (kept after the server stops) with extra flags.
+    ///
+    /// A port found free can be taken by another test before the server binds it; the
+    /// server then exits saying so, and it is started again on other ports.
     pub fn start_in(data: &Path, extra: &[&str]) -> Server {
-        let http_port = free_port();
-        let dicom_port = free_port();
-        Server::start_on(data, http_port, dicom_port, extra)
+        for _ in 0..4 {
+            match Server::try_start_on(data, free_port(), free_port(), extra) {
+                Ok(s) => return s,
+                Err(log) if log.contains("in use") => continue,
+                Err(log) => panic!("lumen serve exited early:\n{log}"),
+            }
+        }
+        panic!("lumen serve found no free ports");
     }
 
     /// Starts a server on given ports.
     pub fn start_on(data: &Path, http_port: u16, dicom_port: u16, extra: &[&str]) -> Server {
+        Server::try_start_on(data, http_port, dicom_port, extra)
+            .unwrap_or_else(|log| panic!("lumen serve exited early:\n{log}"))
+    }
+
+    /// Starts a server on given ports; its log when it exits before it is ready.
+    fn try_start_on(
+        data: &Path,
+        http_port: u16,
+        dicom_port: u16,
+        extra: &[&str],
+    ) -> Result<Server, String> {
         std::fs::create_dir_all(data).expect("data dir");
         let log = data.with_extension(format!("{http_port}.log"));
         let logf = std::fs::File::create(&log).expect("log file");
@@ -142,23 +161,23 @@ impl Server {
             log,
             _tmp: None,
         };
-        s.wait_ready();
-        s
+        s.wait_ready()?;
+        Ok(s)
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "lumen serve exited early ({status}):\n{}",
+                return Err(format!(
+                    "({status}) {}",
                     std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
+                ));
             }
             if let Ok(r) = ureq::get(&format!("{}/health", self.http())).call()
                 && r.status() == 200
             {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
