@@ -4,12 +4,14 @@
 //! - [`review`]: a study's findings (the AI's proposals and the doctor's decisions), accept,
 //!   reject, correct, add, and the SEG overlay the viewer draws;
 //! - [`report`]: the report drafted from the reviewed findings, edited, signed, with addenda
-//!   and its PDF.
+//!   and its PDF;
+//! - [`query`]: QIDO-RS and C-FIND searches and the worklist.
 //!
 //! The use cases take an [`Actor`] (who acts) and answer an [`AppError`] whose message is meant
 //! for that user: it never holds patient data. This is where permission checks and audit
 //! records belong, once, for every front door.
 
+pub mod query;
 pub mod report;
 pub mod review;
 mod review_geometry;

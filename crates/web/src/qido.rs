@@ -10,6 +10,7 @@ use lumen_dicom::query::Query;
 use lumen_store::Scope;
 use serde_json::{Value, json};
 
+use crate::actor::{Actor, CurrentUser};
 use crate::{ApiError, AppState, base_url, media};
 
 type Params = UrlQuery<Vec<(String, String)>>;
@@ -17,6 +18,7 @@ type Params = UrlQuery<Vec<(String, String)>>;
 /// Answers a search at `level` within `scope`.
 async fn search(
     state: AppState,
+    user: Actor,
     headers: HeaderMap,
     level: Level,
     scope: Scope,
@@ -45,7 +47,7 @@ async fn search(
         }
     }
     let query = Query::from_qido(level, &params)?;
-    let mut results = state.store.search(&query, &scope).await?;
+    let mut results = state.app.search(&user, &query, &scope).await?;
     let base = base_url(&state.config, &headers);
     for r in &mut results {
         let url = match level {
@@ -92,33 +94,37 @@ async fn search(
 /// `GET /studies`
 pub async fn studies(
     State(s): State<AppState>,
+    CurrentUser(u): CurrentUser,
     h: HeaderMap,
     UrlQuery(p): Params,
 ) -> Result<Response, ApiError> {
-    search(s, h, Level::Study, Scope::default(), p).await
+    search(s, u, h, Level::Study, Scope::default(), p).await
 }
 
 /// `GET /series`
 pub async fn series(
     State(s): State<AppState>,
+    CurrentUser(u): CurrentUser,
     h: HeaderMap,
     UrlQuery(p): Params,
 ) -> Result<Response, ApiError> {
-    search(s, h, Level::Series, Scope::default(), p).await
+    search(s, u, h, Level::Series, Scope::default(), p).await
 }
 
 /// `GET /instances`
 pub async fn instances(
     State(s): State<AppState>,
+    CurrentUser(u): CurrentUser,
     h: HeaderMap,
     UrlQuery(p): Params,
 ) -> Result<Response, ApiError> {
-    search(s, h, Level::Instance, Scope::default(), p).await
+    search(s, u, h, Level::Instance, Scope::default(), p).await
 }
 
 /// `GET /studies/{study}/series`
 pub async fn study_series(
     State(s): State<AppState>,
+    CurrentUser(u): CurrentUser,
     Path(study): Path<String>,
     h: HeaderMap,
     UrlQuery(p): Params,
@@ -127,12 +133,13 @@ pub async fn study_series(
         study_uid: Some(study),
         ..Scope::default()
     };
-    search(s, h, Level::Series, scope, p).await
+    search(s, u, h, Level::Series, scope, p).await
 }
 
 /// `GET /studies/{study}/instances`
 pub async fn study_instances(
     State(s): State<AppState>,
+    CurrentUser(u): CurrentUser,
     Path(study): Path<String>,
     h: HeaderMap,
     UrlQuery(p): Params,
@@ -141,12 +148,13 @@ pub async fn study_instances(
         study_uid: Some(study),
         ..Scope::default()
     };
-    search(s, h, Level::Instance, scope, p).await
+    search(s, u, h, Level::Instance, scope, p).await
 }
 
 /// `GET /studies/{study}/series/{series}/instances`
 pub async fn series_instances(
     State(s): State<AppState>,
+    CurrentUser(u): CurrentUser,
     Path((study, series)): Path<(String, String)>,
     h: HeaderMap,
     UrlQuery(p): Params,
@@ -156,5 +164,5 @@ pub async fn series_instances(
         series_uid: Some(series),
         ..Scope::default()
     };
-    search(s, h, Level::Instance, scope, p).await
+    search(s, u, h, Level::Instance, scope, p).await
 }

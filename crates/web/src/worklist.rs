@@ -6,6 +6,8 @@ use axum::extract::{Query, State};
 use dicom_dictionary_std::tags;
 use lumen_dicom::json::first_string;
 use lumen_store::WorklistFilter;
+
+use crate::actor::CurrentUser;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -46,6 +48,7 @@ fn check_one_of(name: &str, v: &Option<String>, allowed: &[&str]) -> Result<(), 
 /// `GET /api/worklist`.
 pub async fn worklist(
     State(s): State<AppState>,
+    CurrentUser(user): CurrentUser,
     Query(p): Query<WorklistParams>,
 ) -> Result<Json<Value>, ApiError> {
     check_date("date_from", &p.date_from)?;
@@ -66,7 +69,7 @@ pub async fn worklist(
         limit: p.limit.unwrap_or(100).clamp(1, 1000),
         offset: p.offset.unwrap_or(0),
     };
-    let wl = s.store.worklist(&filter).await?;
+    let wl = s.app.worklist(&user, &filter).await?;
     let items: Vec<Value> = wl
         .items
         .into_iter()
