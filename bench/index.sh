@@ -41,6 +41,9 @@ HTTP=18053 DICOM=14254 OHTTP=18052 ODICOM=14252
 
 if [[ -z ${_INDEX_IN_NETNS:-} ]]; then
   [[ -x $PY ]] || { echo "no Python venv at $PY (run scripts/deps.sh test)" >&2; exit 1; }
+  if [[ ${SKIP_ORTHANC:-0} != 1 ]] && { ! command -v Orthanc >/dev/null || [[ ! -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]]; }; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends orthanc orthanc-dicomweb dcmtk
+  fi
   if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     (cd "$REPO" && cargo build --release -p lumen && cargo build --release -p lumen-store --example tiny_archive)
   fi
@@ -110,7 +113,7 @@ if [[ ${SKIP_ORTHANC:-0} != 1 ]] && command -v Orthanc >/dev/null; then
   "TcpNoDelay": true, "SaveJobs": false,
   "DicomWeb": { "Enable": true, "Root": "/dicom-web/", "Host": "127.0.0.1:$OHTTP", "Ssl": false } }
 EOF
-  Orthanc "$WORK/orthanc/orthanc.json" >"$WORK/results/orthanc.log" 2>&1 &
+  TCP_NODELAY=1 Orthanc "$WORK/orthanc/orthanc.json" >"$WORK/results/orthanc.log" 2>&1 &
   PID=$!
   wait_http "http://127.0.0.1:$OHTTP/system" || { echo "Orthanc did not start" >&2; exit 1; }
   echo "== sending $ORTHANC_STUDIES studies to Orthanc with storescu"
@@ -119,7 +122,7 @@ EOF
   for step in "$WORK"/gen/big-*; do
     (( remaining > 0 )) || break
     find "$step" -mindepth 1 -maxdepth 1 -type d | sort | head -n "$remaining" | while read -r d; do echo "$d"/*.dcm; done \
-      | xargs -n 2000 storescu -aec ORTHANC 127.0.0.1 $ODICOM
+      | TCP_NODELAY=1 xargs -n 2000 storescu -aec ORTHANC 127.0.0.1 $ODICOM
     remaining=$(( remaining - STEP ))
   done
   t1=$(date +%s.%N)
