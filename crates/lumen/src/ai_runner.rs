@@ -286,7 +286,13 @@ async fn analyse(
             .map(|o| (o, "SEG"))
             .chain(std::iter::once((&r.sr, "SR")));
         for (obj, modality) in objects {
-            match store.ingest(bytes::Bytes::from(obj.bytes.clone())).await {
+            match store
+                .ingest(
+                    bytes::Bytes::from(obj.bytes.clone()),
+                    lumen_store::Origin::Ai,
+                )
+                .await
+            {
                 Ok(i) => {
                     if let Some(o) = outbound {
                         o.route(

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lumen_store::{IngestStatus, Store, StoreConfig};
+use lumen_store::{IngestStatus, Origin, Store, StoreConfig};
 use tokio::task::JoinSet;
 
 /// Arguments of `lumen import`.
@@ -126,7 +126,10 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             let store = store.clone();
             tasks.spawn(async move {
                 let result = match tokio::fs::read(&path).await {
-                    Ok(bytes) => store.ingest(bytes.into()).await.map_err(|e| e.to_string()),
+                    Ok(bytes) => store
+                        .ingest(bytes.into(), Origin::Import)
+                        .await
+                        .map_err(|e| e.to_string()),
                     Err(e) => Err(format!("cannot read file: {e}")),
                 };
                 (path, result)

@@ -321,7 +321,10 @@ pub fn run_retrieve(args: RetrieveArgs) -> anyhow::Result<ExitCode> {
                 tokio::spawn(async move {
                     let mut failed = 0usize;
                     while let Some(bytes) = rx.recv().await {
-                        if let Err(e) = store.ingest(bytes.into()).await {
+                        if let Err(e) = store
+                            .ingest(bytes.into(), lumen_store::Origin::Retrieve)
+                            .await
+                        {
                             failed += 1;
                             eprintln!("not ingested: {e}");
                         }

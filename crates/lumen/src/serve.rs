@@ -9,7 +9,7 @@ use lumen_dimse::{
     Access, AccessPolicy, Failure, FindOutcome, LoadedInstance, Peer, QueryRequest, RetrieveItem,
     ServerConfig, StoreHandler, StoreOutcome, StoreRequest,
 };
-use lumen_store::{IngestError, Store, StoreConfig};
+use lumen_store::{IngestError, Origin, Store, StoreConfig};
 
 use crate::config::{AccessRule, Config, Overrides};
 
@@ -71,7 +71,11 @@ impl StoreHandler for ArchiveHandler {
                 };
             }
         };
-        match self.store.ingest(bytes.into()).await {
+        match self
+            .store
+            .ingest(bytes.into(), Origin::c_store(req.calling_ae.clone()))
+            .await
+        {
             Ok(i) => match &self.outbound {
                 Some(o) => match o.route_ingested(&req, &i).await {
                     Ok(_) => StoreOutcome::Success,
@@ -162,6 +166,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         on_conflict: config.on_conflict,
         accept_unknown_sop_classes: config.accept_unknown_sop_classes,
         ai_modalities: config.ai.modalities.clone(),
+        router: None,
     })
     .await
     .with_context(|| format!("cannot open the archive in {}", config.data.display()))?;
