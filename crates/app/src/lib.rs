@@ -4,7 +4,9 @@
 //! - [`review`]: a study's findings (the AI's proposals and the doctor's decisions), accept,
 //!   reject, correct, add, and the SEG overlay the viewer draws;
 //! - [`report`]: the report drafted from the reviewed findings, edited, signed, with addenda
-//!   and its PDF.
+//!   and its PDF;
+//! - [`routing`]: `[[route]]` rules, asked by the index writer for every new instance, and
+//!   the worker that forwards the outbox to peers with C-STORE.
 //!
 //! The use cases take an [`Actor`] (who acts) and answer an [`AppError`] whose message is meant
 //! for that user: it never holds patient data. This is where permission checks and audit
@@ -13,6 +15,7 @@
 pub mod report;
 pub mod review;
 mod review_geometry;
+pub mod routing;
 mod seg_overlay;
 
 use std::sync::Arc;

@@ -134,8 +134,10 @@ pub struct OutboxEntry {
     pub claimed_ms: Option<i64>,
 }
 
-/// A claim not settled within this time (a worker that hung) may be handed out again.
-const CLAIM_LEASE_MS: i64 = 10 * 60 * 1000;
+/// A claim not settled within this time (its worker failed to record the outcome) may be
+/// handed out again. The one worker of a process claims again only after settling what it
+/// claimed before, so the lease never cuts a transfer short.
+const CLAIM_LEASE_MS: i64 = 60 * 1000;
 
 /// The columns [`entry`] reads, in order.
 const COLUMNS: &str = "id, destination, study_uid, series_uid, sop_uid, origin, state, attempts,
