@@ -53,7 +53,10 @@ impl RouteRule {
 
 /// The configured rules, as the index writer asks them.
 #[derive(Debug, Clone, Default)]
-pub struct RouteRules(pub Vec<RouteRule>);
+pub struct RouteRules(
+    /// The rules, in configuration order.
+    pub Vec<RouteRule>,
+);
 
 impl RouteRules {
     /// The router for a store's configuration; `None` without rules (nothing is routed).
@@ -324,19 +327,20 @@ mod tests {
                 destination: "PACS".into(),
             },
         ]);
-        let arrival = |origin: &'static Origin, modality: &'static str| Arrival {
-            origin,
-            modality,
-            sop_class_uid: "1.2.840.10008.5.1.4.1.1.88.11",
-            study_uid: "1.2",
-            series_uid: "1.2.3",
-            sop_instance_uid: "1.2.3.4",
-        };
-        static SCANNER: std::sync::LazyLock<Origin> =
-            std::sync::LazyLock::new(|| Origin::c_store("CTSCANNER"));
-        assert_eq!(rules.destinations(&arrival(&SCANNER, "CT")), ["MIRROR"]);
+        fn arrival<'a>(origin: &'a Origin, modality: &'a str) -> Arrival<'a> {
+            Arrival {
+                origin,
+                modality,
+                sop_class_uid: "1.2.840.10008.5.1.4.1.1.88.11",
+                study_uid: "1.2",
+                series_uid: "1.2.3",
+                sop_instance_uid: "1.2.3.4",
+            }
+        }
+        let scanner = Origin::c_store("CTSCANNER");
+        assert_eq!(rules.destinations(&arrival(&scanner, "CT")), ["MIRROR"]);
         assert_eq!(
-            rules.destinations(&arrival(&SCANNER, "SR")),
+            rules.destinations(&arrival(&scanner, "SR")),
             ["MIRROR", "PACS"]
         );
         assert_eq!(
