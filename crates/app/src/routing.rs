@@ -137,7 +137,13 @@ impl RoutingWorker {
 
     /// Sends what is due; returns how long to wait before looking again.
     pub async fn run_once(&self) -> Result<Duration, AppError> {
-        let claimed = self.store.claim_outbox(BATCH).await?;
+        // A read first: an idle archive is looked at without taking the write lock.
+        let due = self.store.outbox_next_due().await?;
+        let claimed = if due.is_some_and(|t| t <= now_ms()) {
+            self.store.claim_outbox(BATCH).await?
+        } else {
+            Vec::new()
+        };
         let mut by_dest: BTreeMap<String, Vec<OutboxEntry>> = BTreeMap::new();
         for e in claimed {
             by_dest.entry(e.destination.clone()).or_default().push(e);

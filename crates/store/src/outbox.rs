@@ -258,11 +258,17 @@ impl Store {
         Ok(())
     }
 
-    /// When the next pending row is due (Unix milliseconds), if any.
+    /// When the next pending row can be claimed (Unix milliseconds), if any: its next
+    /// attempt, or the end of the lease of a claim not settled.
     pub async fn outbox_next_due(&self) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query("SELECT MIN(next_attempt_ms) FROM outbox WHERE state = 'pending'")
-            .fetch_one(&self.reader)
-            .await?;
+        let row = sqlx::query(
+            "SELECT MIN(CASE WHEN claimed_ms IS NULL THEN next_attempt_ms
+                        ELSE MAX(next_attempt_ms, claimed_ms + ?) END)
+             FROM outbox WHERE state = 'pending'",
+        )
+        .bind(CLAIM_LEASE_MS)
+        .fetch_one(&self.reader)
+        .await?;
         Ok(row.try_get(0)?)
     }
 

@@ -382,3 +382,25 @@ async fn an_instance_lost_before_its_sync_is_not_routed() {
     assert_eq!(store.stats().await.expect("stats").instances, 0);
     assert!(store.outbox_entries().await.expect("entries").is_empty());
 }
+
+/// A claim whose outcome was never recorded keeps its row from being claimed (and from
+/// counting as due) until its lease ends.
+#[tokio::test]
+async fn an_unsettled_claim_is_due_at_the_end_of_its_lease() {
+    let Some(src) = sample_path() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = Store::open(config(tmp.path())).await.expect("open");
+    store
+        .ingest(
+            copy(&src, "1.2.826.0.1.3680043.8.498.82.1", false),
+            Origin::StowRs,
+        )
+        .await
+        .expect("ingest");
+    let queued = store.outbox_next_due().await.expect("due").expect("a row");
+    let claimed = store.claim_outbox(10).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let due = store.outbox_next_due().await.expect("due").expect("a row");
+    let claim = claimed[0].claimed_ms.expect("claimed");
+    assert!(due >= claim + 59_000 && due > queued, "{due} {claim}");
+}
