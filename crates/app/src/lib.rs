@@ -5,7 +5,9 @@
 //!   reject, correct, add, and the SEG overlay the viewer draws;
 //! - [`report`]: the report drafted from the reviewed findings, edited, signed, with addenda
 //!   and its PDF;
-//! - [`query`]: QIDO-RS and C-FIND searches and the worklist.
+//! - [`query`]: QIDO-RS and C-FIND searches and the worklist;
+//! - [`routing`]: `[[route]]` rules, asked by the index writer for every new instance, and
+//!   the worker that forwards the outbox to peers with C-STORE.
 //!
 //! The use cases take an [`Actor`] (who acts) and answer an [`AppError`] whose message is meant
 //! for that user: it never holds patient data. This is where permission checks and audit
@@ -15,6 +17,7 @@ pub mod query;
 pub mod report;
 pub mod review;
 mod review_geometry;
+pub mod routing;
 mod seg_overlay;
 
 use std::sync::Arc;

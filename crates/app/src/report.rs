@@ -436,7 +436,10 @@ impl App {
         let (pdf, sr) = self.signed_objects(study, r, rec, p, actor).await?;
         for obj in [&pdf, &sr] {
             self.store
-                .ingest(bytes::Bytes::from(obj.bytes.clone()))
+                .ingest(
+                    bytes::Bytes::from(obj.bytes.clone()),
+                    lumen_store::Origin::Report,
+                )
                 .await
                 .map_err(|e| {
                     AppError::internal(format!("storing report {}: {e}", obj.sop_instance_uid))

@@ -65,13 +65,9 @@ impl Default for AiConfig {
     }
 }
 
-/// Starts the runner in the background (nothing runs when disabled). Results stored are
-/// queued for routing by `outbound`'s modality rules (SEG, SR) when there is one.
-pub fn spawn(
-    store: Store,
-    cfg: AiConfig,
-    outbound: Option<crate::outbound::Outbound>,
-) -> tokio::task::JoinHandle<()> {
+/// Starts the runner in the background (nothing runs when disabled). The results it stores
+/// (SEG, SR) are routed by the store like any arrival (origin `ai`).
+pub fn spawn(store: Store, cfg: AiConfig) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         if !cfg.enabled {
             return;
@@ -93,9 +89,9 @@ pub fn spawn(
             };
             match store.claim_ai_job(quiet).await {
                 Ok(Some(job)) => {
-                    let (store, cfg, outbound) = (store.clone(), cfg.clone(), outbound.clone());
+                    let (store, cfg) = (store.clone(), cfg.clone());
                     tokio::spawn(async move {
-                        run_job(&store, &cfg, outbound.as_ref(), job).await;
+                        run_job(&store, &cfg, job).await;
                         drop(permit);
                     });
                 }
@@ -113,15 +109,10 @@ pub fn spawn(
     })
 }
 
-async fn run_job(
-    store: &Store,
-    cfg: &AiConfig,
-    outbound: Option<&crate::outbound::Outbound>,
-    job: AiJob,
-) {
+async fn run_job(store: &Store, cfg: &AiConfig, job: AiJob) {
     let started = std::time::Instant::now();
     tracing::info!(series = %job.series_uid, attempt = job.attempts, "AI analysis started");
-    let outcome = match analyse(store, cfg, outbound, &job).await {
+    let outcome = match analyse(store, cfg, &job).await {
         Ok(Ok(v)) => AiJobOutcome::Done(v),
         Ok(Err(Skip(reason))) => AiJobOutcome::Skipped(reason),
         Err(Failure::Permanent(reason)) => AiJobOutcome::Failed(reason),
@@ -208,7 +199,6 @@ fn qualifies(cfg: &AiConfig, m: &Map<String, Value>) -> Result<(), Skip> {
 async fn analyse(
     store: &Store,
     cfg: &AiConfig,
-    outbound: Option<&crate::outbound::Outbound>,
     job: &AiJob,
 ) -> Result<Result<Value, Skip>, Failure> {
     let scope = Scope {
@@ -278,33 +268,17 @@ async fn analyse(
         out["dicom_error"] = json!(e);
     }
     if let Some(r) = results {
-        // SEG first: the SR refers to it. Identical bytes on a re-run are "already present".
-        // The IODs fix their Modality: "SEG" and "SR".
-        let objects = r
-            .seg
-            .iter()
-            .map(|o| (o, "SEG"))
-            .chain(std::iter::once((&r.sr, "SR")));
-        for (obj, modality) in objects {
-            match store.ingest(bytes::Bytes::from(obj.bytes.clone())).await {
-                Ok(i) => {
-                    if let Some(o) = outbound {
-                        o.route(
-                            None,
-                            Some(modality),
-                            &i.study_uid,
-                            &i.series_uid,
-                            &i.sop_instance_uid,
-                        )
-                        .await
-                        .map_err(|e| {
-                            Failure::Transient(format!(
-                                "AI result {} stored but not queued for routing: {e:#}",
-                                obj.sop_instance_uid
-                            ))
-                        })?;
-                    }
-                }
+        // SEG first: the SR refers to it. Identical bytes on a re-run are "already present"
+        // (and not routed again: the first run's outbox rows committed with the objects).
+        for obj in r.seg.iter().chain(std::iter::once(&r.sr)) {
+            match store
+                .ingest(
+                    bytes::Bytes::from(obj.bytes.clone()),
+                    lumen_store::Origin::Ai,
+                )
+                .await
+            {
+                Ok(_) => {}
                 Err(lumen_store::IngestError::Internal(e)) => {
                     return Err(Failure::Transient(format!(
                         "storing AI result {}: {e}",

@@ -51,7 +51,7 @@ pub struct Config {
     /// When and how the AI reads arriving series (`[ai]` table).
     pub ai: crate::ai_runner::AiConfig,
     /// Routing rules (`[[route]]` tables): arriving instances forwarded to peers.
-    pub route: Vec<crate::outbound::RouteRule>,
+    pub route: Vec<lumen_app::routing::RouteRule>,
     /// The radiologist's web app (`[web]` table).
     pub web: WebAppConfig,
 }
@@ -290,6 +290,36 @@ impl Config {
         self.peers.iter().map(|p| p.parse()).collect()
     }
 
+    /// The peers as routing destinations.
+    pub fn destinations(&self) -> anyhow::Result<Vec<lumen_app::routing::Destination>> {
+        Ok(self
+            .peer_list()?
+            .into_iter()
+            .map(|p| lumen_app::routing::Destination {
+                aet: p.aet,
+                host: p.host,
+                port: p.port,
+            })
+            .collect())
+    }
+
+    /// The router the store asks for every new instance (`None` without `[[route]]` rules).
+    pub fn router(&self) -> Option<std::sync::Arc<dyn lumen_store::Router>> {
+        lumen_app::routing::RouteRules::router(&self.route)
+    }
+}
+
+/// The routing rules for a command that ingests into a data directory itself (`lumen
+/// import`, `lumen retrieve --get --data`): those of the configuration `lumen serve` reads
+/// (`file`, else `./lumen.toml` if present, and `LUMEN_*`), so that what it stores is queued
+/// as if it had arrived at the server, and sent once `lumen serve` runs on the directory.
+pub fn cli_router(
+    file: Option<&PathBuf>,
+) -> anyhow::Result<Option<std::sync::Arc<dyn lumen_store::Router>>> {
+    Ok(Config::load(file, Overrides::default())?.router())
+}
+
+impl Config {
     /// The DIMSE idle timeout.
     pub fn dimse_timeout(&self) -> Duration {
         Duration::from_secs(self.dimse_timeout_secs.max(1))

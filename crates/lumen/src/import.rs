@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lumen_store::{IngestStatus, Store, StoreConfig};
+use lumen_store::{IngestStatus, Origin, Store, StoreConfig};
 use tokio::task::JoinSet;
 
 /// Arguments of `lumen import`.
@@ -19,6 +19,10 @@ pub struct ImportArgs {
     /// Replace stored objects that differ under the same SOP Instance UID.
     #[arg(long)]
     replace: bool,
+    /// The configuration whose `[[route]]` rules queue what is imported for routing, as
+    /// `lumen serve` reads it (default: ./lumen.toml if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Files or folders to import (folders are walked recursively).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -104,6 +108,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     if args.replace {
         cfg.on_conflict = lumen_store::ConflictPolicy::Replace;
     }
+    cfg.router = crate::config::cli_router(args.config.as_ref())?;
     let store = Store::open(cfg)
         .await
         .with_context(|| format!("cannot open the archive in {}", args.data.display()))?;
@@ -116,7 +121,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
 
-    let (mut stored, mut present, mut replaced) = (0u64, 0u64, 0u64);
+    let (mut stored, mut present, mut replaced, mut routed) = (0u64, 0u64, 0u64, 0u64);
     let mut rejected: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     let mut tasks = JoinSet::new();
     let mut iter = files.into_iter();
@@ -128,7 +133,10 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             let store = store.clone();
             tasks.spawn(async move {
                 let result = match tokio::fs::read(&path).await {
-                    Ok(bytes) => store.ingest(bytes.into()).await.map_err(|e| e.to_string()),
+                    Ok(bytes) => store
+                        .ingest(bytes.into(), Origin::Import)
+                        .await
+                        .map_err(|e| e.to_string()),
                     Err(e) => Err(format!("cannot read file: {e}")),
                 };
                 (path, result)
@@ -139,11 +147,14 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         };
         let (path, result) = done.context("import task failed")?;
         match result {
-            Ok(i) => match i.status {
-                IngestStatus::Stored => stored += 1,
-                IngestStatus::AlreadyPresent => present += 1,
-                IngestStatus::Replaced => replaced += 1,
-            },
+            Ok(i) => {
+                routed += u64::from(i.routed > 0);
+                match i.status {
+                    IngestStatus::Stored => stored += 1,
+                    IngestStatus::AlreadyPresent => present += 1,
+                    IngestStatus::Replaced => replaced += 1,
+                }
+            }
             Err(reason) => rejected.entry(reason).or_default().push(path),
         }
         bar.inc(1);
@@ -165,6 +176,9 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
             String::new()
         },
     );
+    if routed > 0 {
+        println!("  queued for routing: {routed} (sent by `lumen serve` on this data directory)");
+    }
     for (reason, paths) in &rejected {
         println!("  rejected ({}): {reason}", paths.len());
         for p in paths.iter().take(5) {

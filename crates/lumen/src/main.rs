@@ -5,7 +5,6 @@ mod ai_runner;
 mod cli_ai;
 mod config;
 mod import;
-mod outbound;
 mod qr;
 mod qr_cli;
 mod queue_cli;

@@ -62,6 +62,10 @@ pub struct RetrieveArgs {
     /// With --get: write Part-10 files (SOPInstanceUID.dcm) into this folder.
     #[arg(long, requires = "get")]
     out: Option<PathBuf>,
+    /// With --data: the configuration whose `[[route]]` rules queue what is retrieved for
+    /// routing, as `lumen serve` reads it (default: ./lumen.toml if present).
+    #[arg(long, requires = "data")]
+    config: Option<PathBuf>,
 }
 
 fn parse_peer(s: &str) -> anyhow::Result<(&str, &str)> {
@@ -253,11 +257,15 @@ pub fn run_retrieve(args: RetrieveArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         // Open the destination first: a locked archive or an unwritable folder fails now.
         let store = match &args.data {
-            Some(d) => Some(
-                Store::open(StoreConfig::new(d))
-                    .await
-                    .with_context(|| format!("cannot open the archive in {}", d.display()))?,
-            ),
+            Some(d) => {
+                let mut cfg = StoreConfig::new(d);
+                cfg.router = crate::config::cli_router(args.config.as_ref())?;
+                Some(
+                    Store::open(cfg)
+                        .await
+                        .with_context(|| format!("cannot open the archive in {}", d.display()))?,
+                )
+            }
             None => None,
         };
         if let Some(o) = &args.out {
@@ -319,14 +327,20 @@ pub fn run_retrieve(args: RetrieveArgs) -> anyhow::Result<ExitCode> {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
             let ingest = store.clone().map(|store| {
                 tokio::spawn(async move {
-                    let mut failed = 0usize;
+                    let (mut failed, mut routed) = (0usize, 0usize);
                     while let Some(bytes) = rx.recv().await {
-                        if let Err(e) = store.ingest(bytes.into()).await {
-                            failed += 1;
-                            eprintln!("not ingested: {e}");
+                        match store
+                            .ingest(bytes.into(), lumen_store::Origin::Retrieve)
+                            .await
+                        {
+                            Ok(i) => routed += usize::from(i.routed > 0),
+                            Err(e) => {
+                                failed += 1;
+                                eprintln!("not ingested: {e}");
+                            }
                         }
                     }
-                    failed
+                    (failed, routed)
                 })
             });
             let out = args.out.clone();
@@ -346,7 +360,12 @@ pub fn run_retrieve(args: RetrieveArgs) -> anyhow::Result<ExitCode> {
             scu.release().await?;
             drop(tx);
             if let Some(task) = ingest {
-                let failed = task.await?;
+                let (failed, routed) = task.await?;
+                if routed > 0 {
+                    eprintln!(
+                        "{routed} instance(s) queued for routing (sent by `lumen serve` on this data directory)"
+                    );
+                }
                 anyhow::ensure!(failed == 0, "{failed} instance(s) could not be ingested");
             }
             r

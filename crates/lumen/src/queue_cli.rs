@@ -1,6 +1,7 @@
 //! `lumen queue`: shows the routing queue of a data directory (what waits for which peer,
 //! how often it was tried and why it failed) and puts refused instances back in line.
-//! It reads `outbound.sqlite` beside a running server without stopping it.
+//! It reads the outbox in the archive's index beside a running server without stopping it
+//! (`lumen_store::RoutingQueue`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::outbound::{Outbound, QUEUE_FILE, QueueEntry};
+use lumen_store::{LEGACY_QUEUE_FILE, OutboxEntry as QueueEntry, RoutingQueue};
 
 /// Flags of `lumen queue`.
 #[derive(Debug, clap::Args)]
@@ -136,24 +137,30 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
 
 /// Runs `lumen queue`.
 pub fn run(args: QueueArgs) -> anyhow::Result<ExitCode> {
-    if !args.data.join(QUEUE_FILE).exists() {
-        if args.json {
-            println!("{}", serde_json::json!({"destinations": [], "entries": []}));
-        } else {
-            eprintln!(
-                "no routing queue in {} (no [[route]] rule has matched yet)",
-                args.data.display()
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let q = Outbound::open(&args.data, Vec::new())
+        let q = RoutingQueue::open(&args.data)
             .await
             .with_context(|| format!("cannot open the queue in {}", args.data.display()))?;
+        let Some(q) = q else {
+            if args.json {
+                println!("{}", serde_json::json!({"destinations": [], "entries": []}));
+            } else if args.data.join(LEGACY_QUEUE_FILE).exists() {
+                eprintln!(
+                    "the routing queue of an earlier version ({LEGACY_QUEUE_FILE}) in {} is \
+                     imported when `lumen serve` next opens it",
+                    args.data.display()
+                );
+            } else {
+                eprintln!(
+                    "no routing queue in {} (no [[route]] rule has matched yet)",
+                    args.data.display()
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        };
         if args.retry_failed {
             let n = q.retry_failed(args.destination.as_deref()).await?;
             eprintln!("{n} failed entr{} back in line (a running server tries them within seconds)", if n == 1 { "y" } else { "ies" });
@@ -197,7 +204,7 @@ pub fn run(args: QueueArgs) -> anyhow::Result<ExitCode> {
         if args.entries && !entries.is_empty() {
             println!();
             table(
-                &["DESTINATION", "STATE", "ATTEMPTS", "SOP INSTANCE UID", "SERIES INSTANCE UID", "LAST ERROR"],
+                &["DESTINATION", "STATE", "ATTEMPTS", "ORIGIN", "SOP INSTANCE UID", "SERIES INSTANCE UID", "LAST ERROR"],
                 &entries
                     .iter()
                     .map(|e| {
@@ -205,6 +212,7 @@ pub fn run(args: QueueArgs) -> anyhow::Result<ExitCode> {
                             e.destination.clone(),
                             e.state.clone(),
                             e.attempts.to_string(),
+                            e.origin.clone(),
                             e.sop_instance_uid.clone(),
                             e.series_uid.clone(),
                             e.last_error.clone().unwrap_or_default(),
@@ -232,6 +240,9 @@ mod tests {
             queued_ms: 1000 + attempts as i64,
             next_attempt_ms: 5000 - attempts as i64,
             last_error: err.map(String::from),
+            id: attempts as i64,
+            origin: "c-store".into(),
+            claimed_ms: None,
         }
     }
 

@@ -9,7 +9,7 @@ use lumen_dimse::{
     Access, AccessPolicy, Failure, FindOutcome, LoadedInstance, Peer, QueryRequest, RetrieveItem,
     ServerConfig, StoreHandler, StoreOutcome, StoreRequest,
 };
-use lumen_store::{IngestError, Store, StoreConfig};
+use lumen_store::{IngestError, Origin, Store, StoreConfig};
 
 use crate::config::{AccessRule, Config, Overrides};
 
@@ -48,8 +48,6 @@ struct ArchiveHandler {
     store: Store,
     /// Our AE title (the Retrieve AE Title of C-FIND responses).
     aet: String,
-    /// The routing queue, when `[[route]]` rules are configured.
-    outbound: Option<crate::outbound::Outbound>,
     /// Locations and read-ahead of C-GET/C-MOVE selections.
     retrieve_cache: crate::qr::RetrieveCache,
 }
@@ -71,20 +69,13 @@ impl StoreHandler for ArchiveHandler {
                 };
             }
         };
-        match self.store.ingest(bytes.into()).await {
-            Ok(i) => match &self.outbound {
-                Some(o) => match o.route_ingested(&req, &i).await {
-                    Ok(_) => StoreOutcome::Success,
-                    Err(e) => {
-                        tracing::error!(error = %format!("{e:#}"), "C-STORE: cannot queue for routing");
-                        StoreOutcome::Failure {
-                            status: 0xA700,
-                            comment: "stored, but cannot be queued for routing".into(),
-                        }
-                    }
-                },
-                None => StoreOutcome::Success,
-            },
+        match self
+            .store
+            .ingest(bytes.into(), Origin::c_store(req.calling_ae.clone()))
+            .await
+        {
+            // Routed by the store: the outbox rows committed with the instance.
+            Ok(_) => StoreOutcome::Success,
             Err(e) => {
                 let status = match &e {
                     IngestError::Invalid(_) => 0xC000,
@@ -162,6 +153,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         on_conflict: config.on_conflict,
         accept_unknown_sop_classes: config.accept_unknown_sop_classes,
         ai_modalities: config.ai.modalities.clone(),
+        router: config.router(),
     })
     .await
     .with_context(|| format!("cannot open the archive in {}", config.data.display()))?;
@@ -185,7 +177,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             report_font: report_font(&config.web)?,
         },
     );
-    let mut app = lumen_web::router(lumen_web::AppState {
+    let app = lumen_web::router(lumen_web::AppState {
         app: use_cases,
         store: store.clone(),
         config: Arc::new(web_config),
@@ -218,36 +210,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         },
         ..ServerConfig::default()
     };
-    // The queue is also opened without rules when an earlier run left one: what is in it
-    // was acknowledged and is still sent.
-    let outbound =
-        if config.route.is_empty() && !config.data.join(crate::outbound::QUEUE_FILE).exists() {
-            None
-        } else {
-            Some(crate::outbound::Outbound::open(&config.data, config.route.clone()).await?)
-        };
-    if let Some(o) = &outbound
-        && !config.route.is_empty()
-    {
-        app = app.layer(axum::middleware::from_fn_with_state(
-            crate::outbound::HttpRouting {
-                outbound: o.clone(),
-                store: store.clone(),
-            },
-            crate::outbound::route_stow,
-        ));
-    }
-    let outbound_task = match &outbound {
-        Some(o) => Some(o.spawn(store.clone(), config.peer_list()?, config.aet.clone())),
-        None => None,
-    };
+    // The worker runs even without rules: rows an earlier run queued were acknowledged
+    // and are still sent.
+    let routing_task =
+        lumen_app::routing::RoutingWorker::new(store.clone(), config.destinations()?, &config.aet)
+            .spawn();
     let dimse = lumen_dimse::Server::bind(
         &config.dicom,
         dimse_config,
         ArchiveHandler {
             store: store.clone(),
             aet: config.aet.clone(),
-            outbound: outbound.clone(),
             retrieve_cache: crate::qr::RetrieveCache::default(),
         },
     )
@@ -266,7 +239,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         http.local_addr()?
     );
 
-    let ai_task = crate::ai_runner::spawn(store.clone(), config.ai.clone(), outbound.clone());
+    let ai_task = crate::ai_runner::spawn(store.clone(), config.ai.clone());
 
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut rx_http = rx.clone();
@@ -285,9 +258,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let _ = tx.send(true);
     ai_task.abort();
-    if let Some(t) = outbound_task {
-        t.abort();
-    }
+    routing_task.abort();
     let _ = dimse_task.await;
     http_task.await??;
     Ok(())

@@ -1,8 +1,11 @@
 //! Routing: a `[[route]]` rule forwards CT from one calling AE to a peer through the
-//! persistent outbound queue; the peer (DCMTK's storescp) is down while the instances
-//! arrive and across a server crash, and receives them, byte-identical, once it is up.
-//! STOW-RS arrivals are routed by modality rules (not by calling-AE rules), and an instance
-//! the peer refuses stays listed by `lumen queue` as failed until it is retried.
+//! outbox in the index; the peer (DCMTK's storescp) is down while the instances arrive and
+//! across a server crash, and receives them, byte-identical, once it is up. STOW-RS
+//! arrivals are routed by modality rules (not by calling-AE rules), and an instance the peer
+//! refuses stays listed by `lumen queue` as failed until it is retried. Every other arrival
+//! path routes through the same outbox: the AI's SEG and SR, a signed report's Encapsulated
+//! PDF and Basic Text SR, `lumen import` and `lumen retrieve --data`; and a `kill -9` of the
+//! server right after STOW-RS and signing, with the peer down, loses no routing.
 
 mod util;
 
@@ -86,7 +89,17 @@ fn qr_route_ct_to_peer_started_later_survives_crash() {
     let not_routed: Vec<PathBuf> = all[4..6].to_vec();
     storescu(&server, "CTSCANNER", &routed);
     storescu(&server, "OTHER", &not_routed);
-    assert!(dir.join("outbound.sqlite").exists());
+    // Queued with the instances, in the index (no outbound.sqlite any more).
+    let q = queue_json(&dir, &[]);
+    assert_eq!(q["destinations"][0]["destination"], "DEST", "{q}");
+    assert_eq!(q["destinations"][0]["pending"], json!(4), "{q}");
+    assert!(
+        q["entries"]
+            .as_array()
+            .is_some_and(|e| e.iter().all(|e| e["origin"] == "c-store")),
+        "{q}"
+    );
+    assert!(!dir.join("outbound.sqlite").exists());
 
     // The peer is down: attempts fail; then the server crashes and comes back.
     std::thread::sleep(Duration::from_millis(1500));
@@ -168,6 +181,42 @@ fn stow(server: &Server, files: &[PathBuf]) -> u16 {
         .expect("STOW-RS")
         .status()
         .as_u16()
+}
+
+/// Checks that each routed data set is the one the server stores; returns their SOP Class
+/// UIDs.
+fn routed_as_stored(server: &Server, study: &str, got: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
+    let mut classes = Vec::new();
+    for (uid, dataset) in got {
+        let (status, _, body) = server.get_raw(
+            &format!("/dicom-web/studies/{study}/instances?SOPInstanceUID={uid}"),
+            Some("application/dicom+json"),
+        );
+        assert_eq!(status, 200, "QIDO {uid}");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let series = v[0]["0020000E"]["Value"][0]
+            .as_str()
+            .expect("series")
+            .to_string();
+        classes.push(
+            v[0]["00080016"]["Value"][0]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+        let (status, ct, body) = server.get_raw(
+            &format!("/dicom-web/studies/{study}/series/{series}/instances/{uid}"),
+            Some("multipart/related; type=\"application/dicom\""),
+        );
+        assert_eq!(status, 200);
+        let parts = multipart_parts(&ct, &body);
+        assert!(
+            dataset_bytes(&parts[0]) == &dataset[..],
+            "{uid}: the routed data set differs from the stored one"
+        );
+    }
+    classes.sort();
+    classes
 }
 
 fn queue_json(data: &Path, extra: &[&str]) -> serde_json::Value {
@@ -347,36 +396,7 @@ fn qr_route_ai_results_by_modality() {
     std::thread::sleep(Duration::from_millis(500));
     let got = datasets_in(&out);
     assert_eq!(got.len(), 2, "{:?}", got.keys().collect::<Vec<_>>());
-    let mut classes = Vec::new();
-    for (uid, dataset) in &got {
-        let (status, _, body) = server.get_raw(
-            &format!("/dicom-web/studies/{study}/instances?SOPInstanceUID={uid}"),
-            Some("application/dicom+json"),
-        );
-        assert_eq!(status, 200, "QIDO {uid}");
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let series = v[0]["0020000E"]["Value"][0]
-            .as_str()
-            .expect("series")
-            .to_string();
-        classes.push(
-            v[0]["00080016"]["Value"][0]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-        );
-        let (status, ct, body) = server.get_raw(
-            &format!("/dicom-web/studies/{study}/series/{series}/instances/{uid}"),
-            Some("multipart/related; type=\"application/dicom\""),
-        );
-        assert_eq!(status, 200);
-        let parts = multipart_parts(&ct, &body);
-        assert!(
-            dataset_bytes(&parts[0]) == &dataset[..],
-            "{uid}: the routed data set differs from the stored one"
-        );
-    }
-    classes.sort();
+    let classes = routed_as_stored(&server, &study, &got);
     assert_eq!(
         classes,
         [
@@ -385,4 +405,212 @@ fn qr_route_ai_results_by_modality() {
         ],
         "a SEG and a Comprehensive 3D SR"
     );
+}
+
+const LIDC_STUDY: &str = "1.3.6.1.4.1.14519.5.2.1.6279.6001.298806137288633453246975630178";
+const ENCAPSULATED_PDF: &str = "1.2.840.10008.5.1.4.1.1.104.1";
+const BASIC_TEXT_SR: &str = "1.2.840.10008.5.1.4.1.1.88.11";
+
+/// A storescp as DEST on `port`, writing what it receives (as received) into `out`.
+fn storescp(port: u16, out: &Path) -> Scp {
+    std::fs::create_dir_all(out).unwrap();
+    Scp(Command::new("storescp")
+        .args(["-aet", "DEST", "+B", "-od"])
+        .arg(out)
+        .arg(port.to_string())
+        .spawn()
+        .expect("storescp"))
+}
+
+/// A configuration routing `modalities` to DEST on `port`, with the AI off.
+fn route_config(dir: &Path, port: u16, modalities: &[&str]) -> PathBuf {
+    let mut cfg = format!("peers = [\"DEST=127.0.0.1:{port}\"]\n\n[ai]\nenabled = false\n");
+    for m in modalities {
+        cfg.push_str(&format!(
+            "\n[[route]]\nmodality = \"{m}\"\ndestination = \"DEST\"\n"
+        ));
+    }
+    let p = dir.join("lumen.toml");
+    std::fs::write(&p, cfg).unwrap();
+    p
+}
+
+/// Signs the study's report over the web app's API.
+fn sign(server: &Server, study: &str) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .post(&format!(
+            "{}/api/studies/{study}/report/sign",
+            server.http()
+        ))
+        .send_json(json!({ "lang": "en" }))
+        .expect("sign");
+    let status = r.status().as_u16();
+    let v: serde_json::Value = r.body_mut().read_json().unwrap_or_default();
+    assert_eq!(status, 200, "sign: {v}\n{}", server.log());
+    assert_eq!(v["status"], "signed", "{v}");
+}
+
+/// Waits until `n` objects arrived in `out`.
+fn wait_received(out: &Path, n: usize, server: &Server) -> BTreeMap<String, Vec<u8>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while datasets_in(out).len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "not routed in time ({} of {n}): {}",
+            datasets_in(out).len(),
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let got = datasets_in(out);
+    assert_eq!(got.len(), n, "{:?}", got.keys().collect::<Vec<_>>());
+    got
+}
+
+/// The signed report is an ingest path too: with rules on DOC and SR (none on CT), its
+/// Encapsulated PDF and Basic Text SR go to the peer as stored, and so do an addendum's.
+#[test]
+fn qr_route_signed_report_pdf_and_sr() {
+    let Some(data) = shared_data() else { return };
+    if !have_tool("storescu") || !have_tool("storescp") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = tmp.path().join("received");
+    let _scp = storescp(port, &out);
+    let cfg = route_config(tmp.path(), port, &["DOC", "SR"]);
+    let server = Server::start_in(&tmp.path().join("d"), &["--config", cfg.to_str().unwrap()]);
+    storescu(&server, "CTSCANNER", &lidc_files(&data)[..3]);
+    sign(&server, LIDC_STUDY);
+
+    let got = wait_received(&out, 2, &server);
+    assert_eq!(
+        routed_as_stored(&server, LIDC_STUDY, &got),
+        [ENCAPSULATED_PDF, BASIC_TEXT_SR],
+        "the report's Encapsulated PDF and Basic Text SR"
+    );
+    assert!(
+        queue_json(&server.data, &[])["entries"] == json!([]),
+        "all sent"
+    );
+}
+
+/// `kill -9` between ingest and routing loses no routing: with the peer down, CT arrives
+/// over STOW-RS and the report is signed; the server is killed at once. Its outbox lists
+/// every object; once the peer is up and the server restarted, they all arrive.
+#[test]
+fn qr_route_kill9_between_ingest_and_routing() {
+    let Some(data) = shared_data() else { return };
+    if !have_tool("storescp") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = route_config(tmp.path(), port, &["CT", "DOC", "SR"]);
+    let dir = tmp.path().join("d");
+    let args = ["--config", cfg.to_str().unwrap()];
+    let mut server = Server::start_in(&dir, &args);
+    let files = lidc_files(&data)[..3].to_vec();
+    assert_eq!(stow(&server, &files), 200, "{}", server.log());
+    sign(&server, LIDC_STUDY);
+    server.kill9();
+
+    let q = queue_json(&dir, &[]);
+    let mut origins: Vec<&str> = q["entries"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["origin"].as_str()).collect())
+        .unwrap_or_default();
+    origins.sort();
+    assert_eq!(
+        origins,
+        ["report", "report", "stow-rs", "stow-rs", "stow-rs"],
+        "{q}"
+    );
+    assert_eq!(q["destinations"][0]["pending"], json!(5), "{q}");
+
+    let out = tmp.path().join("received");
+    let _scp = storescp(port, &out);
+    let server = Server::start_in(&dir, &args);
+    let got = wait_received(&out, 5, &server);
+    let want: BTreeMap<String, Vec<u8>> = files.iter().filter_map(|p| uid_and_dataset(p)).collect();
+    for (uid, dataset) in &want {
+        assert_eq!(got.get(uid), Some(dataset), "{uid} arrived as sent");
+    }
+    let mut classes = routed_as_stored(&server, LIDC_STUDY, &got);
+    classes.retain(|c| c != "1.2.840.10008.5.1.4.1.1.2");
+    assert_eq!(classes, [ENCAPSULATED_PDF, BASIC_TEXT_SR]);
+    assert!(queue_json(&dir, &[])["entries"] == json!([]), "all sent");
+}
+
+/// `lumen import` and `lumen retrieve --get --data` route by the configuration's rules:
+/// their instances are queued in the archive's outbox (beside no server) and sent once
+/// `lumen serve` runs on the data directory.
+#[test]
+fn qr_route_import_and_retrieve_are_queued() {
+    let Some(data) = shared_data() else { return };
+    if !have_tool("storescu") || !have_tool("storescp") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let all = lidc_files(&data);
+    // The node retrieved from: another Lumen that knows us as a peer.
+    let source = Server::start_in(&tmp.path().join("src"), &["--peer", "QRSCU=127.0.0.1:104"]);
+    storescu(&source, "CTSCANNER", &all[..3]);
+
+    let port = free_port();
+    let cfg = route_config(tmp.path(), port, &["CT"]);
+    let dir = tmp.path().join("d");
+    let mut import = Command::new(lumen_bin());
+    import
+        .args(["import", "--config", cfg.to_str().unwrap(), "--data"])
+        .arg(&dir)
+        .args(&all[3..5]);
+    let o = run(&mut import);
+    assert!(o.status.success(), "lumen import: {}", s(&o));
+    assert!(s(&o).contains("queued for routing: 2"), "{}", s(&o));
+    let o = run(Command::new(lumen_bin())
+        .args(["retrieve", "--from"])
+        .arg(format!("LUMEN@127.0.0.1:{}", source.dicom_port))
+        .args(["--aet", "QRSCU", "--study", LIDC_STUDY, "--get", "--data"])
+        .arg(&dir)
+        .args(["--config", cfg.to_str().unwrap()]));
+    assert!(o.status.success(), "lumen retrieve: {}", s(&o));
+    assert!(
+        s(&o).contains("3 instance(s) queued for routing"),
+        "{}",
+        s(&o)
+    );
+    // Importing without the rules queues nothing more.
+    let o = run(Command::new(lumen_bin())
+        .args(["import", "--data"])
+        .arg(&dir)
+        .args(&all[5..6]));
+    assert!(o.status.success(), "lumen import: {}", s(&o));
+    assert!(!s(&o).contains("queued for routing"), "{}", s(&o));
+
+    let q = queue_json(&dir, &[]);
+    let mut origins: Vec<&str> = q["entries"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["origin"].as_str()).collect())
+        .unwrap_or_default();
+    origins.sort();
+    assert_eq!(
+        origins,
+        ["import", "import", "retrieve", "retrieve", "retrieve"],
+        "{q}"
+    );
+
+    let out = tmp.path().join("received");
+    let _scp = storescp(port, &out);
+    let server = Server::start_in(&dir, &["--config", cfg.to_str().unwrap()]);
+    let got = wait_received(&out, 5, &server);
+    let want: BTreeMap<String, Vec<u8>> =
+        all[..5].iter().filter_map(|p| uid_and_dataset(p)).collect();
+    assert_eq!(got, want);
 }

@@ -1,9 +1,13 @@
 //! The archive: a durable index of DICOM objects and the files that hold them.
 //!
-//! [`Store::ingest`] is the one path every front door (C-STORE, STOW-RS, `lumen import`)
-//! uses to keep an object; [`Store::search`] is the one query path behind QIDO-RS and
-//! C-FIND. Only this crate knows SQL and file paths. The embedded default is SQLite plus
-//! files under a data directory.
+//! [`Store::ingest`] is the one path every front door (C-STORE, STOW-RS, `lumen import`,
+//! the AI's results, signed reports, `lumen retrieve --data`) uses to keep an object;
+//! [`Store::search`] is the one query path behind QIDO-RS and C-FIND. Only this crate knows
+//! SQL and file paths. The embedded default is SQLite plus files under a data directory.
+//!
+//! Routing: with a [`Router`] in the [`StoreConfig`], a newly stored instance is queued for
+//! its destinations in the [`outbox`](Store::claim_outbox) by the very transaction that
+//! indexes it.
 //!
 //! Durability: the object is written to a temporary file and renamed into place; its fsync
 //! (file, then directory) runs beside the index commit, and the sender is answered only
@@ -13,12 +17,14 @@
 //! at the next start, and an indexed one whose bytes a power loss took is un-indexed.
 
 mod blobs;
+mod outbox;
 mod query_sql;
 mod writer;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -32,6 +38,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use blobs::Blobs;
+pub use outbox::{Arrival, LEGACY_QUEUE_FILE, Origin, OutboxEntry, Router, RoutingQueue};
 use writer::{Commit, Job, Pending};
 
 /// What to do when an object arrives whose SOP Instance UID is stored with other content.
@@ -56,6 +63,9 @@ pub struct StoreConfig {
     pub accept_unknown_sop_classes: bool,
     /// Modalities whose series get an AI job when instances arrive.
     pub ai_modalities: Vec<String>,
+    /// Where newly stored instances are forwarded (none: nothing is routed). It is asked
+    /// inside the ingest transaction, which writes the outbox rows.
+    pub router: Option<Arc<dyn Router>>,
 }
 
 impl StoreConfig {
@@ -66,6 +76,7 @@ impl StoreConfig {
             on_conflict: ConflictPolicy::Reject,
             accept_unknown_sop_classes: false,
             ai_modalities: vec!["CT".into()],
+            router: None,
         }
     }
 }
@@ -134,6 +145,13 @@ pub struct Ingested {
     pub sop_instance_uid: String,
     /// SOP Class UID.
     pub sop_class_uid: String,
+    /// Modality (0008,0060) of its series; empty when absent.
+    pub modality: String,
+    /// How it came.
+    pub origin: Origin,
+    /// How many destinations it was queued for (only a newly stored or replaced instance
+    /// is routed; an identical re-send is not).
+    pub routed: usize,
 }
 
 /// An instance as stored: where it is and how it is encoded.
@@ -212,6 +230,8 @@ pub struct Store {
     committer: std::sync::mpsc::SyncSender<Job>,
     /// Paths whose files are now on disk, to mark synced with the next commit.
     synced: writer::Synced,
+    /// Woken when an ingest queued outbox rows.
+    outbox_wake: Arc<tokio::sync::Notify>,
     _lock: std::sync::Arc<std::fs::File>,
 }
 
@@ -287,9 +307,12 @@ impl Store {
             config,
             committer,
             synced,
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
             _lock: std::sync::Arc::new(lock),
         };
         store.sweep().await?;
+        store.release_outbox_claims().await?;
+        store.import_legacy_outbound().await?;
         Ok(store)
     }
 
@@ -316,20 +339,21 @@ impl Store {
         &self.config
     }
 
-    /// Parses, checks and durably stores one Part-10 object (bytes kept exactly as given).
+    /// Parses, checks and durably stores one Part-10 object (bytes kept exactly as given)
+    /// that came by `origin`; a new instance is queued for routing in the same transaction.
     ///
     /// Re-sending an identical object succeeds and stores nothing; a different object with
     /// a stored SOP Instance UID is refused or replaces it, by [`ConflictPolicy`].
-    pub async fn ingest(&self, bytes: Bytes) -> Result<Ingested, IngestError> {
+    pub async fn ingest(&self, bytes: Bytes, origin: Origin) -> Result<Ingested, IngestError> {
         // All of it runs on one blocking thread, which hands the object to the index
         // writer thread once: thread hand-offs, not work, dominated on a busy machine.
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.ingest_blocking(bytes))
+        tokio::task::spawn_blocking(move || store.ingest_blocking(bytes, origin))
             .await
             .map_err(internal)?
     }
 
-    fn ingest_blocking(&self, bytes: Bytes) -> Result<Ingested, IngestError> {
+    fn ingest_blocking(&self, bytes: Bytes, origin: Origin) -> Result<Ingested, IngestError> {
         // The file is written before the index is asked whether the instance is known: its
         // path is derived from the content, so an identical re-send finds the very file the
         // index already lists, and a new instance, the common case, saves a round trip.
@@ -337,18 +361,29 @@ impl Store {
         let rec = &parsed.record;
         let rel = Blobs::relative_path(&rec.series_uid, &rec.sop_instance_uid, &parsed.sha256);
         let ingested = {
-            let (study_uid, series_uid, sop_instance_uid, sop_class_uid) = (
+            let (study_uid, series_uid, sop_instance_uid, sop_class_uid, modality) = (
                 rec.study_uid.clone(),
                 rec.series_uid.clone(),
                 rec.sop_instance_uid.clone(),
                 rec.sop_class_uid.clone(),
+                rec.modality.clone(),
             );
-            move |status| Ingested {
-                status,
-                study_uid,
-                series_uid,
-                sop_instance_uid,
-                sop_class_uid,
+            let origin = origin.clone();
+            let wake = self.outbox_wake.clone();
+            move |status, routed| {
+                if routed > 0 {
+                    wake.notify_one();
+                }
+                Ingested {
+                    status,
+                    study_uid,
+                    series_uid,
+                    sop_instance_uid,
+                    sop_class_uid,
+                    modality,
+                    origin,
+                    routed,
+                }
             }
         };
         let unsynced = self
@@ -365,7 +400,7 @@ impl Store {
         // could still be lost while the old ones are gone.
         let overlap = self.config.on_conflict == ConflictPolicy::Reject;
         let committed = if overlap {
-            let answer = self.send_commit(parsed, &rel, true)?;
+            let answer = self.send_commit(parsed, origin, &rel, true)?;
             let synced = unsynced.sync();
             let committed = answer
                 .recv()
@@ -373,36 +408,36 @@ impl Store {
             if let Err(e) = synced {
                 // The bytes may not be on disk: take the instance out of the index again
                 // if this call put it there, and report the failure.
-                if matches!(committed, Ok(Commit::Inserted)) {
+                if matches!(committed, Ok(Commit::Inserted(_))) {
                     self.unindex_unsynced(&rel);
                 }
                 return Err(sync_failed(e));
             }
-            if matches!(committed, Ok(Commit::Inserted)) {
+            if matches!(committed, Ok(Commit::Inserted(_))) {
                 self.mark_synced(rel.clone());
             }
             committed
         } else {
             unsynced.sync().map_err(sync_failed)?;
-            self.send_commit(parsed, &rel, false)?
+            self.send_commit(parsed, origin, &rel, false)?
                 .recv()
                 .map_err(|_| internal("the index writer has stopped"))?
         };
         match committed {
-            Ok(Commit::Inserted) => Ok(ingested(IngestStatus::Stored)),
-            Ok(Commit::Replaced(old)) => {
+            Ok(Commit::Inserted(routed)) => Ok(ingested(IngestStatus::Stored, routed)),
+            Ok(Commit::Replaced(old, routed)) => {
                 if old != rel
                     && let Err(e) = self.blobs.remove(&old)
                 {
                     tracing::warn!(error = %e, "could not remove replaced object file");
                 }
-                Ok(ingested(IngestStatus::Replaced))
+                Ok(ingested(IngestStatus::Replaced, routed))
             }
             Ok(Commit::Identical(stored)) => {
                 if stored != rel {
                     let _ = self.blobs.remove(&rel);
                 }
-                Ok(ingested(IngestStatus::AlreadyPresent))
+                Ok(ingested(IngestStatus::AlreadyPresent, 0))
             }
             Err(e) => {
                 // A conflict means other content is indexed under this UID, so the file just
@@ -421,12 +456,14 @@ impl Store {
     fn send_commit(
         &self,
         parsed: Prepared,
+        origin: Origin,
         rel: &str,
         unsynced: bool,
     ) -> Result<std::sync::mpsc::Receiver<Result<Commit, IngestError>>, IngestError> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         let job = Job::Ingest(Box::new(Pending {
             parsed,
+            origin,
             rel: rel.to_string(),
             unsynced,
             reply,

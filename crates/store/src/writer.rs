@@ -17,8 +17,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    ConflictPolicy, IngestError, Prepared, StoreConfig, StoreError, conflict_error, internal,
-    now_ms,
+    Arrival, ConflictPolicy, IngestError, Origin, Prepared, StoreConfig, StoreError,
+    conflict_error, internal, now_ms,
 };
 
 /// How often (ms) ingest refreshes the arrival time of a series waiting for the AI.
@@ -29,17 +29,20 @@ const GROUP_COMMIT_MAX: usize = 64;
 
 /// What a commit did.
 pub(crate) enum Commit {
-    /// A new instance is indexed.
-    Inserted,
+    /// A new instance is indexed, queued for this many destinations.
+    Inserted(usize),
     /// An identical instance was indexed already, at this path.
     Identical(String),
-    /// A different instance under the same UID was replaced; its file was at this path.
-    Replaced(String),
+    /// A different instance under the same UID was replaced; its file was at this path. The
+    /// new one is queued for this many destinations.
+    Replaced(String, usize),
 }
 
 /// An object written to disk, waiting for the index writer.
 pub(crate) struct Pending {
     pub(crate) parsed: Prepared,
+    /// How it came (for the routing decision and the outbox rows).
+    pub(crate) origin: Origin,
     pub(crate) rel: String,
     /// Whether the file's sync may still be running (index it with `synced = 0`).
     pub(crate) unsynced: bool,
@@ -134,7 +137,7 @@ fn run(mut conn: Connection, config: StoreConfig, synced: Synced, rx: Receiver<J
                 }
             }
             for p in &batch {
-                let r = commit_one(&tx, &config, &p.parsed, &p.rel, p.unsynced);
+                let r = commit_one(&tx, &config, p);
                 // A database failure may have left part of this object's rows written:
                 // the whole transaction is abandoned (dropping `tx` rolls it back).
                 if let Err(IngestError::Internal(m)) = &r {
@@ -164,15 +167,14 @@ fn run(mut conn: Connection, config: StoreConfig, synced: Synced, rx: Receiver<J
     }
 }
 
-/// Indexes one written object inside the group transaction. Checks come first: an early
-/// return (identical, conflict) has written nothing.
+/// Indexes one written object inside the group transaction, with its outbox rows. Checks
+/// come first: an early return (identical, conflict) has written nothing.
 fn commit_one(
     tx: &rusqlite::Transaction<'_>,
     config: &StoreConfig,
-    p: &Prepared,
-    rel: &str,
-    unsynced: bool,
+    pending: &Pending,
 ) -> Result<Commit, IngestError> {
+    let (p, rel, unsynced) = (&pending.parsed, pending.rel.as_str(), pending.unsynced);
     let rec = &p.record;
     let now = now_ms();
     // One query for every check: the stored instance, the study of the series, whether the
@@ -326,10 +328,61 @@ fn commit_one(
         .and_then(|mut s| s.execute(params![rec.series_uid, rec.study_uid, now]))
         .map_err(internal)?;
     }
+    let routed = queue_routes(tx, config, pending, now)?;
     Ok(match prior {
-        Some((_, path)) => Commit::Replaced(path),
-        None => Commit::Inserted,
+        Some((_, path)) => Commit::Replaced(path, routed),
+        None => Commit::Inserted(routed),
     })
+}
+
+/// Writes the outbox rows of a newly stored (or replaced) instance: one per destination the
+/// router chooses. A row left from an earlier version of the instance starts over.
+fn queue_routes(
+    tx: &rusqlite::Transaction<'_>,
+    config: &StoreConfig,
+    pending: &Pending,
+    now: i64,
+) -> Result<usize, IngestError> {
+    let Some(router) = &config.router else {
+        return Ok(0);
+    };
+    let rec = &pending.parsed.record;
+    let mut destinations = router.destinations(&Arrival {
+        origin: &pending.origin,
+        modality: &rec.modality,
+        sop_class_uid: &rec.sop_class_uid,
+        study_uid: &rec.study_uid,
+        series_uid: &rec.series_uid,
+        sop_instance_uid: &rec.sop_instance_uid,
+    });
+    destinations.sort();
+    destinations.dedup();
+    if destinations.is_empty() {
+        return Ok(0);
+    }
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO outbox (sop_uid, series_uid, study_uid, destination, origin, queued_ms,
+               next_attempt_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT (sop_uid, destination) DO UPDATE SET series_uid = excluded.series_uid,
+               study_uid = excluded.study_uid, origin = excluded.origin, state = 'pending',
+               attempts = 0, queued_ms = excluded.queued_ms,
+               next_attempt_ms = excluded.next_attempt_ms, claimed_ms = NULL, last_error = NULL",
+        )
+        .map_err(internal)?;
+    for d in &destinations {
+        insert
+            .execute(params![
+                rec.sop_instance_uid,
+                rec.series_uid,
+                rec.study_uid,
+                d,
+                pending.origin.label(),
+                now
+            ])
+            .map_err(internal)?;
+    }
+    Ok(destinations.len())
 }
 
 /// Removes the instance stored at `path` from the index, with its series and study when
@@ -337,15 +390,17 @@ fn commit_one(
 /// is left alone.
 fn unindex(conn: &mut Connection, path: &str, only_unsynced: bool) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    let row: Option<(String, String)> = tx
+    let row: Option<(String, String, String)> = tx
         .query_row(
             "DELETE FROM instances WHERE path = ?1 AND (synced = 0 OR NOT ?2)
-             RETURNING series_uid, study_uid",
+             RETURNING series_uid, study_uid, sop_uid",
             params![path, only_unsynced],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    if let Some((series, study)) = row {
+    if let Some((series, study, sop)) = row {
+        // It was never acknowledged: nothing of it is routed.
+        tx.execute("DELETE FROM outbox WHERE sop_uid = ?1", [&sop])?;
         tx.execute(
             "DELETE FROM ai_jobs WHERE series_uid = ?1
                AND NOT EXISTS (SELECT 1 FROM instances WHERE series_uid = ?1)",

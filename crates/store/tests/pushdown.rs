@@ -11,7 +11,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use lumen_dicom::attrs::Level;
 use lumen_dicom::query::Query;
-use lumen_store::{Scope, Store, StoreConfig};
+use lumen_store::{Origin, Scope, Store, StoreConfig};
 
 /// SplitMix64: a small deterministic generator, so that a failure names its seed.
 struct Rng(u64);
@@ -107,7 +107,10 @@ async fn archive(store: &Store, rng: &mut Rng, seed: u64, studies: usize) {
                     .expect("file meta");
                 let mut bytes = Vec::new();
                 file.write_all(&mut bytes).expect("encode");
-                store.ingest(Bytes::from(bytes)).await.expect("ingest");
+                store
+                    .ingest(Bytes::from(bytes), Origin::Import)
+                    .await
+                    .expect("ingest");
             }
         }
     }

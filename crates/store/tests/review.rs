@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use lumen_store::{FindingAction, ReportStatus, ReviewError, Store, StoreConfig, WorklistFilter};
+use lumen_store::{
+    FindingAction, Origin, ReportStatus, ReviewError, Store, StoreConfig, WorklistFilter,
+};
 use serde_json::json;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
@@ -232,7 +234,7 @@ async fn worklist_joins_ai_and_report_status() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(StoreConfig::new(tmp.path())).await.unwrap();
     let ing = store
-        .ingest(Bytes::from(std::fs::read(p).unwrap()))
+        .ingest(Bytes::from(std::fs::read(p).unwrap()), Origin::Import)
         .await
         .unwrap();
     let all = WorklistFilter {

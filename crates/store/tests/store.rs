@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use lumen_dicom::attrs::Level;
 use lumen_dicom::query::Query;
-use lumen_store::{ConflictPolicy, IngestError, IngestStatus, Scope, Store, StoreConfig};
+use lumen_store::{ConflictPolicy, IngestError, IngestStatus, Origin, Scope, Store, StoreConfig};
 
 fn sample() -> Option<Vec<u8>> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -48,16 +48,18 @@ async fn duplicates_conflicts_and_replacement() {
             .await
             .expect("open");
         let a = store
-            .ingest(Bytes::from(original.clone()))
+            .ingest(Bytes::from(original.clone()), Origin::Import)
             .await
             .expect("ingest");
         assert_eq!(a.status, IngestStatus::Stored);
         let b = store
-            .ingest(Bytes::from(original.clone()))
+            .ingest(Bytes::from(original.clone()), Origin::Import)
             .await
             .expect("again");
         assert_eq!(b.status, IngestStatus::AlreadyPresent);
-        let c = store.ingest(Bytes::from(changed.clone())).await;
+        let c = store
+            .ingest(Bytes::from(changed.clone()), Origin::Import)
+            .await;
         assert!(matches!(c, Err(IngestError::Conflict(_))), "{c:?}");
         let inst = store.instances(&Scope::default()).await.expect("list");
         assert_eq!(inst.len(), 1);
@@ -69,7 +71,7 @@ async fn duplicates_conflicts_and_replacement() {
     cfg.on_conflict = ConflictPolicy::Replace;
     let store = Store::open(cfg).await.expect("reopen");
     let d = store
-        .ingest(Bytes::from(changed.clone()))
+        .ingest(Bytes::from(changed.clone()), Origin::Import)
         .await
         .expect("replace");
     assert_eq!(d.status, IngestStatus::Replaced);
@@ -95,7 +97,10 @@ async fn open_sweeps_unindexed_and_temporary_files() {
         let store = Store::open(StoreConfig::new(tmp.path()))
             .await
             .expect("open");
-        store.ingest(Bytes::from(original)).await.expect("ingest");
+        store
+            .ingest(Bytes::from(original), Origin::Import)
+            .await
+            .expect("ingest");
     }
     // What a crash between rename and commit, or mid-write, would leave.
     let orphan_dir = tmp.path().join("objects/ff/ee");
@@ -124,7 +129,9 @@ async fn invalid_bytes_store_nothing() {
         .await
         .expect("open");
     for bad in [&b""[..], b"DICM", b"not dicom at all", &[0u8; 300][..]] {
-        let r = store.ingest(Bytes::copy_from_slice(bad)).await;
+        let r = store
+            .ingest(Bytes::copy_from_slice(bad), Origin::Import)
+            .await;
         assert!(matches!(r, Err(IngestError::Invalid(_))), "{r:?}");
     }
     assert!(files_under(&tmp.path().join("objects")).is_empty());
@@ -174,12 +181,12 @@ async fn unsynced_rows_are_checked_at_start() {
             .await
             .expect("open");
         store
-            .ingest(Bytes::from(original.clone()))
+            .ingest(Bytes::from(original.clone()), Origin::Import)
             .await
             .expect("ingest");
         // The next transaction (an identical re-send) marks the first file synced.
         store
-            .ingest(Bytes::from(original.clone()))
+            .ingest(Bytes::from(original.clone()), Origin::Import)
             .await
             .expect("again");
     }
@@ -214,7 +221,7 @@ async fn unsynced_rows_are_checked_at_start() {
         );
         // And the instance can be stored again.
         let again = store
-            .ingest(Bytes::from(original))
+            .ingest(Bytes::from(original), Origin::Import)
             .await
             .expect("re-ingest");
         assert_eq!(again.status, IngestStatus::Stored);

@@ -146,7 +146,7 @@ async fn store(
         let idx = results.len();
         results.push(None);
         let store = state.store.clone();
-        tasks.spawn(async move { (idx, store.ingest(bytes).await) });
+        tasks.spawn(async move { (idx, store.ingest(bytes, lumen_store::Origin::StowRs).await) });
     }
     while let Some(joined) = tasks.join_next().await {
         match joined {
