@@ -5,6 +5,8 @@
 //!   reject, correct, add, and the SEG overlay the viewer draws;
 //! - [`report`]: the report drafted from the reviewed findings, edited, signed, with addenda
 //!   and its PDF;
+//! - [`ai`]: AI on arrival: the runner that claims each quiet CT series' job, runs the
+//!   engine, stores its SEG and SR and records the typed result;
 //! - [`query`]: QIDO-RS and C-FIND searches and the worklist;
 //! - [`routing`]: `[[route]]` rules, asked by the index writer for every new instance, and
 //!   the worker that forwards the outbox to peers with C-STORE.
@@ -13,6 +15,8 @@
 //! for that user: it never holds patient data. This is where permission checks and audit
 //! records belong, once, for every front door.
 
+pub mod ai;
+mod ai_results;
 pub mod query;
 pub mod report;
 pub mod review;

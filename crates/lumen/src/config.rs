@@ -49,7 +49,7 @@ pub struct Config {
     /// Who may use each DICOM service.
     pub access: AccessConfig,
     /// When and how the AI reads arriving series (`[ai]` table).
-    pub ai: crate::ai_runner::AiConfig,
+    pub ai: lumen_app::ai::AiConfig,
     /// Routing rules (`[[route]]` tables): arriving instances forwarded to peers.
     pub route: Vec<lumen_app::routing::RouteRule>,
     /// The radiologist's web app (`[web]` table).
@@ -190,7 +190,7 @@ impl Default for Config {
             peers: Vec::new(),
             check_peer_address: false,
             access: AccessConfig::default(),
-            ai: crate::ai_runner::AiConfig::default(),
+            ai: lumen_app::ai::AiConfig::default(),
             route: Vec::new(),
             web: WebAppConfig::default(),
         }

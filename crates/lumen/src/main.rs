@@ -1,7 +1,5 @@
 //! `lumen`: the one binary — archive server, importer and AI command line.
 
-mod ai_results;
-mod ai_runner;
 mod cli_ai;
 mod config;
 mod import;

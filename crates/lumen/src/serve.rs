@@ -239,7 +239,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         http.local_addr()?
     );
 
-    let ai_task = crate::ai_runner::spawn(store.clone(), config.ai.clone());
+    let ai_task = lumen_app::ai::spawn(store.clone(), config.ai.clone());
 
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut rx_http = rx.clone();

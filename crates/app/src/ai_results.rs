@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context, Result};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use lumen_ai::lungs::{LEFT, LungMask, RIGHT};
@@ -37,14 +36,15 @@ impl Sources {
     /// Reads the study context and each slice's geometry from the parsed source objects.
     pub fn from_objects<'a>(
         objects: impl IntoIterator<Item = &'a InMemDicomObject>,
-    ) -> Result<Self> {
+    ) -> Result<Self, String> {
         let mut study = None;
         let mut images = HashMap::new();
         let mut series_uid = String::new();
         let mut date_time = None;
         for o in objects {
             if study.is_none() {
-                study = Some(StudyContext::from_source(o).context("source study")?);
+                study =
+                    Some(StudyContext::from_source(o).map_err(|e| format!("source study: {e}"))?);
                 let s = |t| {
                     o.get(t)
                         .and_then(|e| e.to_str().ok())
@@ -61,12 +61,13 @@ impl Sources {
                     },
                 });
             }
-            let img = SourceImage::from_object(o).context("source image geometry")?;
+            let img =
+                SourceImage::from_object(o).map_err(|e| format!("source image geometry: {e}"))?;
             series_uid = img.series_instance_uid.clone();
             images.insert(img.sop_instance_uid.clone(), img);
         }
         Ok(Sources {
-            study: study.context("no source objects")?,
+            study: study.ok_or("no source objects")?,
             images,
             series_uid,
             date_time: date_time.unwrap_or_default(),
@@ -153,7 +154,7 @@ pub fn build(
     volume: &Volume,
     analysis: &Analysis,
     lungs: &LungMask,
-) -> Result<Results> {
+) -> Result<Results, String> {
     let version = env!("CARGO_PKG_VERSION");
     let mut warnings = Vec::new();
     let sops: Vec<String> = src.images.keys().cloned().collect();
@@ -287,7 +288,7 @@ pub fn build(
         };
         seg_obj = Some(
             lumen_report::write_segmentation(&src.study, &sources, &segments, &options)
-                .context("writing the SEG")?,
+                .map_err(|e| format!("writing the SEG: {e}"))?,
         );
     } else {
         warnings.push(
@@ -385,7 +386,7 @@ pub fn build(
         device_observer_uid: Some(derived_uid(b"lumen", "device observer")),
     };
     let sr = lumen_report::write_measurement_report(&src.study, &sr_sources, &report)
-        .context("writing the SR")?;
+        .map_err(|e| format!("writing the SR: {e}"))?;
     let json = json!({
         "seg_sop_uid": seg_obj.as_ref().map(|s| s.sop_instance_uid.clone()),
         "sr_sop_uid": sr.sop_instance_uid,
