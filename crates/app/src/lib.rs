@@ -55,6 +55,19 @@ impl Actor {
     }
 }
 
+impl Actor {
+    /// A remote DICOM application entity acting over DIMSE (C-FIND, C-GET, C-MOVE), known
+    /// by its calling AE title.
+    pub fn dicom_peer(calling_ae: &str, institution: &str) -> Actor {
+        Actor {
+            user_id: format!("ae:{calling_ae}"),
+            display_name: calling_ae.to_string(),
+            role: "dicom-peer".into(),
+            institution: institution.into(),
+        }
+    }
+}
+
 /// Settings of the use cases.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {

@@ -18,6 +18,7 @@ use dicom_transfer_syntax_registry::entries::{
     EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
 };
 use dicom_transfer_syntax_registry::{TransferSyntax, TransferSyntaxIndex, TransferSyntaxRegistry};
+use lumen_app::{Actor, App};
 use lumen_dicom::attrs::Level;
 use lumen_dicom::json::first_string;
 use lumen_dicom::query::{Identifier, QueryError};
@@ -61,8 +62,8 @@ fn parse_identifier(req: &QueryRequest) -> Result<Identifier, Failure> {
 }
 
 /// Answers a C-FIND with the archive.
-pub async fn find(store: &Store, aet: &str, req: QueryRequest) -> FindOutcome {
-    match find_inner(store, aet, &req).await {
+pub async fn find(app: &App, aet: &str, req: QueryRequest) -> FindOutcome {
+    match find_inner(app, aet, &req).await {
         Ok(m) => FindOutcome::Matches(m),
         Err(f) => FindOutcome::Failure {
             status: f.status,
@@ -71,10 +72,11 @@ pub async fn find(store: &Store, aet: &str, req: QueryRequest) -> FindOutcome {
     }
 }
 
-async fn find_inner(store: &Store, aet: &str, req: &QueryRequest) -> Result<Vec<Bytes>, Failure> {
+async fn find_inner(app: &App, aet: &str, req: &QueryRequest) -> Result<Vec<Bytes>, Failure> {
     let id = parse_identifier(req)?;
-    let records = store
-        .search(&id.query, &Scope::default())
+    let actor = Actor::dicom_peer(&req.calling_ae, &app.settings().institution);
+    let records = app
+        .search(&actor, &id.query, &Scope::default())
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "C-FIND search failed");
@@ -179,7 +181,7 @@ impl RetrieveCache {
 
 /// The instances a C-MOVE or C-GET identifier selects.
 pub async fn retrieve(
-    store: &Store,
+    app: &App,
     cache: &RetrieveCache,
     req: QueryRequest,
 ) -> Result<Vec<RetrieveItem>, Failure> {
@@ -199,10 +201,15 @@ pub async fn retrieve(
     if query.level == Level::Patient {
         query.level = Level::Study;
     }
-    let records = store
-        .search(&query, &Scope::default())
+    let actor = Actor::dicom_peer(&req.calling_ae, &app.settings().institution);
+    let records = app
+        .search(&actor, &query, &Scope::default())
         .await
-        .map_err(internal)?;
+        .map_err(|e| {
+            tracing::error!(error = %e, "retrieve: search failed");
+            fail(status::REFUSED_OUT_OF_RESOURCES_MATCHES, "search failed")
+        })?;
+    let store = app.store();
     let mut scopes: Vec<Scope> = Vec::new();
     let mut wanted_sops: Option<std::collections::HashSet<String>> = None;
     for r in &records {

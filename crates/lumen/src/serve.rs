@@ -46,6 +46,9 @@ pub struct ServeArgs {
 /// The DIMSE side's handle on the archive: every C-STORE goes through `Store::ingest`.
 struct ArchiveHandler {
     store: Store,
+    /// The use cases (C-FIND and C-GET/C-MOVE selections are searches of the application
+    /// layer, made as the calling AE).
+    app: lumen_app::App,
     /// Our AE title (the Retrieve AE Title of C-FIND responses).
     aet: String,
     /// Locations and read-ahead of C-GET/C-MOVE selections.
@@ -97,11 +100,11 @@ impl StoreHandler for ArchiveHandler {
     }
 
     async fn find(&self, req: QueryRequest) -> FindOutcome {
-        crate::qr::find(&self.store, &self.aet, req).await
+        crate::qr::find(&self.app, &self.aet, req).await
     }
 
     async fn retrieve(&self, req: QueryRequest) -> Result<Vec<RetrieveItem>, Failure> {
-        crate::qr::retrieve(&self.store, &self.retrieve_cache, req).await
+        crate::qr::retrieve(&self.app, &self.retrieve_cache, req).await
     }
 
     async fn load(
@@ -178,7 +181,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         },
     );
     let app = lumen_web::router(lumen_web::AppState {
-        app: use_cases,
+        app: use_cases.clone(),
         store: store.clone(),
         config: Arc::new(web_config),
     });
@@ -220,6 +223,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         dimse_config,
         ArchiveHandler {
             store: store.clone(),
+            app: use_cases,
             aet: config.aet.clone(),
             retrieve_cache: crate::qr::RetrieveCache::default(),
         },
