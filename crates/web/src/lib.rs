@@ -200,7 +200,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/dicom-web", dicomweb)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .layer(tower_http::trace::TraceLayer::new_for_http());
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span));
     if let Some(cors) = cors {
         app = app.layer(cors);
     }
@@ -229,4 +229,59 @@ async fn health(
 ) -> Result<&'static str, ApiError> {
     state.store.ping().await?;
     Ok("ok")
+}
+
+/// The trace span of a request: method and path only. The query string is left out
+/// because QIDO-RS and worklist queries carry patient names and IDs
+/// (`?PatientName=...`, `?q=...`), which must not reach the log at any level.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use super::*;
+
+    #[test]
+    fn request_spans_name_the_path_without_the_query() {
+        use std::sync::{Arc, Mutex};
+        use tracing_subscriber::layer::SubscriberExt;
+
+        #[derive(Clone, Default)]
+        struct Fields(Arc<Mutex<String>>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Fields {
+            fn on_new_span(
+                &self,
+                attrs: &tracing::span::Attributes<'_>,
+                _: &tracing::span::Id,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                struct V<'a>(&'a mut String);
+                impl tracing::field::Visit for V<'_> {
+                    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                        self.0.push_str(&format!("{}={:?} ", f.name(), v));
+                    }
+                }
+                if let Ok(mut s) = self.0.lock() {
+                    attrs.record(&mut V(&mut s));
+                }
+            }
+        }
+        let fields = Fields::default();
+        let subscriber = tracing_subscriber::registry().with(fields.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let req = axum::http::Request::get(
+                "/dicom-web/studies?PatientName=WANG%5EFANG&PatientID=P123",
+            )
+            .body(axum::body::Body::empty())
+            .expect("request");
+            let _span = request_span(&req);
+        });
+        let logged = fields.0.lock().map(|s| s.clone()).unwrap_or_default();
+        assert!(logged.contains("/dicom-web/studies"), "{logged}");
+        assert!(
+            !logged.contains("WANG") && !logged.contains("P123"),
+            "{logged}"
+        );
+    }
 }
