@@ -10,7 +10,7 @@ use dicom_ul::pdu::{
 };
 
 use crate::server::ServerConfig;
-use crate::sop::{Service, VERIFICATION, is_storage_sop_class, query_retrieve_service, trim_uid};
+use crate::sop::{Service, VERIFICATION, query_retrieve_service, trim_uid};
 
 /// The DICOM application context name.
 pub const APPLICATION_CONTEXT: &str = "1.2.840.10008.3.1.1.1";
@@ -55,7 +55,9 @@ fn service_of(config: &ServerConfig, uid: &str) -> Option<Service> {
     if uid == VERIFICATION {
         Some(Service::Echo)
     } else if config.sop_classes.iter().any(|c| c == uid)
-        || (config.accept_any_storage_class && is_storage_sop_class(uid))
+        || config
+            .accept_storage_class
+            .is_some_and(|accept| accept(uid))
     {
         Some(Service::Store)
     } else {
@@ -294,7 +296,7 @@ mod tests {
         assert_eq!(n.contexts[1].id, 7);
         assert_eq!(n.rejected, 3);
         assert_eq!(n.peer_max_pdu, 16384);
-        config.accept_any_storage_class = true;
+        config.accept_storage_class = Some(|uid| uid.starts_with("1.2.840.10008.5.1.4.1.1."));
         let n = negotiate(&config, &request, false).unwrap();
         assert_eq!(n.contexts.len(), 3);
     }

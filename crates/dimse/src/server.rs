@@ -51,8 +51,10 @@ pub struct ServerConfig {
     /// Storage SOP classes accepted (Verification is always accepted).
     /// Default [`STORAGE_SOP_CLASSES`].
     pub sop_classes: Vec<String>,
-    /// Also accept any other standard Storage SOP class. Default false.
-    pub accept_any_storage_class: bool,
+    /// Also accept every SOP class this says is a storage class the archive keeps (the
+    /// archive's own rule, `lumen_dicom::sop::is_storage_sop_class`, so that negotiation and
+    /// ingest agree). Default `None`: the listed classes only.
+    pub accept_storage_class: Option<fn(&str) -> bool>,
     /// Transfer syntaxes accepted. Default [`STORAGE_TRANSFER_SYNTAXES`].
     pub transfer_syntaxes: Vec<String>,
     /// Known remote AEs: callers allowed where [`Access::Peers`] applies, and the C-MOVE
@@ -151,7 +153,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(60),
             max_dataset_size: 1 << 30,
             sop_classes: STORAGE_SOP_CLASSES.iter().map(|s| s.to_string()).collect(),
-            accept_any_storage_class: false,
+            accept_storage_class: None,
             transfer_syntaxes: STORAGE_TRANSFER_SYNTAXES
                 .iter()
                 .map(|s| s.to_string())

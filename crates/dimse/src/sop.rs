@@ -1,8 +1,5 @@
 //! The SOP classes and transfer syntaxes the SCP accepts by default.
 
-use dicom_core::dictionary::{UidDictionary, UidType};
-use dicom_dictionary_std::StandardSopClassDictionary;
-
 /// Verification SOP class (C-ECHO).
 pub const VERIFICATION: &str = "1.2.840.10008.1.1";
 /// Implicit VR Little Endian, the default transfer syntax.
@@ -150,19 +147,6 @@ pub const STORAGE_TRANSFER_SYNTAXES: &[&str] = &[
     "1.2.840.10008.1.2.4.112", // JPEG XL
 ];
 
-/// Whether `uid` names a standard Storage SOP class (for "accept any storage class"):
-/// any composite object an archive keeps, but not Storage Commitment or query/retrieve.
-pub fn is_storage_sop_class(uid: &str) -> bool {
-    let Some(e) = StandardSopClassDictionary.by_uid(uid) else {
-        return false;
-    };
-    e.r#type == UidType::SopClass
-        && e.name.contains("Storage")
-        && !e.name.contains("Commitment")
-        && !e.name.contains("Retrieve")
-        && !e.name.contains("Query")
-}
-
 /// Remove UID padding (trailing NUL or spaces).
 pub fn trim_uid(uid: &str) -> &str {
     uid.trim_end_matches(['\0', ' '])
@@ -171,19 +155,19 @@ pub fn trim_uid(uid: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dicom_core::dictionary::UidDictionary;
+    use dicom_dictionary_std::StandardSopClassDictionary;
 
     #[test]
     fn default_lists_are_storage_and_unique() {
         for uid in STORAGE_SOP_CLASSES {
-            assert!(is_storage_sop_class(uid), "{uid}");
+            let name = StandardSopClassDictionary.by_uid(uid).map(|e| e.name);
+            assert!(name.is_some_and(|n| n.contains("Storage")), "{uid}");
         }
         let mut v = STORAGE_SOP_CLASSES.to_vec();
         v.sort();
         v.dedup();
         assert_eq!(v.len(), STORAGE_SOP_CLASSES.len());
-        assert!(!is_storage_sop_class(VERIFICATION));
-        assert!(!is_storage_sop_class("1.2.840.10008.1.20.1"));
-        assert!(!is_storage_sop_class("1.2.840.10008.5.1.4.1.2.2.1"));
         assert_eq!(trim_uid("1.2.3\0"), "1.2.3");
     }
 }

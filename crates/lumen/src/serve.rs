@@ -193,7 +193,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         max_pdu_length: config.max_pdu_length,
         idle_timeout: config.dimse_timeout(),
         max_dataset_size: usize::try_from(config.max_object_bytes).unwrap_or(usize::MAX),
-        accept_any_storage_class: config.accept_unknown_sop_classes,
+        accept_storage_class: config
+            .accept_unknown_sop_classes
+            .then_some(lumen_dicom::sop::is_storage_sop_class as fn(&str) -> bool),
         peers: config
             .peer_list()?
             .into_iter()
@@ -314,4 +316,20 @@ fn report_font(
          reports cannot be signed"
     );
     Ok(None)
+}
+
+#[cfg(test)]
+mod sop_tests {
+    /// Negotiation and ingest agree: every class the SCP accepts by default is one the
+    /// store keeps, and the directory object (DICOMDIR) is neither.
+    #[test]
+    fn negotiated_storage_classes_are_ingested() {
+        for uid in lumen_dimse::sop::STORAGE_SOP_CLASSES {
+            assert!(lumen_dicom::sop::is_storage_sop_class(uid), "{uid}");
+        }
+        assert!(!lumen_dimse::sop::STORAGE_SOP_CLASSES.contains(&"1.2.840.10008.1.3.10"));
+        assert!(!lumen_dicom::sop::is_storage_sop_class(
+            "1.2.840.10008.1.3.10"
+        ));
+    }
 }
