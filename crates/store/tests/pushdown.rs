@@ -11,7 +11,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use lumen_dicom::attrs::Level;
 use lumen_dicom::query::Query;
-use lumen_store::{Origin, Scope, Store, StoreConfig};
+use lumen_store::{Origin, Scope, Store, StoreConfig, WorklistFilter};
 
 /// SplitMix64: a small deterministic generator, so that a failure names its seed.
 struct Rng(u64);
@@ -212,6 +212,28 @@ async fn sql_pushdown_equals_the_matcher() {
             .expect("open");
         let mut rng = Rng(seed);
         archive(&store, &mut rng, seed, 40).await;
+        // The worklist's totals: unfiltered (a counter kept by triggers) and by modality
+        // (counted in SQL) agree with the matcher's studies.
+        let studies = store
+            .search(&Query::new(Level::Study), &Scope::default())
+            .await
+            .expect("studies");
+        let wl = |modality: Option<&str>| WorklistFilter {
+            modality: modality.map(str::to_string),
+            limit: 5,
+            ..WorklistFilter::default()
+        };
+        let all = store.worklist(&wl(None)).await.expect("worklist");
+        assert_eq!(all.total as usize, studies.len());
+        assert_eq!(all.items.len(), 5);
+        let ct = Query::from_qido(
+            Level::Study,
+            &[("ModalitiesInStudy".to_string(), "CT".to_string())],
+        )
+        .expect("parses");
+        let with_ct = studies.iter().filter(|r| ct.matches(r)).count();
+        let wl_ct = store.worklist(&wl(Some("ct"))).await.expect("worklist");
+        assert_eq!(wl_ct.total as usize, with_ct);
         for level in [Level::Patient, Level::Study, Level::Series, Level::Instance] {
             // The oracle's records: every record of the level, in the archive's order.
             let mut all = Query::new(level);
