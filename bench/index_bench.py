@@ -17,6 +17,9 @@ import time
 
 import requests
 
+ARGS = None
+SESSION = None
+
 
 def pct(xs, p):
     xs = sorted(xs)
@@ -38,17 +41,22 @@ def main():
     ap.add_argument("--dicom", help="host:port:AET for C-FIND")
     ap.add_argument("--label", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--lenient", action="store_true",
+                    help="a wrong answer is recorded and the next query runs (for the peer)")
     a = ap.parse_args()
+    global ARGS, SESSION
+    ARGS = a
     rnd = random.Random(1043)
-    s = requests.Session()
-    s.headers["Accept"] = "application/dicom+json"
+    SESSION = requests.Session()
+    SESSION.headers["Accept"] = "application/dicom+json"
 
     def pick():
         return rnd.randrange(a.studies)
 
     queries = {
         "PatientID": lambda: (f"{a.base}/studies?PatientID=SCALE{pick():07d}", 1),
-        # The ten patients SCALE^P00xxxx0..9 (the last digit wild).
+        # The ten patients SCALE^P00xxxx0..9 (the last digit wild; Orthanc 1.10 finds
+        # nothing for a pattern with '^' in it, which the table shows as a wrong answer).
         "PatientName wildcard": lambda: (
             f"{a.base}/studies?PatientName=SCALE^P{pick() // 10:06d}*", min(10, a.studies)),
         "StudyDate range, limit 25": lambda: (
@@ -61,25 +69,50 @@ def main():
     if a.worklist:
         queries["worklist first page"] = lambda: (a.worklist, None)
     results = {}
+
+    class Wrong(Exception):
+        pass
+
+    def wrong(msg):
+        if a.lenient:
+            raise Wrong(msg)
+        sys.exit(msg)
+
     for name, make in queries.items():
         lat = []
-        for i in range(a.n + 5):
-            url, expect = make()
-            t = time.perf_counter()
-            r = s.get(url, timeout=60)
-            dt = (time.perf_counter() - t) * 1000
-            if r.status_code != 200:
-                sys.exit(f"{a.label}: {name}: HTTP {r.status_code} for {url}: {r.text[:200]}")
-            body = r.json()
-            got = len(body["items"]) if isinstance(body, dict) and "items" in body else len(body)
-            if expect is not None and got != expect:
-                sys.exit(f"{a.label}: {name}: {got} results, expected {expect} ({url})")
-            if got == 0:
-                sys.exit(f"{a.label}: {name}: no results ({url})")
-            if i >= 5:  # warm-up
-                lat.append(dt)
+        try:
+            run(name, make, lat, wrong)
+        except Wrong as e:
+            results[name] = {"error": str(e)}
+            print(f"{a.label:>14} | {name:<28} WRONG ANSWER: {e}", flush=True)
+            continue
         results[name] = {"p50_ms": statistics.median(lat), "p99_ms": pct(lat, 99), "n": len(lat)}
         print(f"{a.label:>14} | {name:<28} p50 {results[name]['p50_ms']:7.2f} ms  p99 {results[name]['p99_ms']:7.2f} ms", flush=True)
+    dicom_find(a, pick, results)
+    with open(a.out, "w") as f:
+        json.dump({"label": a.label, "studies": a.studies, "per_study": a.per_study, "results": results}, f, indent=1)
+
+
+def run(name, make, lat, wrong):
+    """Sends one query N times (after 5 warm-ups), checking each answer."""
+    for i in range(ARGS.n + 5):
+        url, expect = make()
+        t = time.perf_counter()
+        r = SESSION.get(url, timeout=60)
+        dt = (time.perf_counter() - t) * 1000
+        if r.status_code != 200:
+            wrong(f"{ARGS.label}: {name}: HTTP {r.status_code} for {url}: {r.text[:200]}")
+        body = r.json()
+        got = len(body["items"]) if isinstance(body, dict) and "items" in body else len(body)
+        if expect is not None and got != expect:
+            wrong(f"{ARGS.label}: {name}: {got} results, expected {expect} ({url})")
+        if got == 0:
+            wrong(f"{ARGS.label}: {name}: no results ({url})")
+        if i >= 5:  # warm-up
+            lat.append(dt)
+
+
+def dicom_find(a, pick, results):
     if a.dicom:
         from pydicom.dataset import Dataset
         from pynetdicom import AE
@@ -111,8 +144,6 @@ def main():
         assoc.release()
         results["C-FIND study level"] = {"p50_ms": statistics.median(lat), "p99_ms": pct(lat, 99), "n": len(lat)}
         print(f"{a.label:>14} | {'C-FIND study level':<28} p50 {statistics.median(lat):7.2f} ms  p99 {pct(lat, 99):7.2f} ms", flush=True)
-    with open(a.out, "w") as f:
-        json.dump({"label": a.label, "studies": a.studies, "per_study": a.per_study, "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

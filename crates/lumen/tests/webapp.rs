@@ -170,25 +170,68 @@ impl Browser {
     }
 
     /// Clicks the first element matching a CSS selector.
+    /// Clicks the first element matching a CSS selector, waiting (with a deadline) for it
+    /// to be there: an action's result is rendered asynchronously.
     async fn click(&self, css: &str) {
-        self.c()
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css}: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match self.c().find(Locator::Css(css)).await {
+                Ok(el) => match el.click().await {
+                    Ok(_) => return,
+                    Err(e) if Instant::now() >= deadline => panic!("click {css}: {e}"),
+                    Err(_) => {}
+                },
+                Err(e) if Instant::now() >= deadline => panic!("no {css}: {e}"),
+                Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
-    /// The text of the first element matching a CSS selector.
+    /// The text of the first element matching a CSS selector (waiting for it to exist).
     async fn text(&self, css: &str) -> String {
-        self.c()
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css}: {e}"))
-            .text()
-            .await
-            .expect("text")
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match self.c().find(Locator::Css(css)).await {
+                Ok(el) => return el.text().await.expect("text"),
+                Err(e) if Instant::now() >= deadline => panic!("no {css}: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Waits (with a deadline) until the first element matching `css` has text `expected`:
+    /// never a read right after the action that renders it.
+    async fn wait_text(&self, css: &str, expected: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let t = self.text(css).await;
+            if t.trim() == expected.trim() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} shows {t:?}, expected {expected:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (with a deadline) until the first element matching `css` has text containing
+    /// `part`; returns the text.
+    async fn wait_text_contains(&self, css: &str, part: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let t = self.text(css).await;
+            if t.contains(part) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} shows {t:?}, expected it to contain {part:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn close(mut self) {
@@ -486,14 +529,13 @@ async fn read_and_sign(server: &Server, target: &Value) {
         .and_then(|a| a.iter().find(|i| i["study_uid"] == LIDC_STUDY))
         .expect("LIDC in /api/worklist")
         .clone();
-    let row_text = b.text(&row).await;
-    assert!(row_text.contains("Done"), "{row_text}");
-    assert!(row_text.contains("Unread"), "{row_text}");
-    assert!(row_text.contains("LIDC-IDRI-0001"), "{row_text}");
+    b.wait_text_contains(&row, "Done").await;
+    b.wait_text_contains(&row, "Unread").await;
+    b.wait_text_contains(&row, "LIDC-IDRI-0001").await;
     if let Some(lr) = item["lung_rads"].as_str() {
-        assert_eq!(b.text(&format!("{row} .lr")).await.trim(), lr);
+        b.wait_text(&format!("{row} .lr"), lr).await;
     }
-    assert_eq!(b.text("h1").await, "Worklist");
+    b.wait_text("h1", "Worklist").await;
     // Search narrows the list; a query matching nothing empties it.
     let search = b
         .c()
@@ -570,8 +612,7 @@ return document.querySelector('.viewer').dataset.hu;"#)
     assert!(h > -400.0, "HU at the nodule centre is {h}: {hu}");
     // Presets change the window; the SEG outline and markers toggle with S and M.
     b.click("[data-preset=mediastinum]").await;
-    let tr = b.text(".vp-info.tr").await;
-    assert!(tr.contains("40/400"), "{tr}");
+    b.wait_text_contains(".vp-info.tr", "40/400").await;
     b.click("[data-preset=lung]").await;
     // Keyboard: real key presses on the focused viewport.
     let canvas = b
@@ -609,12 +650,12 @@ return document.querySelector('.viewer').dataset.hu;"#)
         .await
         .expect("key up");
     canvas.send_keys("s").await.expect("key s");
-    assert_eq!(
-        b.js("return document.querySelector('[data-toggle=seg]').checked")
-            .await,
-        json!(false),
-        "S did not hide the SEG outline"
-    );
+    b.wait_js(
+        "return document.querySelector('[data-toggle=seg]').checked === false",
+        Duration::from_secs(5),
+        "S hiding the SEG outline",
+    )
+    .await;
     canvas.send_keys("s1?").await.expect("keys s 1 ?");
     b.wait_js(
         "return !document.getElementById('help').hidden && document.querySelector('[data-toggle=seg]').checked && document.querySelector('.vp-info.tr').textContent.includes('-600/1500')",
@@ -724,8 +765,8 @@ return document.querySelector('.viewer').dataset.hu;"#)
         "the drafted report",
     )
     .await;
-    let banner = b.text(".report-panel .banner").await;
-    assert!(banner.contains("AI DRAFT"), "{banner}");
+    b.wait_text_contains(".report-panel .banner", "AI DRAFT")
+        .await;
     let impression = b
         .c()
         .find(Locator::Css(".report-panel textarea[name=impression]"))
@@ -763,12 +804,12 @@ return document.querySelector('.viewer').dataset.hu;"#)
         r["signed_by"].as_str().is_some_and(|s| !s.is_empty()),
         "{r}"
     );
-    assert_eq!(
-        b.js("return document.querySelector('.report-panel textarea[name=impression]').readOnly")
-            .await,
-        json!(true),
-        "a signed report is still editable"
-    );
+    b.wait_js(
+        "return document.querySelector('.report-panel textarea[name=impression]').readOnly === true",
+        Duration::from_secs(10),
+        "the signed report read-only",
+    )
+    .await;
     b.screenshot("report-signed-en.png").await;
 
     // Download the PDF through the browser and read its text.
@@ -803,9 +844,9 @@ return document.querySelector('.viewer').dataset.hu;"#)
         "Chinese labels",
     )
     .await;
-    assert_eq!(b.text("[data-tab=findings]").await, "发现");
-    assert_eq!(b.text("#nav-worklist").await, "工作列表");
-    assert_eq!(b.text("[data-preset=lung]").await, "肺窗");
+    b.wait_text("[data-tab=findings]", "发现").await;
+    b.wait_text("#nav-worklist", "工作列表").await;
+    b.wait_text("[data-preset=lung]", "肺窗").await;
     b.wait_js(
         "return document.querySelector('.report-panel .banner.signed').textContent.includes('签署')",
         Duration::from_secs(20),
@@ -843,8 +884,9 @@ import('/ui/i18n.js').then((m) => {
         "the Chinese worklist row",
     )
     .await;
-    assert_eq!(b.text("h1").await, "工作列表");
-    assert_eq!(b.text("table.studies th:nth-child(7)").await, "AI 状态");
+    b.wait_text("h1", "工作列表").await;
+    b.wait_text("table.studies th:nth-child(7)", "AI 状态")
+        .await;
     b.screenshot("worklist-zh.png").await;
     // `?lang=en` selects English again on load.
     b.c()
