@@ -13,6 +13,7 @@ use dicom_object::InMemDicomObject;
 use lumen_ai::lungs::{LEFT, LungMask, RIGHT};
 use lumen_ai::{Analysis, Nodule, Volume};
 use lumen_report::code::{dcm, sct, ucum};
+use lumen_report::colour;
 use lumen_report::{
     Algorithm, Code, Equipment, FindingGroup, Measurement, MeasurementReport, Qualitative,
     QualitativeValue, Segment, SegmentationOptions, SegmentationRef, SeriesInfo, SourceImage,
@@ -233,17 +234,19 @@ pub fn build(
             Segment {
                 label: "Right lung".into(),
                 anatomic_region: Some(sct::right_lung()),
+                recommended_display_cielab: Some(colour::srgb_to_dicom_lab(colour::RIGHT_LUNG)),
                 mask: right,
                 ..base.clone()
             },
             Segment {
                 label: "Left lung".into(),
                 anatomic_region: Some(sct::left_lung()),
+                recommended_display_cielab: Some(colour::srgb_to_dicom_lab(colour::LEFT_LUNG)),
                 mask: left,
                 ..base.clone()
             },
         ];
-        for n in &reported {
+        for (rank, n) in reported.iter().enumerate() {
             let mut mask = vec![0u8; total];
             let mut voxels = 0usize;
             if let Some(m) = &n.mask {
@@ -271,6 +274,7 @@ pub fn build(
                 anatomic_region: Some(lobe_code(n.lobe)),
                 tracking_id: Some(format!("Nodule {}", n.id)),
                 tracking_uid: Some(tuid),
+                recommended_display_cielab: Some(colour::srgb_to_dicom_lab(colour::nodule(rank))),
                 mask,
                 ..base.clone()
             });

@@ -207,6 +207,17 @@ fn check_dicom_results(server: &Server, result: &Value) {
     let segments = read["seg"]["segments"].as_object().expect("segments");
     assert_eq!(segments.len(), 2 + dicom_nodules.len(), "{read}");
     assert_eq!(segments["1"]["type"], "39607008");
+    // Every segment recommends its display colour (OHIF otherwise picks its own), the
+    // nodules' differ from the lungs'.
+    for (n, seg) in segments {
+        let lab = seg["cielab"]
+            .as_array()
+            .unwrap_or_else(|| panic!("segment {n} has no colour: {read}"));
+        assert_eq!(lab.len(), 3, "{read}");
+        if n != "1" && n != "2" {
+            assert_ne!(seg["cielab"], segments["1"]["cielab"], "{read}");
+        }
+    }
     assert_eq!(
         segments["1"]["voxels"], result["lung_voxels"]["right"],
         "{read}"

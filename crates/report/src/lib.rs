@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod code;
+pub mod colour;
 mod dataset;
 pub mod document;
 pub mod draft;

@@ -33,6 +33,9 @@ def read_seg(path):
             "type": d.segmented_property_type.value,
             "category": d.segmented_property_category.value,
             "voxels": int(np.count_nonzero(arr[..., i])),
+            "cielab": [int(v) for v in d.RecommendedDisplayCIELabValue]
+            if "RecommendedDisplayCIELabValue" in d
+            else None,
         }
     return out
 
