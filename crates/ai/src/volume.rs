@@ -513,11 +513,13 @@ pub(crate) fn assemble(mut slices: Vec<SliceData>) -> Result<Volume, VolumeError
     // Re-orthogonalise col against row so that the geometry inverse is exact.
     col = sub(col, scale(row, dot(row, col)));
     col = scale(col, 1.0 / norm(col));
-    let mut normal = cross(row, col);
-    // Index z increases towards the head for axial series (ascending patient z).
-    if normal[2] < 0.0 {
-        normal = scale(normal, -1.0);
-    }
+    // Lumen's one slice order (lumen_dicom::geometry): index z increases towards the head
+    // for axial series, whichever way the orientation's normal points.
+    let normal =
+        lumen_dicom::geometry::slice_normal([row[0], row[1], row[2], col[0], col[1], col[2]])
+            .ok_or_else(|| {
+                VolumeError::Inconsistent("ImageOrientationPatient is degenerate".into())
+            })?;
     let (rows, cols, ps) = (slices[0].rows, slices[0].cols, slices[0].pixel_spacing);
     let before = slices.len();
     slices.retain(|s| {
@@ -550,11 +552,12 @@ pub(crate) fn assemble(mut slices: Vec<SliceData>) -> Result<Volume, VolumeError
         }
     }
     // Sort along the normal.
-    slices.sort_by(|a, b| {
-        dot(a.position, normal)
-            .total_cmp(&dot(b.position, normal))
-            .then(a.instance_number.cmp(&b.instance_number))
-    });
+    lumen_dicom::geometry::sort_slices(
+        &mut slices,
+        normal,
+        |s| s.position,
+        |s| s.instance_number.map(i64::from),
+    );
     // Duplicates (same position within 0.01 mm): keep the first.
     let n0 = slices.len();
     slices.dedup_by(|b, a| (dot(b.position, normal) - dot(a.position, normal)).abs() < 0.01);

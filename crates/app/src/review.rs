@@ -56,6 +56,10 @@ pub struct ReviewView {
     pub lung_rads: Option<LungRads>,
     /// The citation of the data, when it is a public collection.
     pub citation: Option<String>,
+    /// The SOP Instance UIDs of the analysed series in Lumen's slice order
+    /// (`lumen_dicom::geometry`): the order the viewer stacks, in which a finding's
+    /// `center_voxel` slice index counts. Empty without an analysed series.
+    pub slice_order: Vec<String>,
 }
 
 /// A doctor's correction of a finding.
@@ -264,6 +268,10 @@ impl App {
     pub async fn review(&self, study: &str) -> Result<ReviewView, AppError> {
         let r = self.study_review(study).await?;
         let findings = r.findings();
+        let slice_order = match &r.source_series_uid {
+            Some(series) => self.slice_order(study, series).await?,
+            None => Vec::new(),
+        };
         Ok(ReviewView {
             study_uid: study.to_string(),
             source_series_uid: r.source_series_uid.clone(),
@@ -271,7 +279,34 @@ impl App {
             lung_rads: study_category(&findings),
             citation: r.citation(),
             findings,
+            slice_order,
         })
+    }
+
+    /// A series' slices in Lumen's slice order, from the indexed instance attributes.
+    async fn slice_order(&self, study: &str, series: &str) -> Result<Vec<String>, AppError> {
+        use dicom_dictionary_std::tags;
+        let mut q = lumen_dicom::query::Query::new(lumen_dicom::attrs::Level::Instance);
+        q.include = lumen_dicom::query::Include::Tags(vec![
+            tags::IMAGE_POSITION_PATIENT,
+            tags::IMAGE_ORIENTATION_PATIENT,
+            tags::INSTANCE_NUMBER,
+        ]);
+        let scope = Scope {
+            study_uid: Some(study.into()),
+            series_uid: Some(series.into()),
+            ..Default::default()
+        };
+        let records = self.store.search(&q, &scope).await?;
+        let sops: Vec<Option<String>> = records
+            .iter()
+            .map(|m| lumen_dicom::json::first_string(m, tags::SOP_INSTANCE_UID))
+            .collect();
+        Ok(crate::review_geometry::slice_order(
+            sops.iter()
+                .zip(&records)
+                .filter_map(|(s, m)| Some((s.as_deref()?, m))),
+        ))
     }
 
     /// Records a doctor's action; the index derives the study's category in the same

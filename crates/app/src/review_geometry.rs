@@ -23,45 +23,71 @@ fn floats(m: &Map<String, Value>, t: dicom_object::Tag) -> Vec<f64> {
         .collect()
 }
 
+/// A slice's place: position, instance number and SOP Instance UID.
+struct Placed {
+    position: [f64; 3],
+    number: Option<i64>,
+    sop: String,
+}
+
+/// The series' slices in Lumen's slice order (`lumen_dicom::geometry`), as SOP Instance
+/// UIDs: what the viewer stacks, and what a finding's slice index counts in. Instances
+/// without image geometry are left out.
+pub(crate) fn slice_order<'a>(
+    instances: impl IntoIterator<Item = (&'a str, &'a Map<String, Value>)>,
+) -> Vec<String> {
+    let mut normal = None;
+    let mut placed = Vec::new();
+    for (sop, m) in instances {
+        let ipp = floats(m, tags::IMAGE_POSITION_PATIENT);
+        let iop = floats(m, tags::IMAGE_ORIENTATION_PATIENT);
+        if ipp.len() != 3 || iop.len() != 6 {
+            continue;
+        }
+        if normal.is_none() {
+            normal = lumen_dicom::geometry::slice_normal([
+                iop[0], iop[1], iop[2], iop[3], iop[4], iop[5],
+            ]);
+        }
+        placed.push(Placed {
+            position: [ipp[0], ipp[1], ipp[2]],
+            number: floats(m, tags::INSTANCE_NUMBER).first().map(|n| *n as i64),
+            sop: sop.to_string(),
+        });
+    }
+    let Some(normal) = normal else {
+        return Vec::new();
+    };
+    lumen_dicom::geometry::sort_slices(&mut placed, normal, |p| p.position, |p| p.number);
+    placed.into_iter().map(|p| p.sop).collect()
+}
+
 /// The geometry of slice `sop` among the series' instances (with their metadata).
 pub(crate) fn slice_geometry(
     meta: &[(StoredInstance, Map<String, Value>)],
     sop: &str,
 ) -> Result<SliceGeometry, AppError> {
-    let mut slices = Vec::new();
-    let mut this = None;
-    for (i, m) in meta {
-        let ipp = floats(m, tags::IMAGE_POSITION_PATIENT);
-        let iop = floats(m, tags::IMAGE_ORIENTATION_PATIENT);
-        let ps = floats(m, tags::PIXEL_SPACING);
-        if ipp.len() != 3 || iop.len() != 6 {
-            continue;
-        }
-        let r = [iop[0], iop[1], iop[2]];
-        let c = [iop[3], iop[4], iop[5]];
-        let n = [
-            r[1] * c[2] - r[2] * c[1],
-            r[2] * c[0] - r[0] * c[2],
-            r[0] * c[1] - r[1] * c[0],
-        ];
-        let along = ipp[0] * n[0] + ipp[1] * n[1] + ipp[2] * n[2];
-        // Ascending z as the AI engine orders slices (for axial series).
-        let key = if n[2] < 0.0 { -along } else { along };
-        slices.push((key, i.sop_instance_uid.clone()));
-        if i.sop_instance_uid == sop && ps.len() == 2 {
-            this = Some(([ipp[0], ipp[1], ipp[2]], r, c, [ps[0], ps[1]]));
-        }
+    let (_, m) = meta
+        .iter()
+        .find(|(i, _)| i.sop_instance_uid == sop)
+        .ok_or_else(|| AppError::Invalid("the slice is not in the series".into()))?;
+    let ipp = floats(m, tags::IMAGE_POSITION_PATIENT);
+    let iop = floats(m, tags::IMAGE_ORIENTATION_PATIENT);
+    let ps = floats(m, tags::PIXEL_SPACING);
+    if ipp.len() != 3 || iop.len() != 6 || ps.len() != 2 {
+        return Err(AppError::Invalid(
+            "the slice has no image geometry (position, orientation, spacing)".into(),
+        ));
     }
-    let (position, row_dir, col_dir, spacing) = this.ok_or_else(|| {
-        AppError::Invalid("the slice has no image geometry (position, orientation, spacing)".into())
-    })?;
-    slices.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let index = slices.iter().position(|(_, u)| u == sop).unwrap_or(0);
+    let index = slice_order(meta.iter().map(|(i, m)| (i.sop_instance_uid.as_str(), m)))
+        .iter()
+        .position(|u| u == sop)
+        .unwrap_or(0);
     Ok(SliceGeometry {
         index,
-        position,
-        row_dir,
-        col_dir,
-        spacing,
+        position: [ipp[0], ipp[1], ipp[2]],
+        row_dir: [iop[0], iop[1], iop[2]],
+        col_dir: [iop[3], iop[4], iop[5]],
+        spacing: [ps[0], ps[1]],
     })
 }

@@ -12,6 +12,7 @@
 //! - [`scan`]: structural pre-scan of untrusted bytes (lengths, nesting) before parsing.
 
 pub mod attrs;
+pub mod geometry;
 pub mod json;
 pub mod part10;
 pub mod pixel;

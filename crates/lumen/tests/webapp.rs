@@ -1234,3 +1234,188 @@ function scroll() {
   });
 }
 "#;
+
+/// A UID under 2.25 derived from another (the rewritten copy of a study gets its own UIDs).
+fn copy_uid(uid: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (salt, uid).hash(&mut h);
+        h.finish()
+    };
+    format!("2.25.{}", (u128::from(half(1)) << 64) | u128::from(half(2)))
+}
+
+/// LIDC-IDRI-0001 rewritten so that its slice normal points to the feet: the column
+/// direction is reversed, the rows are stored bottom-up and each slice's position moves to
+/// its (old) last row, so that every voxel keeps its place in the patient. New UIDs.
+fn reversed_normal_copy(files: &[PathBuf], out: &Path) -> (String, Vec<PathBuf>) {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    std::fs::create_dir_all(out).expect("out dir");
+    let mut study = String::new();
+    let mut written = Vec::new();
+    for (n, f) in files.iter().enumerate() {
+        let mut obj = dicom_object::open_file(f).expect("open LIDC slice");
+        let floats = |obj: &dicom_object::DefaultDicomObject, t| -> Vec<f64> {
+            obj.element(t)
+                .expect("geometry attribute")
+                .to_multi_float64()
+                .expect("numbers")
+                .to_vec()
+        };
+        let iop = floats(&obj, tags::IMAGE_ORIENTATION_PATIENT);
+        let ipp = floats(&obj, tags::IMAGE_POSITION_PATIENT);
+        let ps = floats(&obj, tags::PIXEL_SPACING);
+        let rows = obj
+            .element(tags::ROWS)
+            .expect("rows")
+            .to_int::<usize>()
+            .expect("rows");
+        let cols = obj
+            .element(tags::COLUMNS)
+            .expect("cols")
+            .to_int::<usize>()
+            .expect("cols");
+        let c = [iop[3], iop[4], iop[5]];
+        let shift = (rows - 1) as f64 * ps[0];
+        let new_ipp: Vec<f64> = (0..3).map(|k| ipp[k] + shift * c[k]).collect();
+        let new_iop = [iop[0], iop[1], iop[2], -c[0], -c[1], -c[2]];
+        let pixels = obj
+            .element(tags::PIXEL_DATA)
+            .expect("pixel data")
+            .to_bytes()
+            .expect("native pixels")
+            .to_vec();
+        let row_bytes = cols * 2;
+        let flipped: Vec<u8> = pixels.chunks(row_bytes).rev().flatten().copied().collect();
+        let ds = |v: &[f64]| {
+            PrimitiveValue::from(
+                v.iter()
+                    .map(|x| format!("{x:.6}"))
+                    .collect::<Vec<_>>()
+                    .join("\\"),
+            )
+        };
+        obj.put(DataElement::new(
+            tags::IMAGE_POSITION_PATIENT,
+            VR::DS,
+            ds(&new_ipp),
+        ));
+        obj.put(DataElement::new(
+            tags::IMAGE_ORIENTATION_PATIENT,
+            VR::DS,
+            ds(&new_iop),
+        ));
+        obj.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::from(flipped),
+        ));
+        for t in [
+            tags::STUDY_INSTANCE_UID,
+            tags::SERIES_INSTANCE_UID,
+            tags::SOP_INSTANCE_UID,
+        ] {
+            let old = obj
+                .element(t)
+                .expect("uid")
+                .to_str()
+                .expect("uid")
+                .trim_end_matches('\0')
+                .to_string();
+            let new = copy_uid(&old);
+            if t == tags::STUDY_INSTANCE_UID {
+                study = new.clone();
+            }
+            if t == tags::SOP_INSTANCE_UID {
+                obj.meta_mut().media_storage_sop_instance_uid = new.clone();
+            }
+            obj.put(DataElement::new(t, VR::UI, PrimitiveValue::from(new)));
+        }
+        obj.meta_mut().update_information_group_length();
+        let path = out.join(format!("{n:04}.dcm"));
+        obj.write_to_file(&path).expect("write reversed slice");
+        written.push(path);
+    }
+    (study, written)
+}
+
+/// One slice order for the AI, the review API and the viewer: on LIDC-IDRI-0001 rewritten
+/// with its slice normal pointing the other way, the nodule is found where LUNA16 puts it,
+/// the API's slice order puts its centre slice at its `center_voxel` index, and the viewer's
+/// jump to it shows that very slice at that very index.
+#[test]
+fn reversed_slice_normal_keeps_findings_on_their_slice() {
+    let Some(data) = shared_data() else { return };
+    if !have_chromium() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (study, files) = reversed_normal_copy(&lidc_files(&data), &tmp.path().join("reversed"));
+    let dir = tmp.path().join("data");
+    import(&dir, &files);
+    let cfg = tmp.path().join("lumen.toml");
+    std::fs::write(
+        &cfg,
+        "[ai]\nquiet_period_secs = 1.0\nretry_backoff_secs = 1.0\n",
+    )
+    .expect("config");
+    let server = Server::start_in(&dir, &["--config", &cfg.to_string_lossy()]);
+    let review = wait_ai(&server, &study);
+    let target = luna_finding(&review);
+    let fid = target["id"].as_str().expect("finding id").to_string();
+    let sop = target["ai"]["sop_instance_uid"]
+        .as_str()
+        .expect("centre slice")
+        .to_string();
+    let z = target["ai"]["center_voxel"][2]
+        .as_f64()
+        .expect("centre slice index");
+    let order: Vec<&str> = review["slice_order"]
+        .as_array()
+        .expect("slice_order")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(order.len(), files.len());
+    let at = order
+        .iter()
+        .position(|s| *s == sop)
+        .expect("centre slice in the order");
+    assert!(
+        (at as f64 - z).abs() <= 1.0,
+        "slice {at} of the order, center_voxel z {z}"
+    );
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let b = Browser::start(false).await;
+        b.c()
+            .goto(&format!("{}/?lang=en", server.http()))
+            .await
+            .expect("open worklist");
+        let row = format!("tr[data-study=\"{study}\"]");
+        b.click(&row).await;
+        b.wait_js(
+            "const v = document.querySelector('.viewer'); return v && v.dataset.ready === 'true'",
+            Duration::from_secs(120),
+            "the reversed CT volume to load",
+        )
+        .await;
+        b.click(&format!("li[data-finding-id=\"{fid}\"] .f-meas")).await;
+        let shown = b
+            .wait_js(
+                &format!(
+                    "const v = document.querySelector('.viewer'); return v.dataset.sop === '{sop}' && [v.dataset.slice, v.dataset.sop]"
+                ),
+                Duration::from_secs(20),
+                "the jump to the nodule's slice",
+            )
+            .await;
+        let slice: f64 = shown[0].as_str().and_then(|s| s.parse().ok()).expect("slice");
+        assert!((slice - z).abs() <= 1.0, "viewer slice {slice}, center_voxel z {z}");
+        b.screenshot("viewer-reversed-normal.png").await;
+        b.close().await;
+    });
+}

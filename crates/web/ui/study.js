@@ -114,7 +114,8 @@ export function showStudy(main, study) {
     aiBadge();
     try {
       const series = await pickSeries(study, rv);
-      volume = await Volume.open(study, series);
+      const order = rv && rv.source_series_uid === series ? rv.slice_order || [] : [];
+      volume = await Volume.open(study, series, order);
     } catch (e) {
       main.querySelector('.placeholder').textContent = `${t('error.load')}: ${e.message}`;
       return;

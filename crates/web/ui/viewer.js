@@ -517,6 +517,7 @@ export class Viewer {
     this.drawLines();
     if (Number(this.scroll.value) !== i) this.scroll.value = String(i);
     this.root.dataset.slice = String(i);
+    this.root.dataset.sop = vol.slices[i] ? vol.slices[i].sop : '';
     this.root.dataset.canvas = `${canvas.width}x${canvas.height}`;
     this.root.dataset.drawn = vol.loaded[i] ? 'image' : 'placeholder';
     this.updateInfo();

@@ -27,8 +27,12 @@ const cross = (a, b) => [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a
 
 /** A volume of HU values (Int16Array, slice-major) with its geometry. */
 export class Volume {
-  /** Reads the series metadata and prepares an empty volume (see `load`). */
-  static async open(study, series) {
+  /**
+   * Reads the series metadata and prepares an empty volume (see `load`). `order`, when
+   * given, is the series' SOP Instance UIDs in Lumen's slice order as the review API serves
+   * it (`slice_order`, lumen_dicom::geometry): the slice indices of findings count in it.
+   */
+  static async open(study, series, order = []) {
     const meta = await seriesMetadata(study, series);
     const images = meta.filter((ds) => val(ds, TAG.rows) && val(ds, TAG.ipp) !== undefined
       && (Number(val(ds, TAG.frames)) || 1) === 1);
@@ -39,7 +43,10 @@ export class Volume {
     const iop = nums(first, TAG.iop) || [1, 0, 0, 0, 1, 0];
     const rowDir = iop.slice(0, 3);
     const colDir = iop.slice(3, 6);
-    const normal = cross(rowDir, colDir);
+    // Lumen's slice normal (lumen_dicom::geometry::slice_normal): turned towards the head,
+    // so that slice 0 is the one nearest the feet whichever way the orientation points.
+    const raw = cross(rowDir, colDir);
+    const normal = raw[2] < 0 ? raw.map((x) => -x) : raw;
     const sl = images
       .filter((ds) => Number(val(ds, TAG.rows)) === rows && Number(val(ds, TAG.cols)) === cols)
       .map((ds) => {
@@ -55,7 +62,12 @@ export class Volume {
           number: Number(val(ds, TAG.number) ?? 0),
         };
       })
-      .sort((a, b) => a.pos - b.pos);
+      .sort((a, b) => a.pos - b.pos || a.number - b.number);
+    if (order.length) {
+      // The served order is authoritative (same rule, one implementation).
+      const rank = new Map(order.map((sop, i) => [sop, i]));
+      sl.sort((a, b) => (rank.get(a.sop) ?? Infinity) - (rank.get(b.sop) ?? Infinity) || a.pos - b.pos);
+    }
     const ps = nums(first, TAG.spacing) || [1, 1];
     const v = new Volume();
     v.study = study;
