@@ -7,6 +7,7 @@
 //!   and its PDF;
 //! - [`ai`]: AI on arrival: the runner that claims each quiet CT series' job, runs the
 //!   engine, stores its SEG and SR and records the typed result;
+//! - [`receive`]: every arriving object (C-STORE, STOW-RS, import, retrieve);
 //! - [`query`]: QIDO-RS and C-FIND searches and the worklist;
 //! - [`routing`]: `[[route]]` rules, asked by the index writer for every new instance, and
 //!   the worker that forwards the outbox to peers with C-STORE.
@@ -18,6 +19,7 @@
 pub mod ai;
 mod ai_results;
 pub mod query;
+pub mod receive;
 pub mod report;
 pub mod review;
 mod review_geometry;
@@ -56,6 +58,17 @@ impl Actor {
 }
 
 impl Actor {
+    /// Whoever runs a command on the server's own machine (`lumen import`, `lumen
+    /// retrieve --data`).
+    pub fn command_line() -> Actor {
+        Actor {
+            user_id: "cli".into(),
+            display_name: "command line".into(),
+            role: "operator".into(),
+            institution: String::new(),
+        }
+    }
+
     /// A remote DICOM application entity acting over DIMSE (C-FIND, C-GET, C-MOVE), known
     /// by its calling AE title.
     pub fn dicom_peer(calling_ae: &str, institution: &str) -> Actor {

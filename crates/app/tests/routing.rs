@@ -166,8 +166,19 @@ async fn the_worker_forwards_the_outbox_with_backoff() {
     let scp = tokio::spawn(server.run_until(async move {
         let _ = stopped.await;
     }));
-    tokio::time::sleep(wait).await;
-    worker.run_once().await.expect("run");
+    // The rows fall due one after the other (each was retried a little later than the
+    // one before): run the worker until the refused row has failed, with a deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut wait = wait;
+    loop {
+        tokio::time::sleep(wait).await;
+        let next = worker.run_once().await.expect("run");
+        let e = store.outbox_entries().await.expect("entries");
+        if e.iter().all(|r| r.state == "failed") || std::time::Instant::now() > deadline {
+            break;
+        }
+        wait = next.clamp(Duration::from_millis(10), Duration::from_millis(500));
+    }
 
     let got = peer.0.lock().expect("lock").clone();
     let want: Vec<(&str, &[u8])> = sent[..2]

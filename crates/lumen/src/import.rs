@@ -112,6 +112,8 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(cfg)
         .await
         .with_context(|| format!("cannot open the archive in {}", args.data.display()))?;
+    let app = lumen_app::App::new(store, lumen_app::Settings::default());
+    let actor = std::sync::Arc::new(lumen_app::Actor::command_line());
     let bar = ProgressBar::new(files.len() as u64);
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -130,11 +132,11 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         // file syncs overlap.
         while tasks.len() < 16 {
             let Some(path) = iter.next() else { break };
-            let store = store.clone();
+            let (app, actor) = (app.clone(), actor.clone());
             tasks.spawn(async move {
                 let result = match tokio::fs::read(&path).await {
-                    Ok(bytes) => store
-                        .ingest(bytes.into(), Origin::Import)
+                    Ok(bytes) => app
+                        .receive(&actor, bytes.into(), Origin::Import)
                         .await
                         .map_err(|e| e.to_string()),
                     Err(e) => Err(format!("cannot read file: {e}")),

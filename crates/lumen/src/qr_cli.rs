@@ -326,11 +326,13 @@ pub fn run_retrieve(args: RetrieveArgs) -> anyhow::Result<ExitCode> {
             // large study is not held in memory.
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
             let ingest = store.clone().map(|store| {
+                let app = lumen_app::App::new(store, lumen_app::Settings::default());
+                let actor = lumen_app::Actor::command_line();
                 tokio::spawn(async move {
                     let (mut failed, mut routed) = (0usize, 0usize);
                     while let Some(bytes) = rx.recv().await {
-                        match store
-                            .ingest(bytes.into(), lumen_store::Origin::Retrieve)
+                        match app
+                            .receive(&actor, bytes.into(), lumen_store::Origin::Retrieve)
                             .await
                         {
                             Ok(i) => routed += usize::from(i.routed > 0),

@@ -72,9 +72,14 @@ impl StoreHandler for ArchiveHandler {
                 };
             }
         };
+        let actor = lumen_app::Actor::dicom_peer(&req.calling_ae, &self.app.settings().institution);
         match self
-            .store
-            .ingest(bytes.into(), Origin::c_store(req.calling_ae.clone()))
+            .app
+            .receive(
+                &actor,
+                bytes.into(),
+                Origin::c_store(req.calling_ae.clone()),
+            )
             .await
         {
             // Routed by the store: the outbox rows committed with the instance.

@@ -40,52 +40,39 @@ DROP INDEX instances_unsynced;
 CREATE INDEX instances_unsynced ON instances(synced) WHERE synced = 0;
 CREATE INDEX reports_status ON reports(status);
 
+-- A study's AI state from its jobs, the rule of lumen_model::ai::AiState::of_jobs.
+CREATE VIEW study_ai AS
+SELECT study_uid,
+       CASE WHEN sum(state = 'running') > 0 THEN 'running'
+            WHEN sum(state = 'waiting') > 0 THEN 'queued'
+            WHEN sum(state = 'done') > 0 THEN 'done'
+            WHEN sum(state = 'failed') > 0 THEN 'failed'
+            ELSE 'skipped' END AS ai_state,
+       max(CASE WHEN state = 'done' THEN lung_rads END) AS ai_lung_rads
+  FROM ai_jobs GROUP BY study_uid;
+
 CREATE TRIGGER ai_jobs_study_insert AFTER INSERT ON ai_jobs BEGIN
     UPDATE studies SET
-        ai_state = (SELECT CASE WHEN count(*) = 0 THEN 'none'
-            WHEN sum(j.state = 'running') > 0 THEN 'running'
-            WHEN sum(j.state = 'waiting') > 0 THEN 'queued'
-            WHEN sum(j.state = 'done') > 0 THEN 'done'
-            WHEN sum(j.state = 'failed') > 0 THEN 'failed'
-            ELSE 'skipped' END FROM ai_jobs j WHERE j.study_uid = NEW.study_uid),
-        ai_lung_rads = (SELECT max(j.lung_rads) FROM ai_jobs j
-            WHERE j.study_uid = NEW.study_uid AND j.state = 'done')
+        ai_state = coalesce((SELECT ai_state FROM study_ai WHERE study_uid = NEW.study_uid), 'none'),
+        ai_lung_rads = (SELECT ai_lung_rads FROM study_ai WHERE study_uid = NEW.study_uid)
      WHERE study_uid = NEW.study_uid;
 END;
 CREATE TRIGGER ai_jobs_study_update AFTER UPDATE OF state, lung_rads, study_uid ON ai_jobs BEGIN
     UPDATE studies SET
-        ai_state = (SELECT CASE WHEN count(*) = 0 THEN 'none'
-            WHEN sum(j.state = 'running') > 0 THEN 'running'
-            WHEN sum(j.state = 'waiting') > 0 THEN 'queued'
-            WHEN sum(j.state = 'done') > 0 THEN 'done'
-            WHEN sum(j.state = 'failed') > 0 THEN 'failed'
-            ELSE 'skipped' END FROM ai_jobs j WHERE j.study_uid = studies.study_uid),
-        ai_lung_rads = (SELECT max(j.lung_rads) FROM ai_jobs j
-            WHERE j.study_uid = studies.study_uid AND j.state = 'done')
+        ai_state = coalesce((SELECT ai_state FROM study_ai WHERE study_uid = studies.study_uid), 'none'),
+        ai_lung_rads = (SELECT ai_lung_rads FROM study_ai WHERE study_uid = studies.study_uid)
      WHERE study_uid IN (OLD.study_uid, NEW.study_uid);
 END;
 CREATE TRIGGER ai_jobs_study_delete AFTER DELETE ON ai_jobs BEGIN
     UPDATE studies SET
-        ai_state = (SELECT CASE WHEN count(*) = 0 THEN 'none'
-            WHEN sum(j.state = 'running') > 0 THEN 'running'
-            WHEN sum(j.state = 'waiting') > 0 THEN 'queued'
-            WHEN sum(j.state = 'done') > 0 THEN 'done'
-            WHEN sum(j.state = 'failed') > 0 THEN 'failed'
-            ELSE 'skipped' END FROM ai_jobs j WHERE j.study_uid = OLD.study_uid),
-        ai_lung_rads = (SELECT max(j.lung_rads) FROM ai_jobs j
-            WHERE j.study_uid = OLD.study_uid AND j.state = 'done')
+        ai_state = coalesce((SELECT ai_state FROM study_ai WHERE study_uid = OLD.study_uid), 'none'),
+        ai_lung_rads = (SELECT ai_lung_rads FROM study_ai WHERE study_uid = OLD.study_uid)
      WHERE study_uid = OLD.study_uid;
 END;
 -- Existing studies take their state from their jobs.
 UPDATE studies SET
-    ai_state = (SELECT CASE WHEN count(*) = 0 THEN 'none'
-        WHEN sum(j.state = 'running') > 0 THEN 'running'
-        WHEN sum(j.state = 'waiting') > 0 THEN 'queued'
-        WHEN sum(j.state = 'done') > 0 THEN 'done'
-        WHEN sum(j.state = 'failed') > 0 THEN 'failed'
-        ELSE 'skipped' END FROM ai_jobs j WHERE j.study_uid = studies.study_uid),
-    ai_lung_rads = (SELECT max(j.lung_rads) FROM ai_jobs j
-        WHERE j.study_uid = studies.study_uid AND j.state = 'done');
+    ai_state = coalesce((SELECT ai_state FROM study_ai WHERE study_uid = studies.study_uid), 'none'),
+    ai_lung_rads = (SELECT ai_lung_rads FROM study_ai WHERE study_uid = studies.study_uid);
 
 -- Counters kept incrementally on insert: the triggers of migration 0003 counted the whole
 -- study again for every instance, so a study of n instances cost n^2/2 row reads to

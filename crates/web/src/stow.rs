@@ -15,6 +15,7 @@ use lumen_store::{IngestError, Ingested};
 use serde_json::{Map, Value, json};
 use tokio::task::JoinSet;
 
+use crate::actor::{Actor, CurrentUser};
 use crate::{ApiError, AppState, base_url, media};
 
 /// DICOM failure reasons used in FailedSOPSequence (PS3.18 Table 10.5.3-2, PS3.7 C).
@@ -30,22 +31,24 @@ mod reason {
 /// `POST /studies`
 pub async fn store_any(
     State(s): State<AppState>,
+    CurrentUser(user): CurrentUser,
     h: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    store(s, h, None, body).await
+    store(s, user, h, None, body).await
 }
 
 /// `POST /studies/{study}`: every instance must belong to that study.
 pub async fn store_in_study(
     State(s): State<AppState>,
+    CurrentUser(user): CurrentUser,
     Path(study): Path<String>,
     h: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     lumen_dicom::attrs::check_uid("StudyInstanceUID", &study)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    store(s, h, Some(study), body).await
+    store(s, user, h, Some(study), body).await
 }
 
 struct Failure {
@@ -57,6 +60,7 @@ struct Failure {
 
 async fn store(
     state: AppState,
+    user: Actor,
     headers: HeaderMap,
     study: Option<String>,
     body: Body,
@@ -145,8 +149,11 @@ async fn store(
         }
         let idx = results.len();
         results.push(None);
-        let store = state.store.clone();
-        tasks.spawn(async move { (idx, store.ingest(bytes, lumen_store::Origin::StowRs).await) });
+        let (app, user) = (state.app.clone(), user.clone());
+        tasks.spawn(async move {
+            let r = app.receive(&user, bytes, lumen_store::Origin::StowRs).await;
+            (idx, r)
+        });
     }
     while let Some(joined) = tasks.join_next().await {
         match joined {
