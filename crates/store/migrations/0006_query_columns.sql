@@ -33,9 +33,8 @@ DROP INDEX studies_date;
 CREATE INDEX studies_order ON studies(study_date, study_time, created_at, study_uid);
 CREATE INDEX studies_ai ON studies(ai_state);
 CREATE INDEX series_order ON series(created_at);
-CREATE INDEX instances_class ON instances(sop_class_uid);
--- Finding the instance at a path (un-indexing, the synced flag) without a scan.
-CREATE INDEX instances_path ON instances(path);
+-- The few rows still marked unsynced, found without a scan (setting the flag looks a row
+-- up by path among them; a full index on path would cost every ingest an index write).
 DROP INDEX instances_unsynced;
 CREATE INDEX instances_unsynced ON instances(synced) WHERE synced = 0;
 CREATE INDEX reports_status ON reports(status);

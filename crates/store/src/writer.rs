@@ -112,7 +112,7 @@ fn run(mut conn: Connection, config: StoreConfig, synced: Synced, rx: Receiver<J
             match job {
                 Job::Ingest(p) => batch.push(*p),
                 Job::Unindex(path, reply) => {
-                    let _ = reply.send(unindex(&mut conn, &path, true).map_err(|e| e.to_string()));
+                    let _ = reply.send(unindex(&mut conn, &path).map_err(|e| e.to_string()));
                 }
             }
         }
@@ -386,15 +386,15 @@ fn queue_routes(
 }
 
 /// Removes the instance stored at `path` from the index, with its series and study when
-/// they are left empty. With `only_unsynced`, an instance whose file is known to be on disk
-/// is left alone.
-fn unindex(conn: &mut Connection, path: &str, only_unsynced: bool) -> rusqlite::Result<()> {
+/// they are left empty, if its row is still marked unsynced (an instance whose file is
+/// known to be on disk is left alone; the partial index on unsynced rows finds it).
+fn unindex(conn: &mut Connection, path: &str) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     let row: Option<(String, String, String)> = tx
         .query_row(
-            "DELETE FROM instances WHERE path = ?1 AND (synced = 0 OR NOT ?2)
+            "DELETE FROM instances WHERE path = ?1 AND synced = 0
              RETURNING series_uid, study_uid, sop_uid",
-            params![path, only_unsynced],
+            params![path],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
@@ -506,7 +506,7 @@ fn recover_unsynced(conn: &mut Connection, data_dir: &Path) -> Result<(), StoreE
             )
             .map_err(db)?;
         } else {
-            unindex(conn, &path, false).map_err(db)?;
+            unindex(conn, &path).map_err(db)?;
             lost += 1;
         }
     }
