@@ -432,16 +432,25 @@ fn backfill_study_columns(conn: &mut Connection) -> Result<(), StoreError> {
     if !pending {
         return Ok(());
     }
-    let rows: Vec<(String, String)> = tx
-        .prepare("SELECT study_uid, attrs FROM studies")
-        .and_then(|mut s| {
-            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db)?;
-    {
+    // In pages of studies (keyset on the UID), so that a large archive's attributes are
+    // never all in memory at once.
+    let mut done = 0usize;
+    let mut after = String::new();
+    loop {
+        let rows: Vec<(String, String)> = tx
+            .prepare_cached(
+                "SELECT study_uid, attrs FROM studies WHERE study_uid > ?1
+                 ORDER BY study_uid LIMIT 1000",
+            )
+            .and_then(|mut s| {
+                s.query_map([&after], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(db)?;
+        let Some((last, _)) = rows.last() else { break };
+        after = last.clone();
         let mut update = tx
-            .prepare(
+            .prepare_cached(
                 "UPDATE studies SET study_date = ?2, pn_alphabetic = ?3, pn_ideographic = ?4,
                    pn_phonetic = ?5, accession = ?6, study_time = ?7, description = ?8
                  WHERE study_uid = ?1",
@@ -464,6 +473,7 @@ fn backfill_study_columns(conn: &mut Connection) -> Result<(), StoreError> {
                 ])
                 .map_err(db)?;
         }
+        done += rows.len();
     }
     tx.execute(
         "DELETE FROM index_backfill WHERE name = 'study_columns'",
@@ -471,11 +481,8 @@ fn backfill_study_columns(conn: &mut Connection) -> Result<(), StoreError> {
     )
     .map_err(db)?;
     tx.commit().map_err(db)?;
-    if !rows.is_empty() {
-        tracing::info!(
-            studies = rows.len(),
-            "query columns filled for existing studies"
-        );
+    if done > 0 {
+        tracing::info!(studies = done, "query columns filled for existing studies");
     }
     Ok(())
 }
