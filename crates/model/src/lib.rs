@@ -4,6 +4,7 @@
 //! - a radiologist's findings ([`finding`]): who proposed them ([`Origin`]), where the review
 //!   stands ([`FindingStatus`]), and their [`Measures`], recomputed by the rules when a doctor
 //!   corrects them;
+//! - the audit trail's record ([`audit`]): who did what to which study, when, how it ended;
 //! - what the AI engine concluded for a series ([`ai`]): the versioned [`AiJobResult`] that the
 //!   index stores, and the study-level [`AiState`].
 //!
@@ -11,10 +12,12 @@
 //! are kept stable; [`ai::AI_RESULT_SCHEMA`] versions the stored AI result.
 
 pub mod ai;
+pub mod audit;
 pub mod finding;
 pub mod lungrads;
 
 pub use ai::{AiAnalysis, AiJobResult, AiNodule, AiState};
+pub use audit::{AuditAction, AuditChannel, AuditEvent, AuditOutcome};
 pub use finding::{Finding, FindingId, FindingStatus, Measures, ModelError, Origin};
 pub use lungrads::{Lang, LungRads, NoduleSize};
 
