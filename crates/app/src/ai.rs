@@ -205,6 +205,7 @@ async fn analyse(
         study_uid: Some(job.study_uid.clone()),
         series_uid: Some(job.series_uid.clone()),
         sop_instance_uid: None,
+        org: None,
     };
     let meta = store
         .metadata(&scope)

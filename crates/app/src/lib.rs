@@ -18,6 +18,10 @@
 
 pub mod ai;
 mod ai_results;
+pub mod audit;
+pub mod auth;
+mod guarded;
+pub mod policy;
 pub mod query;
 pub mod receive;
 pub mod report;
@@ -28,66 +32,114 @@ mod seg_overlay;
 
 use std::sync::Arc;
 
+pub use lumen_model::{AuditAction, AuditChannel, AuditEvent, AuditOutcome};
 pub use lumen_model::{Finding, FindingId, FindingStatus, Measures};
+pub use policy::{Permission, Role};
 use lumen_store::Store;
 use serde::{Deserialize, Serialize};
 
-/// The user behind a request.
+/// The user or system behind a request: what the policy ([`policy`]) decides on and what
+/// the audit trail records. Front doors obtain it from [`auth`] (a session or token), from
+/// the DICOM association ([`App::dicom_actor`]) or as the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
-    /// Stable user id.
+    /// Stable user id: the user name, `ae:TITLE` for a DICOM peer, `cli`, `system`.
     pub user_id: String,
     /// Name shown in the app and printed as signer.
     pub display_name: String,
-    /// Role (`radiologist`).
-    pub role: String,
-    /// The user's institution.
+    /// What the actor may do.
+    pub role: Role,
+    /// The organisation acted for (its id).
+    pub org: String,
+    /// The organisation's name (printed on reports).
     pub institution: String,
-}
-
-impl Actor {
-    /// The single local user of a deployment without accounts.
-    pub fn local(display_name: &str, institution: &str) -> Actor {
-        Actor {
-            user_id: "local".into(),
-            display_name: display_name.into(),
-            role: "radiologist".into(),
-            institution: institution.into(),
-        }
-    }
+    /// Which front door the request came through.
+    pub channel: AuditChannel,
+    /// The source network address, when known.
+    pub source: Option<String>,
+    /// The session's token hash (for logout and password change), when there is one.
+    #[serde(skip)]
+    pub session: Option<String>,
+    /// The account must change its password before doing anything else.
+    pub must_change_password: bool,
 }
 
 impl Actor {
     /// Whoever runs a command on the server's own machine (`lumen import`, `lumen
-    /// retrieve --data`).
-    pub fn command_line() -> Actor {
+    /// export`, `lumen retrieve --data`), acting for organisation `org`.
+    pub fn command_line(org: &str) -> Actor {
         Actor {
             user_id: "cli".into(),
             display_name: "command line".into(),
-            role: "operator".into(),
+            role: Role::Operator,
+            org: org.into(),
             institution: String::new(),
+            channel: AuditChannel::Cli,
+            source: None,
+            session: None,
+            must_change_password: false,
         }
     }
 
-    /// A remote DICOM application entity acting over DIMSE (C-FIND, C-GET, C-MOVE), known
-    /// by its calling AE title.
-    pub fn dicom_peer(calling_ae: &str, institution: &str) -> Actor {
+    /// Lumen itself (the AI runner, the routing worker) for organisation `org`.
+    pub fn system(org: &str) -> Actor {
+        Actor {
+            user_id: "system".into(),
+            display_name: "Lumen".into(),
+            role: Role::System,
+            org: org.into(),
+            institution: String::new(),
+            channel: AuditChannel::System,
+            source: None,
+            session: None,
+            must_change_password: false,
+        }
+    }
+
+    /// A remote DICOM application entity, known by its calling AE title, acting for the
+    /// organisation its title maps to.
+    pub fn dicom_peer(calling_ae: &str, org: &str, source: Option<String>) -> Actor {
         Actor {
             user_id: format!("ae:{calling_ae}"),
             display_name: calling_ae.to_string(),
-            role: "dicom-peer".into(),
-            institution: institution.into(),
+            role: Role::DicomPeer,
+            org: org.into(),
+            institution: String::new(),
+            channel: AuditChannel::Dicom,
+            source,
+            session: None,
+            must_change_password: false,
         }
     }
 }
 
 /// Settings of the use cases.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
-    /// Institution name printed on reports.
+    /// Institution name printed on reports (the node's own organisation's name).
     pub institution: String,
+    /// The node's own organisation: unmapped AE titles act for it, and its admins manage
+    /// every organisation.
+    pub node_org: String,
+    /// The organisation of each calling AE title (`[[ae]]` tables); unmapped titles act
+    /// for [`Settings::node_org`].
+    pub ae_orgs: std::collections::HashMap<String, String>,
+    /// How long a session or token lives.
+    pub session_ttl: std::time::Duration,
     /// The font reports are rendered with (must show Chinese); signing is refused without.
     pub report_font: Option<lumen_report::pdf::ReportFont>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            institution: "Lumen".into(),
+            node_org: "local".into(),
+            ae_orgs: Default::default(),
+            session_ttl: std::time::Duration::from_secs(12 * 3600),
+            report_font: None,
+        }
+    }
 }
 
 /// Why a use case did not do what was asked. Messages never hold patient data.
@@ -100,6 +152,15 @@ pub enum AppError {
     /// Nothing matches (or nothing the actor may see).
     #[error("{0}")]
     NotFound(String),
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The actor may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many attempts; try again later.
+    #[error("{0}")]
+    Throttled(String),
     /// The request conflicts with the state (a signed report).
     #[error("{0}")]
     Conflict(String),
@@ -146,15 +207,30 @@ impl From<lumen_model::ModelError> for AppError {
 pub struct App {
     store: Store,
     settings: Arc<Settings>,
+    auditor: audit::Auditor,
+    throttle: Arc<auth::Throttle>,
 }
 
 impl App {
-    /// The use cases over `store`.
+    /// The use cases over `store`. Call within a Tokio runtime (the audit trail's writer
+    /// task starts here).
     pub fn new(store: Store, settings: Settings) -> App {
         App {
+            auditor: audit::Auditor::start(store.clone()),
             store,
             settings: Arc::new(settings),
+            throttle: Arc::default(),
         }
+    }
+
+    /// The actor of a DICOM association from `calling_ae` at `source`.
+    pub fn dicom_actor(&self, calling_ae: &str, source: Option<String>) -> Actor {
+        let org = self
+            .settings
+            .ae_orgs
+            .get(calling_ae)
+            .unwrap_or(&self.settings.node_org);
+        Actor::dicom_peer(calling_ae, org, source)
     }
 
     /// The archive (for the front doors' own protocol work: DICOMweb, DIMSE).

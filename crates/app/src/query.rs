@@ -1,32 +1,96 @@
 //! Query: the archive searched for QIDO-RS, C-FIND and the worklist, one use case per kind
-//! of search for every front door. Who may see which studies is decided here (the next
-//! issue's organisation boundary narrows the scope before the store is asked).
+//! of search for every front door. The actor's role must allow searching, the search is
+//! narrowed to the actor's organisation before the store is asked, and it is audited with
+//! what was asked (the audit trail may hold the patient names and IDs searched for).
 
-use lumen_dicom::query::Query;
+use lumen_dicom::query::{Condition, Query};
 use lumen_store::{Scope, Worklist, WorklistFilter};
 use serde_json::{Map, Value};
 
-use crate::{Actor, App, AppError};
+use crate::policy::Permission;
+use crate::{Actor, App, AppError, AuditAction, AuditOutcome};
+
+/// What a query asked, for its audit record: level and matching keys with their values.
+fn describe(query: &Query) -> String {
+    let keys: Vec<String> = query
+        .keys
+        .iter()
+        .filter(|k| !matches!(k.cond, Condition::Universal))
+        .map(|k| {
+            let name = lumen_dicom::query::keyword_of(k.tag);
+            match &k.cond {
+                Condition::Exact(v) | Condition::Wildcard(v) => format!("{name}={v}"),
+                Condition::Range(a, b) => format!(
+                    "{name}={}-{}",
+                    a.as_deref().unwrap_or(""),
+                    b.as_deref().unwrap_or("")
+                ),
+                Condition::UidList(v) => format!("{name}={}", v.join("\\")),
+                _ => name,
+            }
+        })
+        .collect();
+    format!("{:?} search {}", query.level, keys.join(" ")).trim_end().to_string()
+}
 
 impl App {
-    /// The DICOM JSON records matching `query` within `scope` (QIDO-RS and C-FIND).
+    /// The DICOM JSON records matching `query` within `scope` (QIDO-RS and C-FIND), of the
+    /// actor's organisation only.
     pub async fn search(
         &self,
         actor: &Actor,
         query: &Query,
         scope: &Scope,
     ) -> Result<Vec<Map<String, Value>>, AppError> {
-        let _ = actor;
-        Ok(self.store.search(query, scope).await?)
+        let detail = describe(query);
+        self.require(actor, Permission::Query, AuditAction::Query, &detail)
+            .await?;
+        let scope = Scope {
+            org: self.org_scope(actor),
+            ..scope.clone()
+        };
+        let found = self.store.search(query, &scope).await;
+        let outcome = if found.is_ok() {
+            AuditOutcome::Success
+        } else {
+            AuditOutcome::Failure
+        };
+        let detail = match &found {
+            Ok(v) => format!("{detail} ({} matches)", v.len()),
+            Err(_) => detail,
+        };
+        let mut e = self.event(actor, AuditAction::Query, outcome, &detail);
+        e.study_uid = scope.study_uid.clone();
+        e.series_uid = scope.series_uid.clone();
+        self.auditor().record(e).await;
+        Ok(found?)
     }
 
-    /// The radiologist's worklist page.
+    /// The radiologist's worklist page, of the actor's organisation only.
     pub async fn worklist(
         &self,
         actor: &Actor,
         filter: &WorklistFilter,
     ) -> Result<Worklist, AppError> {
-        let _ = actor;
-        Ok(self.store.worklist(filter).await?)
+        let detail = format!(
+            "worklist q={} modality={} from={} to={} ai={} report={}",
+            filter.q.as_deref().unwrap_or(""),
+            filter.modality.as_deref().unwrap_or(""),
+            filter.date_from.as_deref().unwrap_or(""),
+            filter.date_to.as_deref().unwrap_or(""),
+            filter.ai.as_deref().unwrap_or(""),
+            filter.report.as_deref().unwrap_or(""),
+        );
+        self.require(actor, Permission::Worklist, AuditAction::Query, &detail)
+            .await?;
+        let filter = WorklistFilter {
+            org: self.org_scope(actor),
+            ..filter.clone()
+        };
+        let list = self.store.worklist(&filter).await?;
+        let detail = format!("{detail} ({} of {})", list.items.len(), list.total);
+        self.audit_event(actor, AuditAction::Query, AuditOutcome::Success, None, &detail)
+            .await;
+        Ok(list)
     }
 }

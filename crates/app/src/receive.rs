@@ -1,22 +1,57 @@
 //! Receive: an object arriving through any front door (C-STORE, STOW-RS, `lumen import`,
 //! `lumen retrieve --data`) is kept by one use case. The index stores it, queues its AI job
-//! and writes its routing outbox rows in one transaction (`lumen_store::Store::ingest`);
-//! who sent it, and for which organisation it is kept, are decided here.
+//! and writes its routing outbox rows in one transaction (`lumen_store::Store::ingest_for`);
+//! the sender's role must allow storing, a new study belongs to the sender's organisation,
+//! and the arrival is audited (one record per sender, study and series a minute).
 
 use bytes::Bytes;
 use lumen_store::{IngestError, Ingested, Origin};
 
-use crate::{Actor, App};
+use crate::policy::{Permission, StudyAccess};
+use crate::{Actor, App, AuditAction, AuditOutcome};
 
 impl App {
-    /// Keeps one Part-10 object that `actor` sent by `origin`.
+    /// Keeps one Part-10 object that `actor` sent by `origin`, for the actor's
+    /// organisation.
     pub async fn receive(
         &self,
         actor: &Actor,
         bytes: Bytes,
         origin: Origin,
     ) -> Result<Ingested, IngestError> {
-        let _ = actor;
-        self.store.ingest(bytes, origin).await
+        let detail = format!("store ({})", origin.label());
+        if let Err(e) = self
+            .require(actor, Permission::Store, AuditAction::Store, &detail)
+            .await
+        {
+            return Err(IngestError::Forbidden(e.to_string()));
+        }
+        let r = self
+            .store
+            .ingest_for(bytes, origin, actor.org.clone())
+            .await;
+        match &r {
+            Ok(i) => {
+                let access = StudyAccess {
+                    study_uid: i.study_uid.clone(),
+                    patient_id: Some(i.patient_id.clone()),
+                    patient_name: Some(i.patient_name.clone()),
+                };
+                self.audit_study(
+                    actor,
+                    AuditAction::Store,
+                    AuditOutcome::Success,
+                    &access,
+                    Some(&i.series_uid),
+                    &detail,
+                )
+                .await;
+            }
+            Err(_) => {
+                self.audit_event(actor, AuditAction::Store, AuditOutcome::Failure, None, &detail)
+                    .await;
+            }
+        }
+        r
     }
 }

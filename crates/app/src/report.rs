@@ -312,14 +312,14 @@ fn signature_key(study: &str, p: &PendingSignature) -> Result<Vec<u8>, AppError>
 
 impl App {
     /// A study's report, in `lang` while it is the AI's draft.
-    pub async fn report(&self, study: &str, lang: Option<Lang>) -> Result<ReportView, AppError> {
+    pub(crate) async fn report_inner(&self, study: &str, lang: Option<Lang>) -> Result<ReportView, AppError> {
         let r = self.study_review(study).await?;
         let rec = self.store.report(study).await?;
         Ok(view(study, &r, &rec, lang))
     }
 
     /// Saves the doctor's text (status draft).
-    pub async fn edit_report(
+    pub(crate) async fn edit_report_inner(
         &self,
         study: &str,
         lang: Lang,
@@ -346,7 +346,7 @@ impl App {
 
     /// Signs the report as it reads now: the edited text, else the draft written from the
     /// findings (in `lang`).
-    pub async fn sign_report(
+    pub(crate) async fn sign_report_inner(
         &self,
         study: &str,
         lang: Option<Lang>,
@@ -390,7 +390,7 @@ impl App {
     }
 
     /// Signs an addendum to a signed report.
-    pub async fn add_addendum(
+    pub(crate) async fn add_addendum_inner(
         &self,
         study: &str,
         text: &str,
@@ -566,7 +566,7 @@ impl App {
     }
 
     /// The PDF of the latest signed version, and that version's number.
-    pub async fn report_pdf(&self, study: &str) -> Result<(Vec<u8>, i64), AppError> {
+    pub(crate) async fn report_pdf_inner(&self, study: &str) -> Result<(Vec<u8>, i64), AppError> {
         check_study(study)?;
         let rec = self.store.report(study).await?;
         let last = rec

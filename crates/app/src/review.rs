@@ -202,7 +202,7 @@ impl StudyReview {
 
 impl App {
     /// Everything the review of a study is built from.
-    pub async fn study_review(&self, study: &str) -> Result<StudyReview, AppError> {
+    pub(crate) async fn study_review(&self, study: &str) -> Result<StudyReview, AppError> {
         check_study(study)?;
         let attrs = self
             .store
@@ -265,7 +265,7 @@ impl App {
     }
 
     /// The review of a study.
-    pub async fn review(&self, study: &str) -> Result<ReviewView, AppError> {
+    pub(crate) async fn review_inner(&self, study: &str) -> Result<ReviewView, AppError> {
         let r = self.study_review(study).await?;
         let findings = r.findings();
         let slice_order = match &r.source_series_uid {
@@ -350,13 +350,13 @@ impl App {
     }
 
     /// Accepts a finding as it stands (a doctor's finding stays `added`).
-    pub async fn accept(&self, study: &str, id: &str, actor: &Actor) -> Result<Finding, AppError> {
+    pub(crate) async fn accept_inner(&self, study: &str, id: &str, actor: &Actor) -> Result<Finding, AppError> {
         self.decide(study, id, FindingId::accepted_status, actor)
             .await
     }
 
     /// Rejects a finding (a false positive).
-    pub async fn reject(&self, study: &str, id: &str, actor: &Actor) -> Result<Finding, AppError> {
+    pub(crate) async fn reject_inner(&self, study: &str, id: &str, actor: &Actor) -> Result<Finding, AppError> {
         self.decide(study, id, |_| FindingStatus::Rejected, actor)
             .await
     }
@@ -378,7 +378,7 @@ impl App {
 
     /// Corrects a finding: type, location, redrawn axes, solid component; sizes and the
     /// category are recomputed.
-    pub async fn correct(
+    pub(crate) async fn correct_inner(
         &self,
         study: &str,
         id: &str,
@@ -424,7 +424,7 @@ impl App {
     }
 
     /// Adds a finding the AI missed (status `added`), located on its slice.
-    pub async fn add(
+    pub(crate) async fn add_inner(
         &self,
         study: &str,
         f: &NewFinding,
@@ -463,7 +463,7 @@ impl App {
 
     /// The SEG overlay of the study's AI result: its segments and, per source slice, the
     /// runs of each segment.
-    pub async fn seg_overlay(&self, study: &str) -> Result<Value, AppError> {
+    pub(crate) async fn seg_overlay_inner(&self, study: &str) -> Result<Value, AppError> {
         let r = self.study_review(study).await?;
         let result = r
             .result

@@ -198,6 +198,7 @@ impl RoutingWorker {
                     study_uid: Some(e.study_uid.clone()),
                     series_uid: Some(e.series_uid.clone()),
                     sop_instance_uid: Some(e.sop_instance_uid.clone()),
+                    org: None,
                 })
                 .await?;
             let Some(inst) = found.first() else {

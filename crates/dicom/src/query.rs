@@ -113,6 +113,15 @@ pub struct Query {
     pub fuzzy: bool,
 }
 
+/// The keyword of a tag (`PatientName`), or its eight hex digits when the dictionary does
+/// not know it.
+pub fn keyword_of(tag: Tag) -> String {
+    StandardDataDictionary
+        .by_tag(tag)
+        .map(|e| e.alias.to_string())
+        .unwrap_or_else(|| format!("{:04X}{:04X}", tag.group(), tag.element()))
+}
+
 /// Looks up an attribute by keyword (`PatientName`) or eight-digit hex tag (`00100010`).
 pub fn lookup_attribute(name: &str) -> Option<(Tag, VR)> {
     let dict = StandardDataDictionary;

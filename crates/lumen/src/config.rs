@@ -54,14 +54,64 @@ pub struct Config {
     pub route: Vec<lumen_app::routing::RouteRule>,
     /// The radiologist's web app (`[web]` table).
     pub web: WebAppConfig,
+    /// The node's own organisation (its id; its name is `[web] institution`): users
+    /// created without `--org`, studies from unmapped AE titles and imports without
+    /// `--org` belong to it.
+    pub org: String,
+    /// AE titles of other organisations (`[[ae]]` tables: `title`, `org`); a C-STORE from
+    /// such a title files its studies under that organisation, and its C-FIND, C-GET and
+    /// C-MOVE see only that organisation's studies.
+    pub ae: Vec<AeOrg>,
+    /// Sessions (`[auth]` table).
+    pub auth: AuthConfig,
+    /// The audit trail (`[audit]` table).
+    pub audit: AuditConfig,
 }
 
-/// The web app's settings: who signs until accounts exist, what reports show.
+/// An AE title and the organisation it acts for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AeOrg {
+    /// The calling AE title.
+    pub title: String,
+    /// The organisation's id (created at start if absent).
+    pub org: String,
+}
+
+/// Session settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Hours a login (its cookie and token) lasts.
+    pub session_hours: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { session_hours: 12 }
+    }
+}
+
+/// Audit trail settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Days entries are kept (at least 183: six months, 网络安全法 Art. 21).
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_days: 183,
+        }
+    }
+}
+
+/// The web app's settings: what reports show.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebAppConfig {
-    /// Display name of the single local user (the signer of reports).
-    pub local_user: String,
     /// Institution name printed on reports and written as Verifying Organization.
     pub institution: String,
     /// A TrueType/OpenType font (or collection) that shows Chinese, for report PDFs; unset:
@@ -72,7 +122,6 @@ pub struct WebAppConfig {
 impl Default for WebAppConfig {
     fn default() -> Self {
         WebAppConfig {
-            local_user: "Local radiologist".into(),
             institution: "Lumen".into(),
             report_font: None,
         }
@@ -193,6 +242,10 @@ impl Default for Config {
             ai: lumen_app::ai::AiConfig::default(),
             route: Vec::new(),
             web: WebAppConfig::default(),
+            org: "local".into(),
+            ae: Vec::new(),
+            auth: AuthConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -224,6 +277,7 @@ const KEYS: &[&str] = &[
     "http",
     "dicom",
     "aet",
+    "org",
     "accept_any_called_aet",
     "on_conflict",
     "accept_unknown_sop_classes",
@@ -275,6 +329,26 @@ impl Config {
                 p.aet
             );
         }
+        anyhow::ensure!(
+            cfg.audit.retention_days >= 183,
+            "[audit] retention_days must be at least 183 (six months)"
+        );
+        anyhow::ensure!(
+            (1..=24 * 30).contains(&cfg.auth.session_hours),
+            "[auth] session_hours must be between 1 and 720"
+        );
+        for a in &cfg.ae {
+            check_aet(&a.title)?;
+            anyhow::ensure!(
+                !a.org.is_empty()
+                    && a.org.len() <= 64
+                    && a.org
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')),
+                "[[ae]] org '{}' must be 1 to 64 letters, digits, '.', '_' or '-'",
+                a.org
+            );
+        }
         for r in &cfg.route {
             anyhow::ensure!(
                 peers.iter().any(|p| p.aet == r.destination),
@@ -317,6 +391,37 @@ pub fn cli_router(
     file: Option<&PathBuf>,
 ) -> anyhow::Result<Option<std::sync::Arc<dyn lumen_store::Router>>> {
     Ok(Config::load(file, Overrides::default())?.router())
+}
+
+impl Config {
+    /// How the store is opened for this configuration (data directory, conflicts, routing,
+    /// the node's organisation).
+    pub fn store_config(&self) -> lumen_store::StoreConfig {
+        lumen_store::StoreConfig {
+            data_dir: self.data.clone(),
+            on_conflict: self.on_conflict,
+            accept_unknown_sop_classes: self.accept_unknown_sop_classes,
+            ai_modalities: self.ai.modalities.clone(),
+            router: self.router(),
+            default_org: self.org.clone(),
+            default_org_name: self.web.institution.clone(),
+        }
+    }
+
+    /// The use cases' settings for this configuration.
+    pub fn app_settings(&self) -> lumen_app::Settings {
+        lumen_app::Settings {
+            institution: self.web.institution.clone(),
+            node_org: self.org.clone(),
+            ae_orgs: self
+                .ae
+                .iter()
+                .map(|a| (a.title.clone(), a.org.clone()))
+                .collect(),
+            session_ttl: Duration::from_secs(self.auth.session_hours * 3600),
+            report_font: None,
+        }
+    }
 }
 
 impl Config {

@@ -23,6 +23,10 @@ pub struct ImportArgs {
     /// `lumen serve` reads it (default: ./lumen.toml if present).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The organisation new studies belong to (created if it does not exist; default:
+    /// the node's own, `org` of the configuration).
+    #[arg(long)]
+    org: Option<String>,
     /// Files or folders to import (folders are walked recursively).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -104,16 +108,22 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
 
 async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let (files, dicomdirs) = collect(&args.paths)?;
-    let mut cfg = StoreConfig::new(&args.data);
+    let conf = crate::config::Config::load(args.config.as_ref(), Default::default())?;
+    let mut cfg = StoreConfig {
+        data_dir: args.data.clone(),
+        ..conf.store_config()
+    };
     if args.replace {
         cfg.on_conflict = lumen_store::ConflictPolicy::Replace;
     }
-    cfg.router = crate::config::cli_router(args.config.as_ref())?;
+    let org = args.org.clone().unwrap_or_else(|| conf.org.clone());
     let store = Store::open(cfg)
         .await
         .with_context(|| format!("cannot open the archive in {}", args.data.display()))?;
-    let app = lumen_app::App::new(store, lumen_app::Settings::default());
-    let actor = std::sync::Arc::new(lumen_app::Actor::command_line());
+    crate::user_cli::check_org(&org)?;
+    store.ensure_org(&org, &org).await?;
+    let app = lumen_app::App::new(store, conf.app_settings());
+    let actor = std::sync::Arc::new(lumen_app::Actor::command_line(&org));
     let bar = ProgressBar::new(files.len() as u64);
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -162,6 +172,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    app.auditor().flush().await;
 
     let n_rejected: usize = rejected.values().map(Vec::len).sum();
     println!(

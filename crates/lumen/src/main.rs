@@ -8,6 +8,7 @@ mod qr_cli;
 mod queue_cli;
 mod send;
 mod serve;
+mod user_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ enum Command {
     Queue(queue_cli::QueueArgs),
     /// Import DICOM files and folders (DICOMDIR or not) into a data directory.
     Import(import::ImportArgs),
+    /// Manage user accounts (server stopped).
+    User(user_cli::UserArgs),
     /// Analyse a chest CT series: lungs, nodules, measurements, Lung-RADS.
     Analyze(cli_ai::AnalyzeArgs),
     /// Evaluate detections against LUNA16-format references (FROC and CPM).
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Import(args) => import::run(args),
+        Command::User(args) => user_cli::run(args),
         Command::Queue(args) => queue_cli::run(args),
         Command::Send(args) => send::run(args),
         Command::Query(args) => qr_cli::run_query(args),

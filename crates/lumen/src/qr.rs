@@ -18,7 +18,7 @@ use dicom_transfer_syntax_registry::entries::{
     EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
 };
 use dicom_transfer_syntax_registry::{TransferSyntax, TransferSyntaxIndex, TransferSyntaxRegistry};
-use lumen_app::{Actor, App};
+use lumen_app::App;
 use lumen_dicom::attrs::Level;
 use lumen_dicom::json::first_string;
 use lumen_dicom::query::{Identifier, QueryError};
@@ -74,7 +74,7 @@ pub async fn find(app: &App, aet: &str, req: QueryRequest) -> FindOutcome {
 
 async fn find_inner(app: &App, aet: &str, req: &QueryRequest) -> Result<Vec<Bytes>, Failure> {
     let id = parse_identifier(req)?;
-    let actor = Actor::dicom_peer(&req.calling_ae, &app.settings().institution);
+    let actor = app.dicom_actor(&req.calling_ae, Some(req.peer.ip().to_string()));
     let records = app
         .search(&actor, &id.query, &Scope::default())
         .await
@@ -192,16 +192,12 @@ pub async fn retrieve(
             "identifier without a unique key",
         ));
     }
-    let internal = |e: lumen_store::StoreError| {
-        tracing::error!(error = %e, "retrieve: search failed");
-        fail(status::REFUSED_OUT_OF_RESOURCES_MATCHES, "search failed")
-    };
     // Patients are retrieved by their studies.
     let mut query = id.query.clone();
     if query.level == Level::Patient {
         query.level = Level::Study;
     }
-    let actor = Actor::dicom_peer(&req.calling_ae, &app.settings().institution);
+    let actor = app.dicom_actor(&req.calling_ae, Some(req.peer.ip().to_string()));
     let records = app
         .search(&actor, &query, &Scope::default())
         .await
@@ -209,7 +205,6 @@ pub async fn retrieve(
             tracing::error!(error = %e, "retrieve: search failed");
             fail(status::REFUSED_OUT_OF_RESOURCES_MATCHES, "search failed")
         })?;
-    let store = app.store();
     let mut scopes: Vec<Scope> = Vec::new();
     let mut wanted_sops: Option<std::collections::HashSet<String>> = None;
     for r in &records {
@@ -240,8 +235,15 @@ pub async fn retrieve(
     }
     let mut items = Vec::new();
     let mut selection = Vec::new();
+    let verb = "C-GET/C-MOVE";
     for scope in &scopes {
-        for inst in store.instances(scope).await.map_err(internal)? {
+        // The selection came from the actor's own search; each study's retrieval is
+        // authorised and audited by the application layer.
+        let found = app.instances(&actor, scope, verb).await.map_err(|e| {
+            tracing::error!(error = %e, "retrieve: instances failed");
+            fail(status::REFUSED_OUT_OF_RESOURCES_MATCHES, "search failed")
+        })?;
+        for inst in found {
             if wanted_sops
                 .as_ref()
                 .is_some_and(|w| !w.contains(&inst.sop_instance_uid))

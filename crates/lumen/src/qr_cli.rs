@@ -326,8 +326,8 @@ pub fn run_retrieve(args: RetrieveArgs) -> anyhow::Result<ExitCode> {
             // large study is not held in memory.
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
             let ingest = store.clone().map(|store| {
+                let actor = lumen_app::Actor::command_line(&store.config().default_org);
                 let app = lumen_app::App::new(store, lumen_app::Settings::default());
-                let actor = lumen_app::Actor::command_line();
                 tokio::spawn(async move {
                     let (mut failed, mut routed) = (0usize, 0usize);
                     while let Some(bytes) = rx.recv().await {
@@ -342,6 +342,7 @@ pub fn run_retrieve(args: RetrieveArgs) -> anyhow::Result<ExitCode> {
                             }
                         }
                     }
+                    app.auditor().flush().await;
                     (failed, routed)
                 })
             });

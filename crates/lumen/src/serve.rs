@@ -9,7 +9,7 @@ use lumen_dimse::{
     Access, AccessPolicy, Failure, FindOutcome, LoadedInstance, Peer, QueryRequest, RetrieveItem,
     ServerConfig, StoreHandler, StoreOutcome, StoreRequest,
 };
-use lumen_store::{IngestError, Origin, Store, StoreConfig};
+use lumen_store::{IngestError, Origin, Store};
 
 use crate::config::{AccessRule, Config, Overrides};
 
@@ -72,7 +72,9 @@ impl StoreHandler for ArchiveHandler {
                 };
             }
         };
-        let actor = lumen_app::Actor::dicom_peer(&req.calling_ae, &self.app.settings().institution);
+        let actor = self
+            .app
+            .dicom_actor(&req.calling_ae, Some(req.peer.ip().to_string()));
         match self
             .app
             .receive(
@@ -86,6 +88,7 @@ impl StoreHandler for ArchiveHandler {
             Ok(_) => StoreOutcome::Success,
             Err(e) => {
                 let status = match &e {
+                    IngestError::Forbidden(_) => 0x0124,
                     IngestError::Invalid(_) => 0xC000,
                     IngestError::UnsupportedSopClass(_) => 0x0122,
                     IngestError::Conflict(_) => 0x0111,
@@ -156,15 +159,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let store = Store::open(StoreConfig {
-        data_dir: config.data.clone(),
-        on_conflict: config.on_conflict,
-        accept_unknown_sop_classes: config.accept_unknown_sop_classes,
-        ai_modalities: config.ai.modalities.clone(),
-        router: config.router(),
-    })
-    .await
-    .with_context(|| format!("cannot open the archive in {}", config.data.display()))?;
+    let store = Store::open(config.store_config())
+        .await
+        .with_context(|| format!("cannot open the archive in {}", config.data.display()))?;
+    for a in &config.ae {
+        store.ensure_org(&a.org, &a.org).await?;
+    }
 
     let http = tokio::net::TcpListener::bind(&config.http)
         .await
@@ -176,15 +176,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         cors_origins: config.cors_origins.clone(),
         public_url: config.public_url.clone(),
         listen_port: Some(http.local_addr()?.port()),
-        local_user: lumen_web::actor::Actor::local(&config.web.local_user, &config.web.institution),
+        secure_cookies: false,
     };
     let use_cases = lumen_app::App::new(
         store.clone(),
         lumen_app::Settings {
-            institution: config.web.institution.clone(),
             report_font: report_font(&config.web)?,
+            ..config.app_settings()
         },
     );
+    // No default credentials: the first start creates `admin` with a one-time password,
+    // shown here once (it must be changed at first login).
+    if let Some(password) = use_cases.bootstrap_admin().await? {
+        eprintln!(
+            "\nNo accounts existed: created user 'admin' with one-time password {password}\n\
+             Sign in at http://{}/login and choose a new password; this is not shown again.\n",
+            http.local_addr()?
+        );
+    }
+    let audit_sweep = spawn_audit_sweep(store.clone(), config.audit.retention_days);
     let app = lumen_web::router(lumen_web::AppState {
         app: use_cases.clone(),
         store: store.clone(),
@@ -225,6 +235,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let routing_task =
         lumen_app::routing::RoutingWorker::new(store.clone(), config.destinations()?, &config.aet)
             .spawn();
+    let audit_app = use_cases.clone();
     let dimse = lumen_dimse::Server::bind(
         &config.dicom,
         dimse_config,
@@ -256,8 +267,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut rx_http = rx.clone();
     let mut rx_dimse = rx;
     let http_task = tokio::spawn(async move {
-        axum::serve(http, app)
-            .with_graceful_shutdown(async move {
+        axum::serve(
+            http,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
                 let _ = rx_http.wait_for(|v| *v).await;
             })
             .await
@@ -270,9 +284,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = tx.send(true);
     ai_task.abort();
     routing_task.abort();
+    audit_sweep.abort();
     let _ = dimse_task.await;
     http_task.await??;
+    audit_app.auditor().flush().await;
     Ok(())
+}
+
+/// Removes audit entries older than the retention, at start and daily.
+fn spawn_audit_sweep(store: Store, days: u32) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match store.sweep_audit(days).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, days, "audit entries past retention removed"),
+                Err(e) => tracing::error!(error = %e, "audit retention sweep failed"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(86_400)).await;
+        }
+    })
 }
 
 async fn shutdown_signal() {

@@ -83,6 +83,73 @@ pub fn iso(ms: i64) -> String {
     Civil::from_ms(ms).iso()
 }
 
+/// RFC 3339 UTC with milliseconds (`2026-11-27T06:05:09.123Z`), as the audit trail records.
+pub fn iso_millis(ms: i64) -> String {
+    let c = Civil::from_ms(ms);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        c.year,
+        c.month,
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
+        ms.rem_euclid(1000)
+    )
+}
+
+/// Days since the epoch of a civil date (the inverse of [`Civil::from_ms`]'s calendar).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Milliseconds since the epoch of an ISO 8601 date or UTC date-time given by a user:
+/// `2026-11-27`, `20261127`, `2026-11-27T06:05`, `2026-11-27T06:05:09Z`,
+/// `2026-11-27T06:05:09.123Z`. `None` when it is not one of these.
+pub fn parse_iso(s: &str) -> Option<i64> {
+    let s = s.trim().trim_end_matches('Z');
+    let (date, time) = match s.split_once(['T', ' ']) {
+        Some((d, t)) => (d, Some(t)),
+        None => (s, None),
+    };
+    let digits: String = date.chars().filter(|c| *c != '-').collect();
+    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let num = |a: usize, b: usize| digits[a..b].parse::<i64>().ok();
+    let (y, m, d) = (num(0, 4)?, num(4, 6)?, num(6, 8)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let mut ms = days_from_civil(y, m, d) * 86_400_000;
+    if let Some(t) = time {
+        let (hms, frac) = t.split_once('.').unwrap_or((t, ""));
+        let parts: Vec<&str> = hms.split(':').collect();
+        if parts.len() < 2 || parts.len() > 3 {
+            return None;
+        }
+        let field = |p: &str, max: i64| p.parse::<i64>().ok().filter(|v| (0..=max).contains(v));
+        ms += field(parts[0], 23)? * 3_600_000 + field(parts[1], 59)? * 60_000;
+        if let Some(sec) = parts.get(2) {
+            ms += field(sec, 60)? * 1000;
+        }
+        if !frac.is_empty() {
+            if !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let f: String = frac.chars().chain("000".chars()).take(3).collect();
+            ms += f.parse::<i64>().ok()?;
+        }
+    }
+    Some(ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +165,18 @@ mod tests {
             Civil::from_ms(1_795_759_509_000).shown(),
             "2026-11-27 06:05 UTC"
         );
+    }
+
+    #[test]
+    fn iso_round_trips() {
+        for ms in [0, 951_782_400_000, 1_795_759_509_123, -86_400_000] {
+            assert_eq!(parse_iso(&iso_millis(ms)), Some(ms), "{ms}");
+        }
+        assert_eq!(parse_iso("2026-11-27"), Some(1_795_737_600_000));
+        assert_eq!(parse_iso("20261127"), parse_iso("2026-11-27"));
+        assert_eq!(parse_iso("2026-11-27T06:05"), Some(1_795_759_500_000));
+        for bad in ["", "2026-13-01", "yesterday", "2026-11-27T25:00", "2026-11-27T06:05:09.1x"] {
+            assert_eq!(parse_iso(bad), None, "{bad}");
+        }
     }
 }

@@ -16,6 +16,7 @@
 //! leaves either the whole instance (indexed) or nothing: an unindexed file is swept away
 //! at the next start, and an indexed one whose bytes a power loss took is un-indexed.
 
+mod accounts;
 mod blobs;
 mod outbox;
 mod query_sql;
@@ -38,6 +39,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use blobs::Blobs;
+pub use accounts::{AuditFilter, NewUser, OrgRow, SessionRow, UserRow};
 pub use outbox::{Arrival, LEGACY_QUEUE_FILE, Origin, OutboxEntry, Router, RoutingQueue};
 use writer::{Commit, Job, Pending};
 
@@ -66,6 +68,11 @@ pub struct StoreConfig {
     /// Where newly stored instances are forwarded (none: nothing is routed). It is asked
     /// inside the ingest transaction, which writes the outbox rows.
     pub router: Option<Arc<dyn Router>>,
+    /// The node's own organisation: studies stored without one ([`Store::ingest`]) and
+    /// those indexed before organisations existed belong to it.
+    pub default_org: String,
+    /// Its name (created with it when absent).
+    pub default_org_name: String,
 }
 
 impl StoreConfig {
@@ -77,6 +84,8 @@ impl StoreConfig {
             accept_unknown_sop_classes: false,
             ai_modalities: vec!["CT".into()],
             router: None,
+            default_org: "local".into(),
+            default_org_name: "Lumen".into(),
         }
     }
 }
@@ -98,6 +107,9 @@ pub enum IngestError {
     /// The archive failed (disk, database); the object was not stored.
     #[error("storage failure: {0}")]
     Internal(String),
+    /// The sender may not store objects here.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 /// A failure of the archive itself (not of the request).
@@ -152,6 +164,10 @@ pub struct Ingested {
     /// How many destinations it was queued for (only a newly stored or replaced instance
     /// is routed; an identical re-send is not).
     pub routed: usize,
+    /// Patient ID (for the audit record only; never logged).
+    pub patient_id: String,
+    /// Patient's Name (for the audit record only; never logged).
+    pub patient_name: String,
 }
 
 /// An instance as stored: where it is and how it is encoded.
@@ -207,6 +223,8 @@ pub struct Scope {
     pub series_uid: Option<String>,
     /// Only this instance.
     pub sop_instance_uid: Option<String>,
+    /// Only studies of this organisation.
+    pub org: Option<String>,
 }
 
 /// Counts of what an archive holds.
@@ -311,6 +329,14 @@ impl Store {
             _lock: std::sync::Arc::new(lock),
         };
         store.sweep().await?;
+        store
+            .ensure_org(&store.config.default_org, &store.config.default_org_name)
+            .await?;
+        // Studies indexed before organisations existed belong to the node's own.
+        sqlx::query("UPDATE studies SET org = ? WHERE org = ''")
+            .bind(&store.config.default_org)
+            .execute(&store.writer)
+            .await?;
         store.release_outbox_claims().await?;
         store.import_legacy_outbound().await?;
         Ok(store)
@@ -345,15 +371,32 @@ impl Store {
     /// Re-sending an identical object succeeds and stores nothing; a different object with
     /// a stored SOP Instance UID is refused or replaces it, by [`ConflictPolicy`].
     pub async fn ingest(&self, bytes: Bytes, origin: Origin) -> Result<Ingested, IngestError> {
+        let org = self.config.default_org.clone();
+        self.ingest_for(bytes, origin, org).await
+    }
+
+    /// As [`Store::ingest`], for organisation `org`: a new study belongs to it (a study
+    /// already stored keeps its organisation).
+    pub async fn ingest_for(
+        &self,
+        bytes: Bytes,
+        origin: Origin,
+        org: String,
+    ) -> Result<Ingested, IngestError> {
         // All of it runs on one blocking thread, which hands the object to the index
         // writer thread once: thread hand-offs, not work, dominated on a busy machine.
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.ingest_blocking(bytes, origin))
+        tokio::task::spawn_blocking(move || store.ingest_blocking(bytes, origin, org))
             .await
             .map_err(internal)?
     }
 
-    fn ingest_blocking(&self, bytes: Bytes, origin: Origin) -> Result<Ingested, IngestError> {
+    fn ingest_blocking(
+        &self,
+        bytes: Bytes,
+        origin: Origin,
+        org: String,
+    ) -> Result<Ingested, IngestError> {
         // The file is written before the index is asked whether the instance is known: its
         // path is derived from the content, so an identical re-send finds the very file the
         // index already lists, and a new instance, the common case, saves a round trip.
@@ -368,6 +411,10 @@ impl Store {
                 rec.sop_class_uid.clone(),
                 rec.modality.clone(),
             );
+            let patient_id = rec.patient_id.clone();
+            let patient_name =
+                lumen_dicom::json::person_name_values(&rec.study_json, tags::PATIENT_NAME)
+                    .join("=");
             let origin = origin.clone();
             let wake = self.outbox_wake.clone();
             move |status, routed| {
@@ -383,6 +430,8 @@ impl Store {
                     modality,
                     origin,
                     routed,
+                    patient_id,
+                    patient_name,
                 }
             }
         };
@@ -400,7 +449,7 @@ impl Store {
         // could still be lost while the old ones are gone.
         let overlap = self.config.on_conflict == ConflictPolicy::Reject;
         let committed = if overlap {
-            let answer = self.send_commit(parsed, origin, &rel, true)?;
+            let answer = self.send_commit(parsed, origin, org, &rel, true)?;
             let synced = unsynced.sync();
             let committed = answer
                 .recv()
@@ -419,7 +468,7 @@ impl Store {
             committed
         } else {
             unsynced.sync().map_err(sync_failed)?;
-            self.send_commit(parsed, origin, &rel, false)?
+            self.send_commit(parsed, origin, org, &rel, false)?
                 .recv()
                 .map_err(|_| internal("the index writer has stopped"))?
         };
@@ -457,6 +506,7 @@ impl Store {
         &self,
         parsed: Prepared,
         origin: Origin,
+        org: String,
         rel: &str,
         unsynced: bool,
     ) -> Result<std::sync::mpsc::Receiver<Result<Commit, IngestError>>, IngestError> {
@@ -464,6 +514,7 @@ impl Store {
         let job = Job::Ingest(Box::new(Pending {
             parsed,
             origin,
+            org,
             rel: rel.to_string(),
             unsynced,
             reply,
@@ -589,22 +640,27 @@ impl Store {
         with_metadata: bool,
     ) -> Result<Vec<(StoredInstance, Option<String>)>, StoreError> {
         let mut sql = format!(
-            "SELECT study_uid, series_uid, sop_uid, sop_class_uid, transfer_syntax_uid, frames, size, path{}
-             FROM instances WHERE 1 = 1",
-            if with_metadata { ", metadata" } else { "" }
+            "SELECT i.study_uid, i.series_uid, i.sop_uid, i.sop_class_uid, i.transfer_syntax_uid,
+               i.frames, i.size, i.path{}
+             FROM instances i WHERE 1 = 1",
+            if with_metadata { ", i.metadata" } else { "" }
         );
         let mut binds = Vec::new();
+        if let Some(org) = &scope.org {
+            sql.push_str(" AND i.study_uid IN (SELECT study_uid FROM studies WHERE org = ?)");
+            binds.push(org.clone());
+        }
         for (col, v) in [
-            ("study_uid", &scope.study_uid),
-            ("series_uid", &scope.series_uid),
-            ("sop_uid", &scope.sop_instance_uid),
+            ("i.study_uid", &scope.study_uid),
+            ("i.series_uid", &scope.series_uid),
+            ("i.sop_uid", &scope.sop_instance_uid),
         ] {
             if let Some(v) = v {
                 sql.push_str(&format!(" AND {col} = ?"));
                 binds.push(v.clone());
             }
         }
-        sql.push_str(" ORDER BY series_uid, instance_number, sop_uid");
+        sql.push_str(" ORDER BY i.series_uid, i.instance_number, i.sop_uid");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for b in &binds {
             q = q.bind(b);
@@ -709,6 +765,10 @@ fn search_sql(
     };
     let mut conds = Vec::new();
     let mut binds = Vec::new();
+    if let Some(org) = &scope.org {
+        conds.push("st.org = ?".to_string());
+        binds.push(org.clone());
+    }
     for (col, value) in scoped {
         if let Some(v) = value {
             conds.push(format!("{col} = ?"));

@@ -196,6 +196,8 @@ pub struct WorklistFilter {
     pub ai: Option<String>,
     /// Report status: unread, draft, signed.
     pub report: Option<String>,
+    /// Only studies of this organisation.
+    pub org: Option<String>,
     /// Most rows.
     pub limit: usize,
     /// Rows skipped.
@@ -724,6 +726,11 @@ impl Store {
             conds.push("coalesce(r.status, 'unread') = ?");
             binds.push(r.to_string());
         }
+        let only_org = conds.is_empty();
+        if let Some(o) = &f.org {
+            conds.push("st.org = ?");
+            binds.push(o.clone());
+        }
         let where_sql = if conds.is_empty() {
             String::new()
         } else {
@@ -734,6 +741,13 @@ impl Store {
             sqlx::query_scalar::<_, i64>("SELECT n FROM index_counts WHERE name = 'studies'")
                 .fetch_one(&self.reader)
                 .await?
+        } else if only_org && let Some(o) = &f.org {
+            // Kept by triggers too (migration 0009), per organisation.
+            sqlx::query_scalar::<_, i64>("SELECT n FROM org_counts WHERE org = ?")
+                .bind(o)
+                .fetch_optional(&self.reader)
+                .await?
+                .unwrap_or(0)
         } else {
             let count_sql = format!("SELECT count(*) {from}{where_sql}");
             let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));

@@ -43,6 +43,8 @@ pub(crate) struct Pending {
     pub(crate) parsed: Prepared,
     /// How it came (for the routing decision and the outbox rows).
     pub(crate) origin: Origin,
+    /// The organisation a new study belongs to.
+    pub(crate) org: String,
     pub(crate) rel: String,
     /// Whether the file's sync may still be running (index it with `synced = 0`).
     pub(crate) unsynced: bool,
@@ -238,8 +240,8 @@ fn commit_one(
         let c = crate::query_sql::StudyColumns::of(&rec.study_json);
         tx.prepare_cached(
             "INSERT INTO studies (study_uid, patient_id, study_date, attrs, created_at, updated_at,
-               pn_alphabetic, pn_ideographic, pn_phonetic, accession, study_time, description)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+               pn_alphabetic, pn_ideographic, pn_phonetic, accession, study_time, description, org)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
              ON CONFLICT(study_uid) DO UPDATE SET patient_id = excluded.patient_id,
                study_date = excluded.study_date, attrs = excluded.attrs, updated_at = excluded.updated_at,
                pn_alphabetic = excluded.pn_alphabetic, pn_ideographic = excluded.pn_ideographic,
@@ -259,7 +261,8 @@ fn commit_one(
                 p,
                 c.accession,
                 c.study_time,
-                c.description
+                c.description,
+                pending.org
             ])
         })
         .map_err(internal)?;

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use crate::actor::CurrentUser;
 use crate::{ApiError, AppState};
 
 /// `GET /api/studies/{study}/ai`: the AI job of each series (waiting, running, done,
@@ -12,21 +13,9 @@ use crate::{ApiError, AppState};
 pub async fn study_ai(
     State(s): State<AppState>,
     Path(study): Path<String>,
+    CurrentUser(actor): CurrentUser,
 ) -> Result<Json<Value>, ApiError> {
-    lumen_dicom::attrs::check_uid("StudyInstanceUID", &study)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let jobs = s.store.ai_jobs(&study).await?;
-    if jobs.is_empty()
-        && s.store
-            .instances(&lumen_store::Scope {
-                study_uid: Some(study.clone()),
-                ..Default::default()
-            })
-            .await?
-            .is_empty()
-    {
-        return Err(ApiError::NotFound("no such study".into()));
-    }
+    let jobs = s.app.ai_jobs(&study, &actor).await?;
     Ok(Json(json!({ "study_uid": study, "series": jobs })))
 }
 
@@ -34,10 +23,9 @@ pub async fn study_ai(
 pub async fn requeue_ai(
     State(s): State<AppState>,
     Path(study): Path<String>,
+    CurrentUser(actor): CurrentUser,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    lumen_dicom::attrs::check_uid("StudyInstanceUID", &study)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let n = s.store.requeue_ai(&study).await?;
+    let n = s.app.requeue_ai(&study, &actor).await?;
     if n == 0 {
         return Err(ApiError::NotFound(
             "the study has no series the AI analyses".into(),

@@ -10,6 +10,15 @@ pub enum ApiError {
     /// 400: the request is malformed; the message says why.
     #[error("{0}")]
     BadRequest(String),
+    /// 401: no valid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the actor may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 429: too many attempts.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// 404: nothing matches.
     #[error("{0}")]
     NotFound(String),
@@ -43,6 +52,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -67,6 +79,9 @@ impl From<lumen_app::AppError> for ApiError {
             A::NotFound(m) => ApiError::NotFound(m),
             A::Conflict(m) => ApiError::Conflict(m),
             A::Unavailable(m) => ApiError::Unavailable(m),
+            A::Unauthenticated(m) => ApiError::Unauthorized(m),
+            A::Forbidden(m) => ApiError::Forbidden(m),
+            A::Throttled(m) => ApiError::TooManyRequests(m),
             other => ApiError::internal(other),
         }
     }
@@ -84,10 +99,23 @@ impl IntoResponse for ApiError {
             tracing::error!(%cause, "request failed");
         }
         let status = self.status();
-        (
+        let mut r = (
             status,
             axum::Json(json!({ "error": self.to_string(), "status": status.as_u16() })),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"lumen\""),
+            );
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("900"),
+            );
+        }
+        r
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod actor;
 mod api;
+mod auth;
 mod error;
 mod media;
 mod qido;
@@ -41,8 +42,8 @@ pub struct WebConfig {
     pub public_url: Option<String>,
     /// The port the server listens on (added to Host headers that lack one).
     pub listen_port: Option<u16>,
-    /// The user every request acts as until accounts exist (see [`actor::CurrentUser`]).
-    pub local_user: actor::Actor,
+    /// Mark cookies `Secure` (the server is reached over HTTPS).
+    pub secure_cookies: bool,
 }
 
 impl Default for WebConfig {
@@ -54,7 +55,7 @@ impl Default for WebConfig {
             cors_origins: Vec::new(),
             public_url: None,
             listen_port: None,
-            local_user: actor::Actor::local("Local radiologist", ""),
+            secure_cookies: false,
         }
     }
 }
@@ -167,8 +168,17 @@ pub fn router(state: AppState) -> Router {
         );
     let mut app = Router::new()
         .route("/health", get(health))
-        .route("/", get(ui::index))
+        .route("/", get(auth::index))
+        .route("/login", get(auth::login_page))
         .route("/ui/{*path}", get(ui::asset))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/auth/me", get(auth::me))
+        .route("/api/auth/password", post(auth::password))
+        .route("/api/users", get(auth::list_users).post(auth::create_user))
+        .route("/api/users/{username}", put(auth::update_user))
+        .route("/api/orgs", get(auth::list_orgs).post(auth::create_org))
+        .route("/api/audit", get(auth::audit))
         .route(
             "/api/studies/{study}/ai",
             get(api::study_ai).post(api::requeue_ai),

@@ -22,9 +22,10 @@ pub async fn get_report(
     State(s): State<AppState>,
     Path(study): Path<String>,
     Query(q): Query<LangParam>,
+    CurrentUser(actor): CurrentUser,
 ) -> Result<Json<ReportView>, ApiError> {
     let lang = parse_lang(q.lang.as_deref())?;
-    Ok(Json(s.app.report(&study, lang).await?))
+    Ok(Json(s.app.report(&study, lang, &actor).await?))
 }
 
 /// Body of `PUT /api/studies/{study}/report`.
@@ -88,8 +89,9 @@ pub async fn addendum(
 pub async fn report_pdf(
     State(s): State<AppState>,
     Path(study): Path<String>,
+    CurrentUser(actor): CurrentUser,
 ) -> Result<Response, ApiError> {
-    let (pdf, version) = s.app.report_pdf(&study).await?;
+    let (pdf, version) = s.app.report_pdf(&study, &actor).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/pdf".to_string()),

@@ -14,8 +14,9 @@ use crate::{ApiError, AppState};
 pub async fn review(
     State(s): State<AppState>,
     Path(study): Path<String>,
+    CurrentUser(actor): CurrentUser,
 ) -> Result<Json<ReviewView>, ApiError> {
-    Ok(Json(s.app.review(&study).await?))
+    Ok(Json(s.app.review(&study, &actor).await?))
 }
 
 /// `POST /api/studies/{study}/findings/{id}/accept`.
@@ -61,6 +62,7 @@ pub async fn add(
 pub async fn seg_overlay(
     State(s): State<AppState>,
     Path(study): Path<String>,
+    CurrentUser(actor): CurrentUser,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(s.app.seg_overlay(&study).await?))
+    Ok(Json(s.app.seg_overlay(&study, &actor).await?))
 }

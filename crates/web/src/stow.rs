@@ -26,6 +26,8 @@ mod reason {
     pub const OUT_OF_RESOURCES: u16 = 0xA700;
     pub const STUDY_MISMATCH: u16 = 0xA900;
     pub const CANNOT_UNDERSTAND: u16 = 0xC000;
+    /// Refused: Not Authorized (PS3.4 C.4.2.1.4, 0x0124).
+    pub const REFUSED_NOT_AUTHORIZED: u16 = 0x0124;
 }
 
 /// `POST /studies`
@@ -65,6 +67,16 @@ async fn store(
     study: Option<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // Refused before the body is read when the user may not store at all.
+    state
+        .app
+        .require(
+            &user,
+            lumen_app::Permission::Store,
+            lumen_app::AuditAction::Store,
+            "STOW-RS",
+        )
+        .await?;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -193,6 +205,7 @@ async fn store(
                     }
                     IngestError::Conflict(_) => (reason::DUPLICATE_SOP_INSTANCE, None),
                     IngestError::Internal(_) => (reason::OUT_OF_RESOURCES, None),
+                    IngestError::Forbidden(_) => (reason::REFUSED_NOT_AUTHORIZED, None),
                     _ => (reason::PROCESSING_FAILURE, None),
                 };
                 if let IngestError::Internal(cause) = &e {

@@ -17,9 +17,9 @@ pub(crate) fn file(path: &str) -> Option<(&'static [u8], &'static str, &'static 
         .map(|(_, b, ct, etag)| (*b, *ct, *etag))
 }
 
-/// `GET /`: the app's entry page (the worklist).
-pub async fn index(headers: HeaderMap) -> Response {
-    serve("index.html", &headers)
+/// An embedded file as a response (for pages served at other paths: `/`, `/login`).
+pub(crate) fn serve_file(path: &str, headers: &HeaderMap) -> Response {
+    serve(path, headers)
 }
 
 /// `GET /ui/{*path}`: a script, style sheet or image of the app.

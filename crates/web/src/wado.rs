@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -15,7 +15,8 @@ use lumen_store::{Scope, StoredInstance};
 use serde_json::Value;
 
 use crate::media::{self, Multipart};
-use crate::{ApiError, AppState, base_url};
+use crate::actor::Acting;
+use crate::{ApiError, base_url};
 
 const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 
@@ -34,11 +35,15 @@ fn scope(study: String, series: Option<String>, sop: Option<String>) -> Result<S
         study_uid: Some(study),
         series_uid: series,
         sop_instance_uid: sop,
+        org: None,
     })
 }
 
-async fn instances_in(state: &AppState, scope: &Scope) -> Result<Vec<StoredInstance>, ApiError> {
-    let list = state.store.instances(scope).await?;
+async fn instances_in(state: &Acting, scope: &Scope) -> Result<Vec<StoredInstance>, ApiError> {
+    let list = state
+        .app
+        .instances(&state.actor, scope, "WADO-RS retrieve")
+        .await?;
     if list.is_empty() {
         return Err(ApiError::NotFound(
             "no such study, series or instance".into(),
@@ -61,7 +66,7 @@ fn wanted_syntax(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     ))
 }
 
-async fn retrieve(state: AppState, headers: HeaderMap, scope: Scope) -> Result<Response, ApiError> {
+async fn retrieve(state: Acting, headers: HeaderMap, scope: Scope) -> Result<Response, ApiError> {
     let ts = wanted_syntax(&headers)?;
     let list = instances_in(&state, &scope).await?;
     let mp = Multipart::new();
@@ -108,7 +113,7 @@ fn transcode(bytes: &[u8], ts: &str) -> Result<Bytes, std::io::Error> {
 
 /// `GET /studies/{study}`
 pub async fn study(
-    State(s): State<AppState>,
+    s: Acting,
     Path(st): Path<String>,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -117,7 +122,7 @@ pub async fn study(
 
 /// `GET /studies/{study}/series/{series}`
 pub async fn series(
-    State(s): State<AppState>,
+    s: Acting,
     Path((st, se)): Path<(String, String)>,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -126,7 +131,7 @@ pub async fn series(
 
 /// `GET /studies/{study}/series/{series}/instances/{sop}`
 pub async fn instance(
-    State(s): State<AppState>,
+    s: Acting,
     Path((st, se, i)): Path<(String, String, String)>,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -135,7 +140,7 @@ pub async fn instance(
 
 // ---------------------------------------------------------------- metadata
 
-async fn metadata(state: AppState, headers: HeaderMap, scope: Scope) -> Result<Response, ApiError> {
+async fn metadata(state: Acting, headers: HeaderMap, scope: Scope) -> Result<Response, ApiError> {
     let acceptable = media::accept(&headers);
     if !acceptable
         .iter()
@@ -145,7 +150,10 @@ async fn metadata(state: AppState, headers: HeaderMap, scope: Scope) -> Result<R
             "metadata is served as application/dicom+json".into(),
         ));
     }
-    let rows = state.store.metadata(&scope).await?;
+    let rows = state
+        .app
+        .metadata(&state.actor, &scope, "WADO-RS metadata")
+        .await?;
     if rows.is_empty() {
         return Err(ApiError::NotFound(
             "no such study, series or instance".into(),
@@ -176,7 +184,7 @@ async fn metadata(state: AppState, headers: HeaderMap, scope: Scope) -> Result<R
 
 /// `GET /studies/{study}/metadata`
 pub async fn study_metadata(
-    State(s): State<AppState>,
+    s: Acting,
     Path(st): Path<String>,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -185,7 +193,7 @@ pub async fn study_metadata(
 
 /// `GET /studies/{study}/series/{series}/metadata`
 pub async fn series_metadata(
-    State(s): State<AppState>,
+    s: Acting,
     Path((st, se)): Path<(String, String)>,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -194,7 +202,7 @@ pub async fn series_metadata(
 
 /// `GET /studies/{study}/series/{series}/instances/{sop}/metadata`
 pub async fn instance_metadata(
-    State(s): State<AppState>,
+    s: Acting,
     Path((st, se, i)): Path<(String, String, String)>,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -222,7 +230,7 @@ fn frame_list(s: &str) -> Result<Vec<u32>, ApiError> {
     Ok(out)
 }
 
-async fn load_one(state: &AppState, scope: &Scope) -> Result<(StoredInstance, Bytes), ApiError> {
+async fn load_one(state: &Acting, scope: &Scope) -> Result<(StoredInstance, Bytes), ApiError> {
     let inst = instances_in(state, scope).await?.remove(0);
     let bytes = inst.read().await?;
     Ok((inst, bytes))
@@ -289,7 +297,7 @@ fn frame_form(headers: &HeaderMap, stored_ts: &str) -> Result<FrameForm, ApiErro
 
 /// `GET .../instances/{sop}/frames/{frames}`
 pub async fn frames(
-    State(s): State<AppState>,
+    s: Acting,
     Path((st, se, i, frames)): Path<(String, String, String, String)>,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -356,7 +364,7 @@ fn parts_response(parts: Vec<(String, Bytes)>) -> Response {
 
 /// `GET .../instances/{sop}/bulkdata/{tag}`
 pub async fn bulkdata(
-    State(s): State<AppState>,
+    s: Acting,
     Path((st, se, i, tag)): Path<(String, String, String, String)>,
     h: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -506,7 +514,7 @@ fn representative(list: &[StoredInstance]) -> Option<&StoredInstance> {
 }
 
 async fn rendered_single(
-    state: AppState,
+    state: Acting,
     headers: HeaderMap,
     scope: Scope,
     frame: u32,
@@ -524,7 +532,7 @@ async fn rendered_single(
 
 /// `GET .../instances/{sop}/rendered`: the first frame (PS3.18 allows one image here).
 pub async fn instance_rendered(
-    State(s): State<AppState>,
+    s: Acting,
     Path((st, se, i)): Path<(String, String, String)>,
     Query(p): Query<RenderParams>,
     h: HeaderMap,
@@ -534,7 +542,7 @@ pub async fn instance_rendered(
 
 /// `GET .../instances/{sop}/thumbnail`
 pub async fn instance_thumbnail(
-    State(s): State<AppState>,
+    s: Acting,
     Path((st, se, i)): Path<(String, String, String)>,
     Query(p): Query<RenderParams>,
     h: HeaderMap,
@@ -544,7 +552,7 @@ pub async fn instance_thumbnail(
 
 /// `GET .../frames/{frames}/rendered`: one frame as a single image; several as multipart.
 pub async fn frames_rendered(
-    State(s): State<AppState>,
+    s: Acting,
     Path((st, se, i, frames)): Path<(String, String, String, String)>,
     Query(p): Query<RenderParams>,
     h: HeaderMap,
@@ -554,7 +562,7 @@ pub async fn frames_rendered(
 
 /// `GET .../frames/{frames}/thumbnail`
 pub async fn frames_thumbnail(
-    State(s): State<AppState>,
+    s: Acting,
     Path((st, se, i, frames)): Path<(String, String, String, String)>,
     Query(p): Query<RenderParams>,
     h: HeaderMap,
@@ -563,7 +571,7 @@ pub async fn frames_thumbnail(
 }
 
 async fn frames_image(
-    state: AppState,
+    state: Acting,
     headers: HeaderMap,
     scope: Scope,
     frames: &str,
@@ -591,7 +599,7 @@ async fn frames_image(
 }
 
 async fn rendered_many(
-    state: AppState,
+    state: Acting,
     headers: HeaderMap,
     scope: Scope,
     params: RenderParams,
@@ -624,7 +632,7 @@ async fn rendered_many(
 
 /// `GET /studies/{study}/rendered`: every image of the study, rendered, as multipart.
 pub async fn study_rendered(
-    State(s): State<AppState>,
+    s: Acting,
     Path(st): Path<String>,
     Query(p): Query<RenderParams>,
     h: HeaderMap,
@@ -634,7 +642,7 @@ pub async fn study_rendered(
 
 /// `GET /studies/{study}/series/{series}/rendered`
 pub async fn series_rendered(
-    State(s): State<AppState>,
+    s: Acting,
     Path((st, se)): Path<(String, String)>,
     Query(p): Query<RenderParams>,
     h: HeaderMap,
@@ -644,7 +652,7 @@ pub async fn series_rendered(
 
 /// `GET /studies/{study}/thumbnail`
 pub async fn study_thumbnail(
-    State(s): State<AppState>,
+    s: Acting,
     Path(st): Path<String>,
     Query(p): Query<RenderParams>,
     h: HeaderMap,
@@ -654,7 +662,7 @@ pub async fn study_thumbnail(
 
 /// `GET /studies/{study}/series/{series}/thumbnail`
 pub async fn series_thumbnail(
-    State(s): State<AppState>,
+    s: Acting,
     Path((st, se)): Path<(String, String)>,
     Query(p): Query<RenderParams>,
     h: HeaderMap,

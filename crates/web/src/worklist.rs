@@ -68,6 +68,7 @@ pub async fn worklist(
         report: p.report,
         limit: p.limit.unwrap_or(100).clamp(1, 1000),
         offset: p.offset.unwrap_or(0),
+        org: None,
     };
     let wl = s.app.worklist(&user, &filter).await?;
     let items: Vec<Value> = wl

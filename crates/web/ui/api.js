@@ -9,8 +9,18 @@ export class HttpError extends Error {
   }
 }
 
+/** The CSRF token of this session (the `lumen_csrf` cookie), sent with every change. */
+export function csrfToken() {
+  const m = /(?:^|;\s*)lumen_csrf=([^;]*)/.exec(document.cookie);
+  return m ? m[1] : '';
+}
+
 async function check(r) {
   if (r.ok) return r;
+  if (r.status === 401 && !location.pathname.startsWith('/login')) {
+    // The session ended (logout elsewhere, expiry, password change): sign in again.
+    location.href = '/login';
+  }
   let msg = `${r.status} ${r.statusText}`;
   try {
     const j = await r.json();
@@ -29,7 +39,7 @@ export async function getJson(url, opts = {}) {
 export async function sendJson(method, url, body) {
   const r = await check(await fetch(url, {
     method,
-    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRF-Token': csrfToken() },
     body: body === undefined ? undefined : JSON.stringify(body),
   }));
   const text = await r.text();
@@ -80,6 +90,18 @@ export const report = (study, lang) => getJson(`/api/studies/${enc(study)}/repor
 export const saveReport = (study, body) => sendJson('PUT', `/api/studies/${enc(study)}/report`, body);
 export const signReport = (study, lang) => sendJson('POST', `/api/studies/${enc(study)}/report/sign`, { lang });
 export const addAddendum = (study, text) => sendJson('POST', `/api/studies/${enc(study)}/report/addenda`, { text });
+export const me = () => getJson('/api/auth/me');
+export const logout = () => sendJson('POST', '/api/auth/logout');
+export const changePassword = (current_password, new_password) =>
+  sendJson('POST', '/api/auth/password', { current_password, new_password });
+export const users = () => getJson('/api/users');
+export const createUser = (body) => sendJson('POST', '/api/users', body);
+export const updateUser = (name, body) => sendJson('PUT', `/api/users/${enc(name)}`, body);
+export const auditLog = (params) => {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);
+  return getJson(`/api/audit?${q}`);
+};
 export const reportPdfUrl = (study) => `/api/studies/${enc(study)}/report.pdf`;
 
 /** QIDO-RS: the series of a study. */

@@ -5,6 +5,8 @@
 import { t, lang, setLang, relabel } from './i18n.js';
 import { showWorklist } from './worklist.js';
 import { showStudy } from './study.js';
+import { showAdmin } from './admin.js';
+import * as api from './api.js';
 
 let page = null;
 
@@ -70,8 +72,12 @@ function route() {
   const main = document.getElementById('main');
   const hash = location.hash || '#/';
   const m = /^#\/study\/([^?]+)/.exec(hash);
-  document.getElementById('nav-worklist').classList.toggle('active', !m);
-  if (m) {
+  const admin = hash.startsWith('#/admin');
+  document.getElementById('nav-worklist').classList.toggle('active', !m && !admin);
+  document.getElementById('nav-admin').classList.toggle('active', admin);
+  if (admin) {
+    page = showAdmin(main);
+  } else if (m) {
     page = showStudy(main, decodeURIComponent(m[1]));
   } else {
     const q = hash.indexOf('?');
@@ -92,7 +98,32 @@ function changeLang(l) {
   if (!document.getElementById('help').hidden) renderHelp();
 }
 
-function init() {
+// Who is signed in: shown in the top bar; admins get the administration page, whose
+// users see no patient data (and land there).
+async function showUser() {
+  const me = await api.me();
+  const name = document.getElementById('user-name');
+  name.textContent = `${me.display_name} · ${me.org_name}`;
+  name.dataset.username = me.username;
+  name.dataset.role = me.role;
+  if (me.must_change_password) location.href = '/login';
+  if (me.role === 'admin') {
+    document.getElementById('nav-admin').hidden = false;
+    document.getElementById('nav-worklist').hidden = true;
+    if (!location.hash.startsWith('#/admin')) location.hash = '#/admin';
+  }
+  return me;
+}
+
+async function init() {
+  document.getElementById('logout-button').addEventListener('click', async () => {
+    try { await api.logout(); } finally { location.href = '/login'; }
+  });
+  try {
+    await showUser();
+  } catch (_) {
+    return; // 401: api.js sends the browser to the sign-in page
+  }
   const select = document.getElementById('lang-select');
   select.value = lang();
   select.addEventListener('change', () => changeLang(select.value));
