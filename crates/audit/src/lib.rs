@@ -1,11 +1,17 @@
 //! Lumen's audit trail on the wire: each [`lumen_model::AuditEvent`] as a DICOM audit
-//! message (PS3.15 A.5), for a hospital's audit record repository.
+//! message (PS3.15 A.5), sent over syslog to a hospital's audit record repository as IHE
+//! ATNA's Record Audit Event [ITI-20] describes.
 //!
 //! - [`message`]: the audit message XML ([`audit_message`]), with the table of EventIDs per
-//!   action.
+//!   action;
+//! - [`syslog`]: RFC 5424 messages and the UDP (RFC 5426), TCP (RFC 6587 octet counting) and
+//!   TLS (RFC 5425) transports, configured by [`SyslogConfig`] (`[audit.syslog]`);
 //!
-//! The crate depends only on `lumen-model`.
+//! The crate depends only on `lumen-model`; it opens sockets only to the configured
+//! repository and reads only the configured certificate files.
 
 pub mod message;
+pub mod syslog;
 
 pub use message::{AuditSource, audit_message};
+pub use syslog::{ConfigError, SendError, Sender, SyslogConfig, Transport};
