@@ -6,12 +6,16 @@
 //!   action;
 //! - [`syslog`]: RFC 5424 messages and the UDP (RFC 5426), TCP (RFC 6587 octet counting) and
 //!   TLS (RFC 5425) transports, configured by [`SyslogConfig`] (`[audit.syslog]`);
+//! - [`forward`]: the [`Forwarder`] that reads the trail from the index through [`AuditLog`]
+//!   in sequence order and delivers it, at least once, across repository outages.
 //!
 //! The crate depends only on `lumen-model`; it opens sockets only to the configured
 //! repository and reads only the configured certificate files.
 
+pub mod forward;
 pub mod message;
 pub mod syslog;
 
+pub use forward::{AuditLog, Forwarder};
 pub use message::{AuditSource, audit_message};
 pub use syslog::{ConfigError, SendError, Sender, SyslogConfig, Transport};
