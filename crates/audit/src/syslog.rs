@@ -14,17 +14,17 @@
 //!
 //! This module opens sockets only to the configured repository address.
 
+use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use lumen_model::{AuditEvent, AuditOutcome};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use socket2::SockRef;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -41,6 +41,10 @@ pub const DEFAULT_APP_NAME: &str = "lumen";
 const MAX_UDP: usize = 65_507;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a new TLS connection is watched for a refusal by the server before use.
+const TLS_SETTLE: Duration = Duration::from_secs(1);
+/// How long TLS records waiting on an open connection are read to see whether they close it.
+const TLS_PEEK: Duration = Duration::from_millis(200);
 
 /// How to reach the repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -375,7 +379,17 @@ impl Sender {
                         )
                         .await
                         .map_err(|_| SendError::Timeout("in the TLS handshake"))??;
-                        Ok(Connection::Tls(Box::new(tls)))
+                        let mut tls = Box::new(tls);
+                        // With TLS 1.3 the client's side of the handshake ends before the
+                        // server has judged the client certificate; give a refusal a moment
+                        // to arrive so that it is not mistaken for a delivered message.
+                        if tokio::time::timeout(TLS_SETTLE, closed(tls.as_mut()))
+                            .await
+                            .is_ok()
+                        {
+                            return Err(SendError::Closed);
+                        }
+                        Ok(Connection::Tls(tls))
                     }
                 }
             }
@@ -467,10 +481,10 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     /// Writes one framed message (from [`Sender::frame`]) completely, with a timeout.
     ///
-    /// For TCP and TLS it first checks that the repository has not closed the connection
-    /// (a repository never sends anything, so a readable end of stream means it is gone):
-    /// without that check, the first write after the repository went away would succeed
-    /// into the socket's buffer and be lost.
+    /// For TCP and TLS it first checks, on the socket itself, that the repository has not
+    /// closed the connection (a repository never sends anything, so an end of stream means
+    /// it is gone): without that check, the first write after the repository went away would
+    /// succeed into the socket's buffer and be lost.
     pub async fn send(&mut self, frame: &[u8]) -> Result<(), SendError> {
         match self {
             Connection::Udp(socket) => {
@@ -481,11 +495,11 @@ impl Connection {
                 Ok(())
             }
             Connection::Tcp(stream) => {
-                ensure_open(stream).await?;
+                ensure_open_tcp(stream)?;
                 write_all(stream, frame).await
             }
             Connection::Tls(stream) => {
-                ensure_open(stream.as_mut()).await?;
+                ensure_open_tls(stream.as_mut()).await?;
                 write_all(stream.as_mut(), frame).await
             }
         }
@@ -502,21 +516,66 @@ async fn write_all<S: AsyncWrite + Unpin>(stream: &mut S, frame: &[u8]) -> Resul
     Ok(())
 }
 
-/// Fails with [`SendError::Closed`] when the peer has closed the connection (end of stream
-/// or an error is readable now); returns at once either way.
-async fn ensure_open<S: AsyncRead + Unpin>(stream: &mut S) -> Result<(), SendError> {
-    std::future::poll_fn(|cx| {
-        let mut buf = [0u8; 256];
-        let mut rb = ReadBuf::new(&mut buf);
-        match Pin::new(&mut *stream).poll_read(cx, &mut rb) {
-            Poll::Pending => Poll::Ready(Ok(())),
-            Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Err(SendError::Closed)),
-            // The repository sent something; syslog defines nothing to read, so ignore it.
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(SendError::Io(e))),
+/// What the kernel says about a TCP connection's receiving side, now.
+enum Peek {
+    /// Nothing to read and no end of stream: open.
+    Idle,
+    /// Bytes are waiting.
+    Data,
+}
+
+/// Looks at the socket itself (a non-blocking `MSG_PEEK`), not at tokio's cached readiness,
+/// which may not have seen the peer's FIN yet.
+fn peek(stream: &TcpStream) -> Result<Peek, SendError> {
+    let mut buf = [MaybeUninit::<u8>::uninit(); 1];
+    match SockRef::from(stream).peek(&mut buf) {
+        Ok(0) => Err(SendError::Closed),
+        Ok(_) => Ok(Peek::Data),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(Peek::Idle),
+        Err(e) => Err(SendError::Io(e)),
+    }
+}
+
+/// Fails with [`SendError::Closed`] (or the socket's error) when the repository has closed
+/// a plain TCP connection; discards anything it sent, since syslog defines no replies.
+fn ensure_open_tcp(stream: &TcpStream) -> Result<(), SendError> {
+    let sock = SockRef::from(stream);
+    let mut buf = [MaybeUninit::<u8>::uninit(); 512];
+    loop {
+        match peek(stream)? {
+            Peek::Idle => return Ok(()),
+            Peek::Data => match sock.recv(&mut buf) {
+                Ok(0) => return Err(SendError::Closed),
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(SendError::Io(e)),
+            },
         }
-    })
-    .await
+    }
+}
+
+/// The same for TLS: the socket is peeked; when TLS records are waiting (a close_notify
+/// alert, session tickets), rustls reads them, for a short while, to tell which.
+async fn ensure_open_tls(stream: &mut TlsStream<TcpStream>) -> Result<(), SendError> {
+    match peek(stream.get_ref().0)? {
+        Peek::Idle => Ok(()),
+        Peek::Data => match tokio::time::timeout(TLS_PEEK, closed(stream)).await {
+            Ok(()) => Err(SendError::Closed),
+            Err(_) => Ok(()),
+        },
+    }
+}
+
+/// Completes when the peer closes the connection (end of stream or an error); anything
+/// the peer sends before is discarded.
+async fn closed<S: AsyncRead + Unpin>(stream: &mut S) {
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => continue,
+        }
+    }
 }
 
 #[cfg(test)]
