@@ -12,6 +12,8 @@
 //! The crate depends only on `lumen-model`; it opens sockets only to the configured
 //! repository and reads only the configured certificate files.
 
+#![warn(missing_docs)]
+
 pub mod forward;
 pub mod message;
 pub mod syslog;
