@@ -15,7 +15,8 @@
 //! and TLS has no acknowledgement, so "sent" means the write into the connection completed;
 //! before each write the connection is checked for having been closed by the repository,
 //! which catches a repository that went away between messages, but a message written in the
-//! instant before the repository dies can still be lost in its socket. UDP detects nothing.
+//! instant before the repository dies can still be lost in its socket. UDP detects nothing,
+//! and an event whose message exceeds a UDP datagram (64 KiB) is skipped with an error log.
 //!
 //! Logs carry seq numbers and errors only, never patient names or IDs.
 
@@ -172,6 +173,11 @@ impl<L: AuditLog> Forwarder<L> {
                         backoff.reset();
                         cursor = event.seq;
                         tracing::debug!(seq = event.seq, "audit event forwarded");
+                    }
+                    Err(e @ crate::syslog::SendError::TooLarge(_)) => {
+                        // It can never go by UDP; waiting would stop the whole trail.
+                        tracing::error!(seq = event.seq, error = %e, "audit event skipped: use TCP or TLS");
+                        cursor = event.seq;
                     }
                     Err(e) => {
                         conn = None;
