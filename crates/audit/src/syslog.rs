@@ -69,8 +69,8 @@ pub enum Transport {
 /// client_key = "/etc/lumen/lumen.key"    # optional, with client_cert
 /// ```
 ///
-/// The repository must accept messages of a few KiB (ITI-20 asks for at least 32 KiB;
-/// rsyslog's default `maxMessageSize` is 8 KiB, enough for most but not all events).
+/// The repository must accept messages of a few KiB (IHE has long allowed audit messages of
+/// up to 32 KiB; rsyslog's default `maxMessageSize` is 8 KiB, enough for most events).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyslogConfig {
