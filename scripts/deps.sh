@@ -6,7 +6,8 @@
 #                             DICOM clients the tests drive: pydicom, pynetdicom, dicomweb-client,
 #                             highdicom (reads back our SEG and SR); headless Chromium with
 #                             chromedriver, poppler-utils and CJK fonts for the web app tests,
-#                             and OHIF's prebuilt viewer (npm @ohif/app) in .cache/ohif
+#                             and OHIF's prebuilt viewer (npm @ohif/app) in .cache/ohif;
+#                             rsyslog with GnuTLS and xmllint for the audit tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-build}
@@ -31,6 +32,11 @@ if [[ $what == test ]]; then
   command -v pdftotext >/dev/null || apt_pkgs+=(poppler-utils)
   [[ -d /usr/share/fonts/opentype/noto ]] || apt_pkgs+=(fonts-noto-cjk)
   command -v npm >/dev/null || apt_pkgs+=(npm)
+  # The audit repository of lumen-audit's tests (rsyslog.rs: rsyslogd with TLS by GnuTLS) and
+  # the DICOM audit message schema check (schema.rs: xmllint --relaxng)
+  command -v rsyslogd >/dev/null || [[ -x /usr/sbin/rsyslogd ]] || apt_pkgs+=(rsyslog)
+  [[ -f /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so || -f /usr/lib/aarch64-linux-gnu/rsyslog/lmnsd_gtls.so ]] || apt_pkgs+=(rsyslog-gnutls)
+  command -v xmllint >/dev/null || apt_pkgs+=(libxml2-utils)
 fi
 if ((${#apt_pkgs[@]})); then
   sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
