@@ -38,7 +38,9 @@ pub struct AnalyzeArgs {
     /// SEG and SR, replacing nothing: identical objects are not stored twice).
     #[arg(long, value_name = "STUDY_UID", conflicts_with_all = ["paths", "phantom"])]
     pub study: Option<String>,
-    /// The running archive for `--study` [env: LUMEN_SERVER].
+    /// The running archive for `--study` [env: LUMEN_SERVER]; the bearer token of a user
+    /// who may re-run the AI (a radiologist) is read from the LUMEN_TOKEN variable, never
+    /// from the command line.
     #[arg(long, env = "LUMEN_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
     /// With `--study`: wait until the analysis has ended and print its outcome.
@@ -342,7 +344,17 @@ fn analyze_study(server: &str, study: &str, wait: bool) -> anyhow::Result<()> {
         .http_status_as_error(false)
         .build()
         .into();
-    let mut r = agent.post(&url).send_empty().with_context(|| {
+    let token = std::env::var("LUMEN_TOKEN").unwrap_or_default();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "set LUMEN_TOKEN to a bearer token (POST /api/auth/login) of a user who may re-run the AI"
+    );
+    let auth = format!("Bearer {}", token.trim());
+    let mut r = agent
+        .post(&url)
+        .header("Authorization", &auth)
+        .send_empty()
+        .with_context(|| {
         format!("cannot reach the archive at {base} (is `lumen serve` running?)")
     })?;
     let status = r.status().as_u16();
@@ -360,6 +372,7 @@ fn analyze_study(server: &str, study: &str, wait: bool) -> anyhow::Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(500));
         let v: serde_json::Value = agent
             .get(&url)
+            .header("Authorization", &auth)
             .call()
             .context("cannot read the AI status")?
             .body_mut()

@@ -102,6 +102,7 @@ fn lidc_is_analysed_on_arrival_and_survives_a_crash_mid_job() {
     // Exactly once: analysing the series again re-stores identical SEG and SR objects
     // (already present), so there is still one instance of each, under the same UIDs.
     ureq::post(&format!("{}/api/studies/{LIDC_STUDY}/ai", server.http()))
+        .header("Authorization", &server.auth())
         .send_empty()
         .expect("requeue");
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -299,7 +300,9 @@ fn series_that_cannot_become_a_volume_fail_with_a_reason() {
     );
     assert_eq!(server.get_raw("/health", None).0, 200);
     // `lumen analyze --study` re-runs it on demand, through the running archive.
-    let out = run(Command::new(lumen_bin()).args([
+    let out = run(Command::new(lumen_bin())
+        .env("LUMEN_TOKEN", &server.token)
+        .args([
         "analyze",
         "--study",
         LIDC_STUDY,
@@ -317,7 +320,9 @@ fn series_that_cannot_become_a_volume_fail_with_a_reason() {
         text.contains("queued 1 series") && text.contains("failed: 1 images"),
         "{text}"
     );
-    let out = run(Command::new(lumen_bin()).args([
+    let out = run(Command::new(lumen_bin())
+        .env("LUMEN_TOKEN", &server.token)
+        .args([
         "analyze",
         "--study",
         "1.2.3",
@@ -326,7 +331,7 @@ fn series_that_cannot_become_a_volume_fail_with_a_reason() {
     ]));
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no series"),
+        String::from_utf8_lossy(&out.stderr).contains("no such study"),
         "{out:?}"
     );
     // A study that does not exist.

@@ -215,7 +215,8 @@ fn python_clients() {
     let files: Vec<_> = lidc_files(&data).into_iter().take(20).collect();
     let server = Server::start();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients.py");
-    let out = run(Command::new(py)
+    let out = run(server
+        .python(&py)
         .arg(script)
         .arg(server.dicomweb())
         .arg(server.dicom_port.to_string())

@@ -30,6 +30,7 @@ fn post(server: &Server, path: &str, content_type: &str, body: Vec<u8>) -> (u16,
         .into();
     let mut r = agent
         .post(&format!("{}{path}", server.http()))
+        .header("Authorization", &server.tech_auth())
         .header("Content-Type", content_type)
         .send(&body[..])
         .expect("request sent");

@@ -1,11 +1,14 @@
 """Drives a running Lumen with real third-party clients: pynetdicom and dicomweb-client.
 
 Usage: clients.py HTTP_URL DICOM_PORT FILE... ; prints one JSON object with what was seen.
+The bearer tokens come from the environment: LUMEN_STORE_TOKEN (a technologist's, for
+STOW-RS) and LUMEN_TOKEN (a radiologist's, for QIDO-RS and WADO-RS).
 The Rust test asserts on it; this script only reports (and fails on client exceptions).
 """
 import hashlib
 import io
 import json
+import os
 import sys
 
 import pydicom
@@ -33,9 +36,14 @@ assoc.release()
 out["store_statuses"] = statuses
 
 # --- dicomweb-client: STOW the second half, then QIDO and WADO
-client = DICOMwebClient(url=url)
+def bearer(var):
+    return {"Authorization": f"Bearer {os.environ[var]}"}
+
+
+stow_client = DICOMwebClient(url=url, headers=bearer("LUMEN_STORE_TOKEN"))
+client = DICOMwebClient(url=url, headers=bearer("LUMEN_TOKEN"))
 second = [pydicom.dcmread(f) for f in files[len(files) // 2 :]]
-stow = client.store_instances(second)
+stow = stow_client.store_instances(second)
 out["stow_referenced"] = len(stow.get("ReferencedSOPSequence", []))
 out["stow_failed"] = len(stow.get("FailedSOPSequence", [])) if "FailedSOPSequence" in stow else 0
 

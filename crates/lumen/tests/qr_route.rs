@@ -173,6 +173,7 @@ fn stow(server: &Server, files: &[PathBuf]) -> u16 {
         .into();
     agent
         .post(&format!("{}/studies", server.dicomweb()))
+        .header("Authorization", &server.tech_auth())
         .header(
             "Content-Type",
             &format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
@@ -446,6 +447,7 @@ fn sign(server: &Server, study: &str) {
             "{}/api/studies/{study}/report/sign",
             server.http()
         ))
+        .header("Authorization", &server.auth())
         .send_json(json!({ "lang": "en" }))
         .expect("sign");
     let status = r.status().as_u16();

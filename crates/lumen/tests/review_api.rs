@@ -26,9 +26,9 @@ fn send(server: &Server, method: &str, path: &str, body: Option<Value>) -> (u16,
     let url = format!("{}{path}", server.http());
     let a = agent();
     let r = match (method, body) {
-        ("POST", Some(b)) => a.post(&url).send_json(&b),
-        ("POST", None) => a.post(&url).send_empty(),
-        ("PUT", Some(b)) => a.put(&url).send_json(&b),
+        ("POST", Some(b)) => a.post(&url).header("Authorization", &server.auth()).send_json(&b),
+        ("POST", None) => a.post(&url).header("Authorization", &server.auth()).send_empty(),
+        ("PUT", Some(b)) => a.put(&url).header("Authorization", &server.auth()).send_json(&b),
         _ => panic!("unsupported request"),
     };
     let mut r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
@@ -85,7 +85,7 @@ fn review_report_and_sign_lidc_over_http() {
     let cfg = tmp.path().join("lumen.toml");
     std::fs::write(
         &cfg,
-        "[ai]\nquiet_period_secs = 1.0\n[web]\nlocal_user = \"Dr Test\"\ninstitution = \"Lumen Test Hospital\"\n",
+        "[ai]\nquiet_period_secs = 1.0\n[web]\ninstitution = \"Lumen Test Hospital\"\n",
     )
     .unwrap();
     let server = Server::start_in(

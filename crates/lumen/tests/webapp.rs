@@ -234,6 +234,39 @@ impl Browser {
         }
     }
 
+    /// Signs in through the login page as the test radiologist, as a user would: the
+    /// form's `username` and `password` inputs, then the app opens.
+    async fn login(&self, server: &Server) {
+        self.login_as(server, TEST_USERS[0].0, TEST_USERS[0].2).await;
+    }
+
+    /// Signs in through the login page as `user`.
+    async fn login_as(&self, server: &Server, user: &str, password: &str) {
+        self.c()
+            .goto(&format!("{}/login", server.http()))
+            .await
+            .expect("open /login");
+        for (name, value) in [("username", user), ("password", password)] {
+            let css = format!("form#login-form input[name={name}]");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let field = loop {
+                match self.c().find(Locator::Css(&css)).await {
+                    Ok(f) => break f,
+                    Err(e) if Instant::now() >= deadline => panic!("no {css}: {e}"),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            };
+            field.send_keys(value).await.expect("type");
+        }
+        self.click("#login-submit").await;
+        self.wait_js(
+            "return location.pathname === '/' && document.body.dataset.ready === 'true' && document.getElementById('user-name').textContent",
+            Duration::from_secs(30),
+            "the app after signing in",
+        )
+        .await;
+    }
+
     async fn close(mut self) {
         if let Some(c) = self.client.take() {
             let _ = c.close().await;
@@ -482,6 +515,7 @@ fn radiologist_reads_lidc_in_the_browser_and_ohif_shows_it() {
         .await;
         // Without `?lang=`, a Chinese browser gets the Chinese app.
         let b = Browser::start_in(false, "zh-CN").await;
+        b.login(&server).await;
         b.c().goto(&server.http()).await.expect("open /");
         b.wait_js(
             "const h = document.querySelector('h1'); return h && h.textContent === '工作列表' && document.documentElement.lang === 'zh-CN'",
@@ -510,6 +544,16 @@ async fn read_and_sign(server: &Server, target: &Value) {
         .filter_map(Value::as_f64)
         .collect();
     let b = Browser::start(false).await;
+    // Anonymous: the app sends the browser to the sign-in page; signing in opens it.
+    b.c().goto(&server.http()).await.expect("open /");
+    b.wait_js(
+        "return location.pathname === '/login' && document.querySelector('form input[name=username]') && document.querySelector('form input[name=password]')",
+        Duration::from_secs(20),
+        "the sign-in page for an anonymous browser",
+    )
+    .await;
+    b.login(server).await;
+    b.wait_text_contains("#user-name", "Dr Test").await;
 
     // Worklist, in English: the LIDC study with the AI done, its Lung-RADS, unread.
     b.c()
@@ -923,9 +967,35 @@ fn ohif_dist() -> Option<PathBuf> {
 }
 
 /// OHIF's configuration: one DICOMweb data source, Lumen on another origin.
-fn ohif_config(lumen: &str) -> String {
+fn ohif_config(lumen: &str, token: &str) -> String {
+    // OHIF sends the bearer token a site's identity provider would give it: here the test
+    // radiologist's, added to OHIF's requests to Lumen (XMLHttpRequest, as dicomweb-client
+    // and the image loader use).
     format!(
-        r#"window.config = {{
+        r#"(function () {{
+  const auth = 'Bearer {token}';
+  const open = XMLHttpRequest.prototype.open;
+  XMLHttpRequest.prototype.open = function (method, url) {{
+    this.lumen = String(url).startsWith('{lumen}');
+    return open.apply(this, arguments);
+  }};
+  const send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function (body) {{
+    if (this.lumen) this.setRequestHeader('Authorization', auth);
+    return send.apply(this, arguments);
+  }};
+  const fetch0 = window.fetch;
+  window.fetch = function (input, init) {{
+    const url = typeof input === 'string' ? input : input.url;
+    if (String(url).startsWith('{lumen}')) {{
+      const headers = new Headers((init && init.headers) || (typeof input === 'string' ? undefined : input.headers));
+      headers.set('Authorization', auth);
+      init = Object.assign({{}}, init, {{ headers }});
+    }}
+    return fetch0.call(this, input, init);
+  }};
+}})();
+window.config = {{
   routerBasename: '/',
   extensions: [],
   modes: [],
@@ -1014,7 +1084,7 @@ async fn ohif(server: &Server, port: u16, ct_series: &str) {
         .options(&format!("{}/dicom-web/studies", server.http()))
         .header("Origin", &origin)
         .header("Access-Control-Request-Method", "GET")
-        .header("Access-Control-Request-Headers", "accept")
+        .header("Access-Control-Request-Headers", "accept, authorization")
         .call()
         .expect("preflight");
     assert_eq!(
@@ -1028,7 +1098,7 @@ async fn ohif(server: &Server, port: u16, ct_series: &str) {
         &tokio::runtime::Handle::current(),
         dist,
         port,
-        ohif_config(&server.http()),
+        ohif_config(&server.http(), &server.token),
     );
     let b = Browser::start(true).await;
     // The study list shows Lumen's study.
@@ -1148,6 +1218,7 @@ fn viewer_scroll_fps() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let result = rt.block_on(async {
         let b = Browser::start(false).await;
+        b.login(&server).await;
         b.c()
             .goto(&format!("{}/?lang=en#/study/{study}", server.http()))
             .await
@@ -1391,6 +1462,7 @@ fn reversed_slice_normal_keeps_findings_on_their_slice() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let b = Browser::start(false).await;
+        b.login(&server).await;
         b.c()
             .goto(&format!("{}/?lang=en", server.http()))
             .await

@@ -23,7 +23,10 @@ pub struct LoginBody {
     password: String,
 }
 
-fn cookies(state: &AppState, session: Option<&Session>) -> [(header::HeaderName, HeaderValue); 2] {
+fn cookies(
+    state: &AppState,
+    session: Option<&Session>,
+) -> axum::response::AppendHeaders<[(header::HeaderName, HeaderValue); 2]> {
     let secure = if state.config.secure_cookies {
         "; Secure"
     } else {
@@ -38,7 +41,7 @@ fn cookies(state: &AppState, session: Option<&Session>) -> [(header::HeaderName,
         None => ("", "", "0".to_string()),
     };
     let c = |v: String| HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static(""));
-    [
+    axum::response::AppendHeaders([
         (
             header::SET_COOKIE,
             c(format!(
@@ -51,7 +54,7 @@ fn cookies(state: &AppState, session: Option<&Session>) -> [(header::HeaderName,
                 "{CSRF_COOKIE}={csrf}; Path=/; SameSite=Strict; Max-Age={age}{secure}"
             )),
         ),
-    ]
+    ])
 }
 
 /// `POST /api/auth/login`: JSON `{username, password}` answers the token and sets the

@@ -86,13 +86,74 @@ pub fn lumen_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_lumen"))
 }
 
-/// A running `lumen serve` in its own temporary data directory.
+/// The test accounts every server gets: (user name, role, password).
+pub const TEST_USERS: [(&str, &str, &str); 4] = [
+    ("test-radiologist", "radiologist", "radiologist-password-1"),
+    ("test-tech", "technologist", "technologist-password-1"),
+    ("test-admin", "admin", "admin-password-1"),
+    ("test-referrer", "referrer", "referrer-password-1"),
+];
+
+/// Creates an account with `lumen user add` (the server must be stopped).
+pub fn add_user(data: &Path, username: &str, role: &str, org: Option<&str>, password: &str) {
+    use std::io::Write;
+    let mut cmd = Command::new(lumen_bin());
+    cmd.args(["user", "add", "--data"])
+        .arg(data)
+        .args(["--username", username, "--role", role, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(o) = org {
+        cmd.args(["--org", o]);
+    }
+    if role == "radiologist" {
+        cmd.args(["--display-name", "Dr Test"]);
+    }
+    let mut child = cmd.spawn().expect("lumen user add");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(password.as_bytes())
+        .expect("password");
+    let out = child.wait_with_output().expect("lumen user add");
+    assert!(
+        out.status.success(),
+        "lumen user add {username}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Logs in over HTTP; the bearer token.
+pub fn login(http: &str, username: &str, password: &str) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .post(&format!("{http}/api/auth/login"))
+        .send_json(serde_json::json!({ "username": username, "password": password }))
+        .expect("login request");
+    assert_eq!(r.status().as_u16(), 200, "login of {username}");
+    let v: serde_json::Value = r.body_mut().read_json().expect("login answer");
+    v["token"].as_str().expect("token").to_string()
+}
+
+/// A running `lumen serve` in its own temporary data directory, with the accounts of
+/// [`TEST_USERS`] signed in.
 pub struct Server {
     pub child: Child,
     pub http_port: u16,
     pub dicom_port: u16,
     pub data: PathBuf,
     pub log: PathBuf,
+    /// Bearer token of `test-radiologist` (reads, reviews, signs).
+    pub token: String,
+    /// Bearer token of `test-tech` (stores).
+    pub tech_token: String,
+    /// Bearer token of `test-admin` (users, audit).
+    pub admin_token: String,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -135,6 +196,13 @@ impl Server {
         extra: &[&str],
     ) -> Result<Server, String> {
         std::fs::create_dir_all(data).expect("data dir");
+        let marker = data.join("test-users-created");
+        if !marker.exists() {
+            for (u, role, pw) in TEST_USERS {
+                add_user(data, u, role, None, pw);
+            }
+            std::fs::write(&marker, "").expect("marker");
+        }
         let log = data.with_extension(format!("{http_port}.log"));
         let logf = std::fs::File::create(&log).expect("log file");
         let child = Command::new(lumen_bin())
@@ -159,9 +227,16 @@ impl Server {
             dicom_port,
             data: data.to_path_buf(),
             log,
+            token: String::new(),
+            tech_token: String::new(),
+            admin_token: String::new(),
             _tmp: None,
         };
         s.wait_ready()?;
+        let http = s.http();
+        s.token = login(&http, TEST_USERS[0].0, TEST_USERS[0].2);
+        s.tech_token = login(&http, TEST_USERS[1].0, TEST_USERS[1].2);
+        s.admin_token = login(&http, TEST_USERS[2].0, TEST_USERS[2].2);
         Ok(s)
     }
 
@@ -194,10 +269,30 @@ impl Server {
         format!("{}/dicom-web", self.http())
     }
 
+    /// `Bearer TOKEN` of the radiologist.
+    pub fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// `Bearer TOKEN` of the technologist (who stores).
+    pub fn tech_auth(&self) -> String {
+        format!("Bearer {}", self.tech_token)
+    }
+
+    /// A command running a Python client with the tokens in `LUMEN_TOKEN` (reads) and
+    /// `LUMEN_STORE_TOKEN` (stores).
+    pub fn python(&self, py: &Path) -> Command {
+        let mut c = Command::new(py);
+        c.env("LUMEN_TOKEN", &self.token)
+            .env("LUMEN_STORE_TOKEN", &self.tech_token);
+        c
+    }
+
     /// GET a URL under the server and parse JSON; panics on non-200.
     pub fn get_json(&self, path: &str) -> serde_json::Value {
         let url = format!("{}{path}", self.http());
         let mut r = ureq::get(&url)
+            .header("Authorization", &self.auth())
             .call()
             .unwrap_or_else(|e| panic!("GET {url}: {e}"));
         r.body_mut().read_json().expect("json body")
@@ -210,7 +305,7 @@ impl Server {
             .http_status_as_error(false)
             .build()
             .into();
-        let mut req = agent.get(&url);
+        let mut req = agent.get(&url).header("Authorization", &self.auth());
         if let Some(a) = accept {
             req = req.header("Accept", a);
         }
