@@ -30,6 +30,8 @@ if [[ $what == test ]]; then
   command -v chromium >/dev/null || apt_pkgs+=(chromium)
   command -v chromedriver >/dev/null || apt_pkgs+=(chromium-driver)
   command -v pdftotext >/dev/null || apt_pkgs+=(poppler-utils)
+  # The security tests check the index's append-only rules with the sqlite3 shell
+  command -v sqlite3 >/dev/null || apt_pkgs+=(sqlite3)
   [[ -d /usr/share/fonts/opentype/noto ]] || apt_pkgs+=(fonts-noto-cjk)
   command -v npm >/dev/null || apt_pkgs+=(npm)
   # The audit repository of lumen-audit's tests (rsyslog.rs: rsyslogd with TLS by GnuTLS) and

@@ -27,7 +27,13 @@ const COALESCE: Duration = Duration::from_secs(60);
 /// Most records committed in one transaction.
 const BATCH: usize = 512;
 
-type Key = (String, AuditAction, Option<String>, Option<String>, Option<String>);
+type Key = (
+    String,
+    AuditAction,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 enum Msg {
     Event(Box<AuditEvent>, Option<oneshot::Sender<()>>),
@@ -91,10 +97,7 @@ impl Auditor {
         let Some(tx) = &self.tx else { return };
         // An empty barrier record is not written; see `writer`.
         let (done, wait) = oneshot::channel();
-        let barrier = AuditEvent {
-            seq: -1,
-            ..blank()
-        };
+        let barrier = AuditEvent { seq: -1, ..blank() };
         if tx.send(Msg::Event(Box::new(barrier), Some(done))).is_ok() {
             let _ = wait.await;
         }
@@ -211,6 +214,34 @@ async fn writer(
     }
 }
 
+/// The audit trail in the index as the audit repository forwarder reads it.
+#[derive(Clone)]
+pub struct IndexLog(pub Store);
+
+impl lumen_audit::AuditLog for IndexLog {
+    async fn events_after(&self, after: i64, limit: usize) -> Result<Vec<AuditEvent>, String> {
+        self.0
+            .audit(&AuditFilter {
+                after_seq: Some(after),
+                limit,
+                ..AuditFilter::default()
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn forwarded_up_to(&self) -> Result<i64, String> {
+        self.0.audit_forwarded().await.map_err(|e| e.to_string())
+    }
+
+    async fn set_forwarded_up_to(&self, seq: i64) -> Result<(), String> {
+        self.0
+            .set_audit_forwarded(seq)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// An audit search (`GET /api/audit`).
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
@@ -292,7 +323,10 @@ impl App {
         e.series_uid = series.map(str::to_string);
         e.patient_id = access.patient_id.clone();
         e.patient_name = access.patient_name.clone();
-        if matches!(action, AuditAction::Sign | AuditAction::Addendum | AuditAction::Export) {
+        if matches!(
+            action,
+            AuditAction::Sign | AuditAction::Addendum | AuditAction::Export
+        ) {
             self.auditor.record_durable(e).await;
         } else {
             self.auditor.record(e).await;
@@ -306,8 +340,13 @@ impl App {
         actor: &Actor,
         q: &AuditQuery,
     ) -> Result<Vec<AuditEvent>, AppError> {
-        self.require(actor, Permission::ReadAudit, AuditAction::AuditRead, "audit search")
-            .await?;
+        self.require(
+            actor,
+            Permission::ReadAudit,
+            AuditAction::AuditRead,
+            "audit search",
+        )
+        .await?;
         let ms = |s: &Option<String>, end: bool| -> Result<Option<i64>, AppError> {
             let Some(s) = s.as_deref().filter(|s| !s.is_empty()) else {
                 return Ok(None);
@@ -336,7 +375,12 @@ impl App {
         self.auditor.flush().await;
         let entries = self.store.audit(&filter).await?;
         let detail = format!("audit search ({} entries)", entries.len());
-        let mut e = self.event(actor, AuditAction::AuditRead, AuditOutcome::Success, &detail);
+        let mut e = self.event(
+            actor,
+            AuditAction::AuditRead,
+            AuditOutcome::Success,
+            &detail,
+        );
         e.study_uid = filter.study_uid.clone();
         self.auditor.record(e).await;
         Ok(entries)

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use lumen_store::{NewUser, UserRow};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -196,8 +196,11 @@ pub fn hash_password(password: &str) -> Result<String, AppError> {
 }
 
 fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// A hash nobody's password matches, verified for unknown user names so that their
@@ -313,8 +316,14 @@ impl App {
             None => format!("addr:{}", source.as_deref().unwrap_or("unknown")),
         };
         if self.throttle.blocked(&key) {
-            self.audit_event(&who, AuditAction::LoginFailed, AuditOutcome::Denied, None, "login throttled")
-                .await;
+            self.audit_event(
+                &who,
+                AuditAction::LoginFailed,
+                AuditOutcome::Denied,
+                None,
+                "login throttled",
+            )
+            .await;
             return Err(AppError::Throttled(
                 "too many failed logins; try again in 15 minutes".into(),
             ));
@@ -329,8 +338,14 @@ impl App {
             .unwrap_or(false);
         let Some(user) = user.filter(|u| ok && !u.disabled) else {
             self.throttle.fail(&key);
-            self.audit_event(&who, AuditAction::LoginFailed, AuditOutcome::Denied, None, "wrong user name or password")
-                .await;
+            self.audit_event(
+                &who,
+                AuditAction::LoginFailed,
+                AuditOutcome::Denied,
+                None,
+                "wrong user name or password",
+            )
+            .await;
             return Err(AppError::Unauthenticated(
                 "wrong user name or password".into(),
             ));
@@ -356,8 +371,14 @@ impl App {
             .create_session(&token_hash(&token), id.user_id, &csrf, expires)
             .await?;
         let actor = self.actor_of(id, channel, source, None).await;
-        self.audit_event(&actor, AuditAction::Login, AuditOutcome::Success, None, "login")
-            .await;
+        self.audit_event(
+            &actor,
+            AuditAction::Login,
+            AuditOutcome::Success,
+            None,
+            "login",
+        )
+        .await;
         Ok(Session {
             token,
             csrf,
@@ -409,12 +430,21 @@ impl App {
         let hash = token_hash(token);
         let Some(s) = self.store.session(&hash).await? else {
             let who = self.anonymous("", channel, source);
-            self.audit_event(&who, AuditAction::AccessDenied, AuditOutcome::Denied, None, "invalid, expired or revoked token")
-                .await;
+            self.audit_event(
+                &who,
+                AuditAction::AccessDenied,
+                AuditOutcome::Denied,
+                None,
+                "invalid, expired or revoked token",
+            )
+            .await;
             return Err(refused());
         };
         let id = identity(&s.user)?;
-        Ok((self.actor_of(&id, channel, source, Some(hash)).await, s.csrf))
+        Ok((
+            self.actor_of(&id, channel, source, Some(hash)).await,
+            s.csrf,
+        ))
     }
 
     /// Ends the actor's session (its token stops working at once).
@@ -422,8 +452,14 @@ impl App {
         if let Some(h) = &actor.session {
             self.store.revoke_session(h).await?;
         }
-        self.audit_event(actor, AuditAction::Logout, AuditOutcome::Success, None, "logout")
-            .await;
+        self.audit_event(
+            actor,
+            AuditAction::Logout,
+            AuditOutcome::Success,
+            None,
+            "logout",
+        )
+        .await;
         Ok(())
     }
 
@@ -442,8 +478,14 @@ impl App {
             .await
             .unwrap_or(false);
         if !ok {
-            self.audit_event(actor, AuditAction::PasswordChange, AuditOutcome::Denied, None, "wrong current password")
-                .await;
+            self.audit_event(
+                actor,
+                AuditAction::PasswordChange,
+                AuditOutcome::Denied,
+                None,
+                "wrong current password",
+            )
+            .await;
             return Err(AppError::Forbidden("the current password is wrong".into()));
         }
         check_password(&user.username, new)?;
@@ -459,8 +501,14 @@ impl App {
         self.store
             .set_password(user.id, &hash, false, actor.session.as_deref())
             .await?;
-        self.audit_event(actor, AuditAction::PasswordChange, AuditOutcome::Success, None, "password changed")
-            .await;
+        self.audit_event(
+            actor,
+            AuditAction::PasswordChange,
+            AuditOutcome::Success,
+            None,
+            "password changed",
+        )
+        .await;
         Ok(())
     }
 
@@ -484,16 +532,30 @@ impl App {
     /// Creates an account (admins: in their organisation, or any when they are the
     /// node's; the command line: any). An organisation that does not exist yet is created.
     pub async fn create_user(&self, actor: &Actor, u: &CreateUser) -> Result<UserInfo, AppError> {
-        let detail = format!("create user {}", u.username.chars().take(64).collect::<String>());
-        self.require(actor, Permission::ManageUsers, AuditAction::UserCreate, &detail)
-            .await?;
+        let detail = format!(
+            "create user {}",
+            u.username.chars().take(64).collect::<String>()
+        );
+        self.require(
+            actor,
+            Permission::ManageUsers,
+            AuditAction::UserCreate,
+            &detail,
+        )
+        .await?;
         check_username(&u.username)?;
         let role: Role = u.role.parse()?;
         let org = u.org.clone().unwrap_or_else(|| actor.org.clone());
         check_org_id(&org)?;
         if !self.manages(actor, &org) {
-            self.audit_event(actor, AuditAction::UserCreate, AuditOutcome::Denied, None, &detail)
-                .await;
+            self.audit_event(
+                actor,
+                AuditAction::UserCreate,
+                AuditOutcome::Denied,
+                None,
+                &detail,
+            )
+            .await;
             return Err(AppError::Forbidden(
                 "admins manage the users of their own organisation".into(),
             ));
@@ -532,9 +594,19 @@ impl App {
                 u.username
             )));
         }
-        let detail = format!("create user {} role {} org {org}", u.username, role.as_str());
-        self.audit_event(actor, AuditAction::UserCreate, AuditOutcome::Success, None, &detail)
-            .await;
+        let detail = format!(
+            "create user {} role {} org {org}",
+            u.username,
+            role.as_str()
+        );
+        self.audit_event(
+            actor,
+            AuditAction::UserCreate,
+            AuditOutcome::Success,
+            None,
+            &detail,
+        )
+        .await;
         Ok(UserInfo {
             username: u.username.clone(),
             display_name,
@@ -553,9 +625,17 @@ impl App {
         username: &str,
         u: &UpdateUser,
     ) -> Result<UserInfo, AppError> {
-        let detail = format!("change user {}", username.chars().take(64).collect::<String>());
-        self.require(actor, Permission::ManageUsers, AuditAction::UserChange, &detail)
-            .await?;
+        let detail = format!(
+            "change user {}",
+            username.chars().take(64).collect::<String>()
+        );
+        self.require(
+            actor,
+            Permission::ManageUsers,
+            AuditAction::UserChange,
+            &detail,
+        )
+        .await?;
         let not_found = || AppError::NotFound("no such user".into());
         let Some(existing) = self.store.user_by_name(username).await? else {
             return Err(not_found());
@@ -566,12 +646,13 @@ impl App {
         let role = u.role.as_deref().map(str::parse::<Role>).transpose()?;
         if let Some(org) = &u.org {
             check_org_id(org)?;
-            if !self.manages(actor, org) || !self.store.orgs().await?.iter().any(|o| &o.id == org)
-            {
+            if !self.manages(actor, org) || !self.store.orgs().await?.iter().any(|o| &o.id == org) {
                 return Err(AppError::Invalid("no such organisation".into()));
             }
         }
-        if existing.username == actor.user_id && (role.is_some_and(|r| r != Role::Admin) || u.disabled == Some(true)) {
+        if existing.username == actor.user_id
+            && (role.is_some_and(|r| r != Role::Admin) || u.disabled == Some(true))
+        {
             return Err(AppError::Invalid(
                 "an admin cannot take away their own admin role or disable themselves".into(),
             ));
@@ -591,7 +672,9 @@ impl App {
             let hash = tokio::task::spawn_blocking(move || hash_password(&pw))
                 .await
                 .map_err(AppError::internal)??;
-            self.store.set_password(existing.id, &hash, true, None).await?;
+            self.store
+                .set_password(existing.id, &hash, true, None)
+                .await?;
         }
         let mut changes = Vec::new();
         if let Some(r) = role {
@@ -601,7 +684,11 @@ impl App {
             changes.push(format!("org {o}"));
         }
         if let Some(d) = u.disabled {
-            changes.push(if d { "disabled".into() } else { "enabled".into() });
+            changes.push(if d {
+                "disabled".into()
+            } else {
+                "enabled".into()
+            });
         }
         if u.password.is_some() {
             changes.push("password reset".into());
@@ -610,8 +697,14 @@ impl App {
             changes.push("display name".into());
         }
         let detail = format!("change user {username}: {}", changes.join(", "));
-        self.audit_event(actor, AuditAction::UserChange, AuditOutcome::Success, None, &detail)
-            .await;
+        self.audit_event(
+            actor,
+            AuditAction::UserChange,
+            AuditOutcome::Success,
+            None,
+            &detail,
+        )
+        .await;
         let Some(now) = self.store.user_by_name(username).await? else {
             return Err(not_found());
         };
@@ -632,8 +725,13 @@ impl App {
 
     /// The accounts an admin manages.
     pub async fn list_users(&self, actor: &Actor) -> Result<Vec<UserInfo>, AppError> {
-        self.require(actor, Permission::ManageUsers, AuditAction::UserChange, "list users")
-            .await?;
+        self.require(
+            actor,
+            Permission::ManageUsers,
+            AuditAction::UserChange,
+            "list users",
+        )
+        .await?;
         let org = (!self.manages(actor, "")).then(|| actor.org.clone());
         let mut out = Vec::new();
         for u in self.store.users(org.as_deref()).await? {
@@ -644,8 +742,13 @@ impl App {
 
     /// The organisations (admins).
     pub async fn list_orgs(&self, actor: &Actor) -> Result<Vec<lumen_store::OrgRow>, AppError> {
-        self.require(actor, Permission::ManageUsers, AuditAction::OrgChange, "list organisations")
-            .await?;
+        self.require(
+            actor,
+            Permission::ManageUsers,
+            AuditAction::OrgChange,
+            "list organisations",
+        )
+        .await?;
         let all = self.store.orgs().await?;
         Ok(if self.manages(actor, "") {
             all
@@ -656,9 +759,17 @@ impl App {
 
     /// Creates an organisation (admins of the node's own organisation, the command line).
     pub async fn create_org(&self, actor: &Actor, id: &str, name: &str) -> Result<(), AppError> {
-        let detail = format!("create organisation {}", id.chars().take(64).collect::<String>());
-        self.require(actor, Permission::ManageUsers, AuditAction::OrgChange, &detail)
-            .await?;
+        let detail = format!(
+            "create organisation {}",
+            id.chars().take(64).collect::<String>()
+        );
+        self.require(
+            actor,
+            Permission::ManageUsers,
+            AuditAction::OrgChange,
+            &detail,
+        )
+        .await?;
         check_org_id(id)?;
         if !(actor.role.all_orgs() || actor.org == self.settings.node_org) {
             return Err(AppError::Forbidden(
@@ -667,11 +778,19 @@ impl App {
         }
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(AppError::Invalid("an organisation needs a name of at most 200 characters".into()));
+            return Err(AppError::Invalid(
+                "an organisation needs a name of at most 200 characters".into(),
+            ));
         }
         self.store.ensure_org(id, name).await?;
-        self.audit_event(actor, AuditAction::OrgChange, AuditOutcome::Success, None, &detail)
-            .await;
+        self.audit_event(
+            actor,
+            AuditAction::OrgChange,
+            AuditOutcome::Success,
+            None,
+            &detail,
+        )
+        .await;
         Ok(())
     }
 
@@ -702,8 +821,14 @@ impl App {
             return Ok(None);
         }
         let system = Actor::system(&self.settings.node_org);
-        self.audit_event(&system, AuditAction::UserCreate, AuditOutcome::Success, None, "create user admin role admin (first start)")
-            .await;
+        self.audit_event(
+            &system,
+            AuditAction::UserCreate,
+            AuditOutcome::Success,
+            None,
+            "create user admin role admin (first start)",
+        )
+        .await;
         Ok(Some(password))
     }
 }

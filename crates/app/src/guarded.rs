@@ -46,24 +46,48 @@ impl App {
     /// The review of a study (findings, AI state, slice order).
     pub async fn review(&self, study: &str, actor: &Actor) -> Result<ReviewView, AppError> {
         let f = self.review_inner(study);
-        self.audited(actor, Permission::View, AuditAction::View, study, None, "open review", f)
-            .await
+        self.audited(
+            actor,
+            Permission::View,
+            AuditAction::View,
+            study,
+            None,
+            "open review",
+            f,
+        )
+        .await
     }
 
     /// Accepts a finding.
     pub async fn accept(&self, study: &str, id: &str, actor: &Actor) -> Result<Finding, AppError> {
         let detail = format!("accept finding {}", clip(id));
         let f = self.accept_inner(study, id, actor);
-        self.audited(actor, Permission::Review, AuditAction::Review, study, None, &detail, f)
-            .await
+        self.audited(
+            actor,
+            Permission::Review,
+            AuditAction::Review,
+            study,
+            None,
+            &detail,
+            f,
+        )
+        .await
     }
 
     /// Rejects a finding.
     pub async fn reject(&self, study: &str, id: &str, actor: &Actor) -> Result<Finding, AppError> {
         let detail = format!("reject finding {}", clip(id));
         let f = self.reject_inner(study, id, actor);
-        self.audited(actor, Permission::Review, AuditAction::Review, study, None, &detail, f)
-            .await
+        self.audited(
+            actor,
+            Permission::Review,
+            AuditAction::Review,
+            study,
+            None,
+            &detail,
+            f,
+        )
+        .await
     }
 
     /// Corrects a finding's measures or type.
@@ -76,8 +100,16 @@ impl App {
     ) -> Result<Finding, AppError> {
         let detail = format!("correct finding {}", clip(id));
         let f = self.correct_inner(study, id, c, actor);
-        self.audited(actor, Permission::Review, AuditAction::Review, study, None, &detail, f)
-            .await
+        self.audited(
+            actor,
+            Permission::Review,
+            AuditAction::Review,
+            study,
+            None,
+            &detail,
+            f,
+        )
+        .await
     }
 
     /// Adds a finding the AI missed.
@@ -88,15 +120,31 @@ impl App {
         actor: &Actor,
     ) -> Result<Finding, AppError> {
         let fut = self.add_inner(study, f, actor);
-        self.audited(actor, Permission::Review, AuditAction::Review, study, None, "add finding", fut)
-            .await
+        self.audited(
+            actor,
+            Permission::Review,
+            AuditAction::Review,
+            study,
+            None,
+            "add finding",
+            fut,
+        )
+        .await
     }
 
     /// The SEG overlay the viewer draws.
     pub async fn seg_overlay(&self, study: &str, actor: &Actor) -> Result<Value, AppError> {
         let f = self.seg_overlay_inner(study);
-        self.audited(actor, Permission::View, AuditAction::View, study, None, "open segmentation", f)
-            .await
+        self.audited(
+            actor,
+            Permission::View,
+            AuditAction::View,
+            study,
+            None,
+            "open segmentation",
+            f,
+        )
+        .await
     }
 
     /// A study's report. Who may not read drafts (referrers) sees only a signed report;
@@ -115,8 +163,16 @@ impl App {
             }
             Ok(v)
         };
-        self.audited(actor, Permission::ReadReport, AuditAction::View, study, None, "open report", f)
-            .await
+        self.audited(
+            actor,
+            Permission::ReadReport,
+            AuditAction::View,
+            study,
+            None,
+            "open report",
+            f,
+        )
+        .await
     }
 
     /// Saves the doctor's text (status draft).
@@ -128,8 +184,16 @@ impl App {
         actor: &Actor,
     ) -> Result<ReportView, AppError> {
         let f = self.edit_report_inner(study, lang, sections, actor);
-        self.audited(actor, Permission::Review, AuditAction::Review, study, None, "edit report", f)
-            .await
+        self.audited(
+            actor,
+            Permission::Review,
+            AuditAction::Review,
+            study,
+            None,
+            "edit report",
+            f,
+        )
+        .await
     }
 
     /// Signs the report.
@@ -140,8 +204,16 @@ impl App {
         actor: &Actor,
     ) -> Result<ReportView, AppError> {
         let f = self.sign_report_inner(study, lang, actor);
-        self.audited(actor, Permission::Sign, AuditAction::Sign, study, None, "sign report", f)
-            .await
+        self.audited(
+            actor,
+            Permission::Sign,
+            AuditAction::Sign,
+            study,
+            None,
+            "sign report",
+            f,
+        )
+        .await
     }
 
     /// Signs an addendum to a signed report.
@@ -152,15 +224,31 @@ impl App {
         actor: &Actor,
     ) -> Result<ReportView, AppError> {
         let f = self.add_addendum_inner(study, text, actor);
-        self.audited(actor, Permission::Sign, AuditAction::Addendum, study, None, "sign addendum", f)
-            .await
+        self.audited(
+            actor,
+            Permission::Sign,
+            AuditAction::Addendum,
+            study,
+            None,
+            "sign addendum",
+            f,
+        )
+        .await
     }
 
     /// The PDF of the latest signed version, and that version's number.
     pub async fn report_pdf(&self, study: &str, actor: &Actor) -> Result<(Vec<u8>, i64), AppError> {
         let f = self.report_pdf_inner(study);
-        self.audited(actor, Permission::ReadReport, AuditAction::Retrieve, study, None, "report PDF", f)
-            .await
+        self.audited(
+            actor,
+            Permission::ReadReport,
+            AuditAction::Retrieve,
+            study,
+            None,
+            "report PDF",
+            f,
+        )
+        .await
     }
 
     /// The stored instances within `scope` (WADO-RS): the study must be the actor's.
@@ -180,8 +268,16 @@ impl App {
         };
         let f = async { Ok(self.store.instances(&scope).await?) };
         let series = scope.series_uid.as_deref();
-        self.audited(actor, Permission::Retrieve, AuditAction::Retrieve, &study, series, detail, f)
-            .await
+        self.audited(
+            actor,
+            Permission::Retrieve,
+            AuditAction::Retrieve,
+            &study,
+            series,
+            detail,
+            f,
+        )
+        .await
     }
 
     /// The stored instances within `scope` with their metadata (WADO-RS metadata).
@@ -201,8 +297,16 @@ impl App {
         };
         let f = async { Ok(self.store.metadata(&scope).await?) };
         let series = scope.series_uid.as_deref();
-        self.audited(actor, Permission::Retrieve, AuditAction::Retrieve, &study, series, detail, f)
-            .await
+        self.audited(
+            actor,
+            Permission::Retrieve,
+            AuditAction::Retrieve,
+            &study,
+            series,
+            detail,
+            f,
+        )
+        .await
     }
 
     /// The AI jobs of a study (`GET /api/studies/{uid}/ai`).
@@ -212,15 +316,31 @@ impl App {
         actor: &Actor,
     ) -> Result<Vec<lumen_store::AiJobStatus>, AppError> {
         let f = async { Ok(self.store.ai_jobs(study).await?) };
-        self.audited(actor, Permission::View, AuditAction::View, study, None, "AI results", f)
-            .await
+        self.audited(
+            actor,
+            Permission::View,
+            AuditAction::View,
+            study,
+            None,
+            "AI results",
+            f,
+        )
+        .await
     }
 
     /// Queues a study's CT series for the AI again; how many were queued.
     pub async fn requeue_ai(&self, study: &str, actor: &Actor) -> Result<u64, AppError> {
         let f = async { Ok(self.store.requeue_ai(study).await?) };
-        self.audited(actor, Permission::RequeueAi, AuditAction::Review, study, None, "AI requeued", f)
-            .await
+        self.audited(
+            actor,
+            Permission::RequeueAi,
+            AuditAction::Review,
+            study,
+            None,
+            "AI requeued",
+            f,
+        )
+        .await
     }
 }
 

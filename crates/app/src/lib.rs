@@ -34,8 +34,8 @@ use std::sync::Arc;
 
 pub use lumen_model::{AuditAction, AuditChannel, AuditEvent, AuditOutcome};
 pub use lumen_model::{Finding, FindingId, FindingStatus, Measures};
-pub use policy::{Permission, Role};
 use lumen_store::Store;
+pub use policy::{Permission, Role};
 use serde::{Deserialize, Serialize};
 
 /// The user or system behind a request: what the policy ([`policy`]) decides on and what

@@ -120,7 +120,9 @@ impl std::str::FromStr for Role {
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or_else(|| {
-                AppError::Invalid("role must be admin, radiologist, technologist or referrer".into())
+                AppError::Invalid(
+                    "role must be admin, radiologist, technologist or referrer".into(),
+                )
             })
     }
 }

@@ -7,7 +7,13 @@ use lumen_dicom::query::{Condition, Query};
 use lumen_store::{Scope, Worklist, WorklistFilter};
 use serde_json::{Map, Value};
 
+use dicom_dictionary_std::tags;
+
 use crate::policy::Permission;
+
+/// Most studies of one search recorded one by one in the audit trail (a search that shows
+/// more records the first ones; its detail says how many matched).
+pub const AUDITED_MATCHES: usize = 200;
 use crate::{Actor, App, AppError, AuditAction, AuditOutcome};
 
 /// What a query asked, for its audit record: level and matching keys with their values.
@@ -30,7 +36,9 @@ fn describe(query: &Query) -> String {
             }
         })
         .collect();
-    format!("{:?} search {}", query.level, keys.join(" ")).trim_end().to_string()
+    format!("{:?} search {}", query.level, keys.join(" "))
+        .trim_end()
+        .to_string()
 }
 
 impl App {
@@ -59,10 +67,15 @@ impl App {
             Ok(v) => format!("{detail} ({} matches)", v.len()),
             Err(_) => detail,
         };
-        let mut e = self.event(actor, AuditAction::Query, outcome, &detail);
-        e.study_uid = scope.study_uid.clone();
-        e.series_uid = scope.series_uid.clone();
-        self.auditor().record(e).await;
+        let seen = found.as_deref().unwrap_or_default().iter().map(|r| {
+            (
+                lumen_dicom::json::first_string(r, tags::STUDY_INSTANCE_UID),
+                lumen_dicom::json::first_string(r, tags::PATIENT_ID),
+                lumen_dicom::json::person_name_values(r, tags::PATIENT_NAME).join("="),
+            )
+        });
+        self.audit_matches(actor, outcome, &detail, scope.study_uid.as_deref(), seen)
+            .await;
         Ok(found?)
     }
 
@@ -89,8 +102,51 @@ impl App {
         };
         let list = self.store.worklist(&filter).await?;
         let detail = format!("{detail} ({} of {})", list.items.len(), list.total);
-        self.audit_event(actor, AuditAction::Query, AuditOutcome::Success, None, &detail)
+        let seen = list.items.iter().map(|r| {
+            (
+                Some(r.study_uid.clone()),
+                lumen_dicom::json::first_string(&r.attrs, tags::PATIENT_ID),
+                lumen_dicom::json::person_name_values(&r.attrs, tags::PATIENT_NAME).join("="),
+            )
+        });
+        self.audit_matches(actor, AuditOutcome::Success, &detail, None, seen)
             .await;
         Ok(list)
+    }
+
+    /// Audits a search: one record per study it showed (the first [`AUDITED_MATCHES`]),
+    /// naming the patient, so that "who saw this patient's study" has an answer; one record
+    /// without a study when nothing matched.
+    async fn audit_matches(
+        &self,
+        actor: &Actor,
+        outcome: AuditOutcome,
+        detail: &str,
+        scoped: Option<&str>,
+        seen: impl Iterator<Item = (Option<String>, Option<String>, String)>,
+    ) {
+        let mut studies: Vec<(String, Option<String>, String)> = Vec::new();
+        for (study, pid, name) in seen {
+            let Some(study) = study else { continue };
+            if studies.len() >= AUDITED_MATCHES {
+                break;
+            }
+            if !studies.iter().any(|(s, ..)| *s == study) {
+                studies.push((study, pid, name));
+            }
+        }
+        if studies.is_empty() {
+            let mut e = self.event(actor, AuditAction::Query, outcome, detail);
+            e.study_uid = scoped.map(str::to_string);
+            self.auditor().record(e).await;
+            return;
+        }
+        for (study, pid, name) in studies {
+            let mut e = self.event(actor, AuditAction::Query, outcome, detail);
+            e.study_uid = Some(study);
+            e.patient_id = pid;
+            e.patient_name = (!name.is_empty()).then_some(name);
+            self.auditor().record(e).await;
+        }
     }
 }

@@ -48,8 +48,14 @@ impl App {
                 .await;
             }
             Err(_) => {
-                self.audit_event(actor, AuditAction::Store, AuditOutcome::Failure, None, &detail)
-                    .await;
+                self.audit_event(
+                    actor,
+                    AuditAction::Store,
+                    AuditOutcome::Failure,
+                    None,
+                    &detail,
+                )
+                .await;
             }
         }
         r

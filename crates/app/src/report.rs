@@ -312,7 +312,11 @@ fn signature_key(study: &str, p: &PendingSignature) -> Result<Vec<u8>, AppError>
 
 impl App {
     /// A study's report, in `lang` while it is the AI's draft.
-    pub(crate) async fn report_inner(&self, study: &str, lang: Option<Lang>) -> Result<ReportView, AppError> {
+    pub(crate) async fn report_inner(
+        &self,
+        study: &str,
+        lang: Option<Lang>,
+    ) -> Result<ReportView, AppError> {
         let r = self.study_review(study).await?;
         let rec = self.store.report(study).await?;
         Ok(view(study, &r, &rec, lang))

@@ -350,13 +350,23 @@ impl App {
     }
 
     /// Accepts a finding as it stands (a doctor's finding stays `added`).
-    pub(crate) async fn accept_inner(&self, study: &str, id: &str, actor: &Actor) -> Result<Finding, AppError> {
+    pub(crate) async fn accept_inner(
+        &self,
+        study: &str,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<Finding, AppError> {
         self.decide(study, id, FindingId::accepted_status, actor)
             .await
     }
 
     /// Rejects a finding (a false positive).
-    pub(crate) async fn reject_inner(&self, study: &str, id: &str, actor: &Actor) -> Result<Finding, AppError> {
+    pub(crate) async fn reject_inner(
+        &self,
+        study: &str,
+        id: &str,
+        actor: &Actor,
+    ) -> Result<Finding, AppError> {
         self.decide(study, id, |_| FindingStatus::Rejected, actor)
             .await
     }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use lumen_model::{AuditEvent, AuditOutcome};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -47,7 +47,7 @@ const TLS_SETTLE: Duration = Duration::from_secs(1);
 const TLS_PEEK: Duration = Duration::from_millis(200);
 
 /// How to reach the repository.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// RFC 5426: one datagram a message, no acknowledgement, no framing.
@@ -71,7 +71,7 @@ pub enum Transport {
 ///
 /// The repository must accept messages of a few KiB (IHE has long allowed audit messages of
 /// up to 32 KiB; rsyslog's default `maxMessageSize` is 8 KiB, enough for most events).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyslogConfig {
     /// The repository, `host:port` (`[v6]:port` for an IPv6 literal).

@@ -355,8 +355,8 @@ fn analyze_study(server: &str, study: &str, wait: bool) -> anyhow::Result<()> {
         .header("Authorization", &auth)
         .send_empty()
         .with_context(|| {
-        format!("cannot reach the archive at {base} (is `lumen serve` running?)")
-    })?;
+            format!("cannot reach the archive at {base} (is `lumen serve` running?)")
+        })?;
     let status = r.status().as_u16();
     let body: serde_json::Value = r.body_mut().read_json().unwrap_or_default();
     anyhow::ensure!(

@@ -98,12 +98,16 @@ impl Default for AuthConfig {
 pub struct AuditConfig {
     /// Days entries are kept (at least 183: six months, 网络安全法 Art. 21).
     pub retention_days: u32,
+    /// The hospital's audit record repository (`[audit.syslog]`): every entry is also sent
+    /// there as a DICOM audit message over syslog (UDP, TCP, or TLS per RFC 5425).
+    pub syslog: Option<lumen_audit::SyslogConfig>,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             retention_days: 183,
+            syslog: None,
         }
     }
 }

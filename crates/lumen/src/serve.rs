@@ -195,6 +195,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let audit_sweep = spawn_audit_sweep(store.clone(), config.audit.retention_days);
+    // The hospital's audit repository gets every entry, in order, from the index: what
+    // was recorded while it was unreachable is sent when it is back.
+    let audit_forward = match &config.audit.syslog {
+        Some(syslog) => {
+            let source = lumen_audit::AuditSource {
+                source_id: config.aet.clone(),
+                enterprise_site_id: Some(config.web.institution.clone()),
+                host: None,
+            };
+            let fwd = lumen_audit::Forwarder::new(
+                syslog,
+                source,
+                lumen_app::audit::IndexLog(store.clone()),
+            )
+            .context("[audit.syslog]")?
+            .with_notify(use_cases.auditor().committed());
+            tracing::info!(repository = %syslog.address, "audit trail forwarded to the audit repository");
+            Some(fwd.spawn())
+        }
+        None => None,
+    };
     let app = lumen_web::router(lumen_web::AppState {
         app: use_cases.clone(),
         store: store.clone(),
@@ -272,9 +293,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
-                let _ = rx_http.wait_for(|v| *v).await;
-            })
-            .await
+            let _ = rx_http.wait_for(|v| *v).await;
+        })
+        .await
     });
     let dimse_task = tokio::spawn(dimse.run_until(async move {
         let _ = rx_dimse.wait_for(|v| *v).await;
@@ -285,6 +306,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     ai_task.abort();
     routing_task.abort();
     audit_sweep.abort();
+    if let Some(f) = audit_forward {
+        // Whatever was not sent yet is sent after the next start.
+        f.abort();
+    }
     let _ = dimse_task.await;
     http_task.await??;
     audit_app.auditor().flush().await;

@@ -303,13 +303,13 @@ fn series_that_cannot_become_a_volume_fail_with_a_reason() {
     let out = run(Command::new(lumen_bin())
         .env("LUMEN_TOKEN", &server.token)
         .args([
-        "analyze",
-        "--study",
-        LIDC_STUDY,
-        "--server",
-        &server.http(),
-        "--wait",
-    ]));
+            "analyze",
+            "--study",
+            LIDC_STUDY,
+            "--server",
+            &server.http(),
+            "--wait",
+        ]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -322,13 +322,7 @@ fn series_that_cannot_become_a_volume_fail_with_a_reason() {
     );
     let out = run(Command::new(lumen_bin())
         .env("LUMEN_TOKEN", &server.token)
-        .args([
-        "analyze",
-        "--study",
-        "1.2.3",
-        "--server",
-        &server.http(),
-    ]));
+        .args(["analyze", "--study", "1.2.3", "--server", &server.http()]));
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no such study"),

@@ -144,11 +144,12 @@ fn broken_files_are_refused_with_reasons() {
 
 /// POSTs with a raw socket: the server may answer and close before the body is all sent,
 /// which HTTP clients report as a broken pipe instead of the answer.
-fn raw_post(port: u16, framing: &str, body: &[u8]) -> String {
+fn raw_post(server: &Server, framing: &str, body: &[u8]) -> String {
     use std::io::{Read, Write};
-    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", server.http_port)).expect("connect");
     let head = format!(
-        "POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: multipart/related; type=\"application/dicom\"; boundary=b\r\n{framing}\r\n\r\n"
+        "POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {}\r\nContent-Type: multipart/related; type=\"application/dicom\"; boundary=b\r\n{framing}\r\n\r\n",
+        server.tech_auth()
     );
     sock.write_all(head.as_bytes()).expect("headers");
     let _ = sock.write_all(body);
@@ -172,11 +173,7 @@ fn oversized_request_is_refused() {
     );
     // Declared too large: refused before reading the body.
     let body = vec![0u8; 200_000];
-    let answer = raw_post(
-        server.http_port,
-        &format!("Content-Length: {}", body.len()),
-        &body,
-    );
+    let answer = raw_post(&server, &format!("Content-Length: {}", body.len()), &body);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("limit"), "{answer}");
     // Chunked, no length: the streaming limit stops it.
@@ -189,7 +186,7 @@ fn oversized_request_is_refused() {
         chunked.extend(b"\r\n");
     }
     chunked.extend(b"0\r\n\r\n");
-    let answer = raw_post(server.http_port, "Transfer-Encoding: chunked", &chunked);
+    let answer = raw_post(&server, "Transfer-Encoding: chunked", &chunked);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert_eq!(object_files(&server.data), (0, 0));
     assert_eq!(server.get_raw("/health", None).0, 200);

@@ -26,9 +26,18 @@ fn send(server: &Server, method: &str, path: &str, body: Option<Value>) -> (u16,
     let url = format!("{}{path}", server.http());
     let a = agent();
     let r = match (method, body) {
-        ("POST", Some(b)) => a.post(&url).header("Authorization", &server.auth()).send_json(&b),
-        ("POST", None) => a.post(&url).header("Authorization", &server.auth()).send_empty(),
-        ("PUT", Some(b)) => a.put(&url).header("Authorization", &server.auth()).send_json(&b),
+        ("POST", Some(b)) => a
+            .post(&url)
+            .header("Authorization", &server.auth())
+            .send_json(&b),
+        ("POST", None) => a
+            .post(&url)
+            .header("Authorization", &server.auth())
+            .send_empty(),
+        ("PUT", Some(b)) => a
+            .put(&url)
+            .header("Authorization", &server.auth())
+            .send_json(&b),
         _ => panic!("unsupported request"),
     };
     let mut r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));

@@ -237,7 +237,8 @@ impl Browser {
     /// Signs in through the login page as the test radiologist, as a user would: the
     /// form's `username` and `password` inputs, then the app opens.
     async fn login(&self, server: &Server) {
-        self.login_as(server, TEST_USERS[0].0, TEST_USERS[0].2).await;
+        self.login_as(server, TEST_USERS[0].0, TEST_USERS[0].2)
+            .await;
     }
 
     /// Signs in through the login page as `user`.

@@ -175,7 +175,13 @@ mod tests {
         assert_eq!(parse_iso("2026-11-27"), Some(1_795_737_600_000));
         assert_eq!(parse_iso("20261127"), parse_iso("2026-11-27"));
         assert_eq!(parse_iso("2026-11-27T06:05"), Some(1_795_759_500_000));
-        for bad in ["", "2026-13-01", "yesterday", "2026-11-27T25:00", "2026-11-27T06:05:09.1x"] {
+        for bad in [
+            "",
+            "2026-13-01",
+            "yesterday",
+            "2026-11-27T25:00",
+            "2026-11-27T06:05:09.1x",
+        ] {
             assert_eq!(parse_iso(bad), None, "{bad}");
         }
     }

@@ -106,12 +106,14 @@ const USER_COLS: &str = "u.id, u.username, u.display_name, u.role, u.org, u.pass
 impl Store {
     /// Creates the organisation if it does not exist (its name is left as it was).
     pub async fn ensure_org(&self, id: &str, name: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING")
-            .bind(id)
-            .bind(name)
-            .bind(now_ms())
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(now_ms())
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
@@ -151,11 +153,9 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let attrs = crate::parse_map(&row.try_get::<String, _>(1)?)?;
-        let name = lumen_dicom::json::person_name_values(
-            &attrs,
-            dicom_dictionary_std::tags::PATIENT_NAME,
-        )
-        .join("=");
+        let name =
+            lumen_dicom::json::person_name_values(&attrs, dicom_dictionary_std::tags::PATIENT_NAME)
+                .join("=");
         Ok(Some((row.try_get(0)?, name)))
     }
 
@@ -432,7 +432,10 @@ impl Store {
                     user: r.try_get(2)?,
                     role: r.try_get(3)?,
                     org: r.try_get(4)?,
-                    action: r.try_get::<String, _>(5)?.parse::<AuditAction>().map_err(parse)?,
+                    action: r
+                        .try_get::<String, _>(5)?
+                        .parse::<AuditAction>()
+                        .map_err(parse)?,
                     outcome: r
                         .try_get::<String, _>(6)?
                         .parse::<AuditOutcome>()

@@ -72,8 +72,7 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
 /// Compares two secrets in time independent of where they differ.
 fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -92,7 +91,8 @@ pub(crate) async fn authenticate(
     }
     let Some(token) = cookie(parts, SESSION_COOKIE) else {
         return Err(ApiError::Unauthorized(
-            "sign in first (POST /api/auth/login), then send the token as Authorization: Bearer".into(),
+            "sign in first (POST /api/auth/login), then send the token as Authorization: Bearer"
+                .into(),
         ));
     };
     let (actor, csrf) = state.app.authenticate(token, channel, src).await?;

@@ -86,7 +86,9 @@ pub async fn login(State(s): State<AppState>, req: Request) -> Result<Response, 
             .0
     };
     if body.username.len() > 256 || body.password.len() > 1024 {
-        return Err(ApiError::BadRequest("user name or password too long".into()));
+        return Err(ApiError::BadRequest(
+            "user name or password too long".into(),
+        ));
     }
     let session = match s
         .app

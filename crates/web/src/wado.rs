@@ -14,8 +14,8 @@ use lumen_dicom::pixel;
 use lumen_store::{Scope, StoredInstance};
 use serde_json::Value;
 
-use crate::media::{self, Multipart};
 use crate::actor::Acting;
+use crate::media::{self, Multipart};
 use crate::{ApiError, base_url};
 
 const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
@@ -112,11 +112,7 @@ fn transcode(bytes: &[u8], ts: &str) -> Result<Bytes, std::io::Error> {
 }
 
 /// `GET /studies/{study}`
-pub async fn study(
-    s: Acting,
-    Path(st): Path<String>,
-    h: HeaderMap,
-) -> Result<Response, ApiError> {
+pub async fn study(s: Acting, Path(st): Path<String>, h: HeaderMap) -> Result<Response, ApiError> {
     retrieve(s, h, scope(st, None, None)?).await
 }
 

@@ -172,8 +172,13 @@ impl Server {
     /// A port found free can be taken by another test before the server binds it; the
     /// server then exits saying so, and it is started again on other ports.
     pub fn start_in(data: &Path, extra: &[&str]) -> Server {
+        Server::start_in_with_log(data, extra, "info")
+    }
+
+    /// As [`Server::start_in`], logging at `level` (`LUMEN_LOG`).
+    pub fn start_in_with_log(data: &Path, extra: &[&str], level: &str) -> Server {
         for _ in 0..4 {
-            match Server::try_start_on(data, free_port(), free_port(), extra) {
+            match Server::try_start_on(data, free_port(), free_port(), extra, level) {
                 Ok(s) => return s,
                 Err(log) if log.contains("in use") => continue,
                 Err(log) => panic!("lumen serve exited early:\n{log}"),
@@ -184,7 +189,7 @@ impl Server {
 
     /// Starts a server on given ports.
     pub fn start_on(data: &Path, http_port: u16, dicom_port: u16, extra: &[&str]) -> Server {
-        Server::try_start_on(data, http_port, dicom_port, extra)
+        Server::try_start_on(data, http_port, dicom_port, extra, "info")
             .unwrap_or_else(|log| panic!("lumen serve exited early:\n{log}"))
     }
 
@@ -194,6 +199,7 @@ impl Server {
         http_port: u16,
         dicom_port: u16,
         extra: &[&str],
+        level: &str,
     ) -> Result<Server, String> {
         std::fs::create_dir_all(data).expect("data dir");
         let marker = data.join("test-users-created");
@@ -216,7 +222,7 @@ impl Server {
             .arg("--aet")
             .arg("LUMEN")
             .args(extra)
-            .env("LUMEN_LOG", "info")
+            .env("LUMEN_LOG", level)
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()
