@@ -90,12 +90,12 @@ pub fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn open(
-    data: &PathBuf,
+    data: &std::path::Path,
     config: Option<&PathBuf>,
 ) -> anyhow::Result<(lumen_app::App, crate::config::Config)> {
     let conf = crate::config::Config::load(config, Default::default())?;
     let store = Store::open(StoreConfig {
-        data_dir: data.clone(),
+        data_dir: data.to_path_buf(),
         router: None,
         ..conf.store_config()
     })

@@ -625,7 +625,7 @@ fn permission_matrix_dimse() {
         "the node's radiologist does not: {v}"
     );
     // Every C-FIND and C-GET is in the audit trail, with the AE as the user.
-    let audit = admin_audit(&server, &format!("?user=ae:CLINICB"));
+    let audit = admin_audit(&server, "?user=ae:CLINICB");
     let actions: Vec<&str> = audit.iter().filter_map(|e| e["action"].as_str()).collect();
     assert!(
         actions.contains(&"query") && actions.contains(&"retrieve") && actions.contains(&"store"),
