@@ -1274,3 +1274,116 @@ fn no_patient_data_in_debug_logs() {
         assert!(hits.is_empty(), "{secret} in the log:\n{}", hits.join("\n"));
     }
 }
+
+/// `lumen serve` with `[audit.syslog]` sends its audit trail as DICOM audit messages to a
+/// real rsyslog (plain TCP, RFC 6587 octet counting), including what happened while
+/// rsyslog was not yet listening.
+#[test]
+fn audit_trail_reaches_a_real_rsyslog() {
+    let Some(data) = shared_data() else { return };
+    let rsyslogd = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+    let Some(rsyslogd) = rsyslogd else {
+        if std::env::var("LUMEN_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("rsyslogd is required (LUMEN_REQUIRE_TOOLS=1)");
+        }
+        eprintln!("SKIP: rsyslogd not installed");
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let (server, _) = two_org_server(
+        tmp.path(),
+        &data,
+        &format!("[audit.syslog]\naddress = \"127.0.0.1:{port}\"\ntransport = \"tcp\"\n"),
+    );
+    // Patient data is accessed while the repository is down: recorded, sent later.
+    assert_eq!(
+        server
+            .get_raw(&format!("/dicom-web/studies/{OWN_STUDY}/metadata"), None)
+            .0,
+        200
+    );
+    let work = tmp.path().join("rsyslog");
+    std::fs::create_dir_all(work.join("work")).expect("dir");
+    let out = work.join("out.log");
+    std::fs::write(
+        work.join("rsyslog.conf"),
+        format!(
+            "global(workDirectory=\"{}\" maxMessageSize=\"64k\")\n\
+             module(load=\"imtcp\")\n\
+             template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")\n\
+             ruleset(name=\"audit\") {{\n  action(type=\"omfile\" file=\"{}\" template=\"raw\")\n}}\n\
+             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"audit\")\n",
+            work.join("work").display(),
+            out.display()
+        ),
+    )
+    .expect("rsyslog.conf");
+    let mut child = Command::new(&rsyslogd)
+        .arg("-n")
+        .arg("-f")
+        .arg(work.join("rsyslog.conf"))
+        .arg("-i")
+        .arg(work.join("pid"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(work.join("stderr")).expect("stderr"))
+        .spawn()
+        .expect("rsyslogd");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _guard = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(s)) = child.try_wait() {
+                panic!("rsyslogd exited: {s}");
+            }
+            assert!(Instant::now() < deadline, "rsyslogd did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Kill(child)
+    };
+    // Now more accesses; then wait until the repository holds every kind.
+    assert_eq!(
+        server
+            .get_raw(&format!("/api/studies/{OWN_STUDY}/review"), None)
+            .0,
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let text = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let has = |id: &str| {
+            text.lines()
+                .any(|l| l.contains(id) && l.contains(OWN_STUDY))
+        };
+        // 110104 Instances Transferred (the metadata read before rsyslog started) and
+        // 110103 Instances Accessed (the review, after).
+        if has("110104") && has("110103") && text.contains("110114") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "audit messages did not all arrive; got:\n{text}\nserver log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(line.starts_with('<'), "a syslog line: {line:.80}");
+        assert!(line.contains("IHE+RFC-3881"), "{line:.200}");
+        assert!(line.contains("<AuditMessage"), "{line:.200}");
+    }
+    // The audit message names the user and the patient.
+    assert!(
+        text.contains("test-radiologist") && text.contains("1CT1"),
+        "{text}"
+    );
+}
