@@ -47,6 +47,9 @@ sub('results = {"label": args.label,',
 sub('"notes": []}\n',
     '"notes": []}\nHOOKS.init(args, S, BASE, DW, results)\n',
     "init hooks (starts Lumen when BENCH_SERVER=lumen)")
+sub('client = DICOMwebClient(url=DW, timeout=600)',
+    'client = DICOMwebClient(url=DW, timeout=600, session=HOOKS.client_session())',
+    "dicomweb-client sends Lumen's bearer tokens")
 sub('server=S.get(BASE + "/system").json())',
     'server=HOOKS.server_info())',
     "server metadata via hooks instead of Orthanc /system")

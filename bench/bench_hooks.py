@@ -42,6 +42,53 @@ def pid():
     return _pid
 
 
+# ------------------------------------------------------------------ Lumen accounts
+# Lumen refuses anonymous requests: bench.py's session and its dicomweb-client send the
+# bearer token of a technologist for STOW-RS (POST) and of a radiologist for reads, both
+# created with `lumen user add` on each fresh data dir and signed in after each start.
+_TOKENS = {"store": "", "read": ""}
+_USERS = {"store": ("bench-tech", "technologist", "bench-technologist-pw"),
+          "read": ("bench-rad", "radiologist", "bench-radiologist-pw")}
+
+
+try:
+    import requests as _rq
+
+    class _LumenAuth(_rq.auth.AuthBase):
+        def __call__(self, r):
+            if SERVER == "lumen":
+                tok = _TOKENS["store" if r.method == "POST" else "read"]
+                r.headers["Authorization"] = f"Bearer {tok}"
+            return r
+except ImportError:  # pragma: no cover
+    _LumenAuth = None
+
+
+def client_session():
+    """The requests session for bench.py's dicomweb-client (None: its own)."""
+    if is_orthanc:
+        return None
+    import requests
+    s = requests.Session()
+    s.auth = _LumenAuth()
+    return s
+
+
+def _add_users(env):
+    for user, role, pw in _USERS.values():
+        subprocess.run([os.environ["BENCH_LUMEN_BIN"], "user", "add", "--data", _data,
+                        "--username", user, "--role", role, "--password-stdin"],
+                       input=pw.encode(), check=True, env=env, capture_output=True)
+
+
+def _login():
+    import requests
+    for k, (user, _, pw) in _USERS.items():
+        r = requests.post(f"{_BASE}/api/auth/login", json={"username": user, "password": pw}, timeout=10)
+        r.raise_for_status()
+        _TOKENS[k] = r.json()["token"]
+
+
 # ------------------------------------------------------------------ Lumen process control
 def _start_lumen():
     global _proc, _pid, _gen, _data
@@ -62,6 +109,7 @@ def _start_lumen():
     # its own store SCP on --move-port).  [access] stays at its defaults.
     cmd += ["--peer", f"BENCHSCU={_args.host}:1",
             "--peer", f"BENCHSCP={_args.host}:{_args.move_port}"]
+    _add_users(env)
     t0 = time.perf_counter()
     _proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env)
     _pid = _proc.pid
@@ -78,6 +126,8 @@ def _start_lumen():
             raise RuntimeError("lumen did not answer /health within 60 s")
         time.sleep(0.05)
     _restarts.append(round(time.perf_counter() - t0, 3))
+    _login()
+    _S.auth = _LumenAuth()
 
 
 def _stop_lumen():

@@ -89,11 +89,17 @@ wait_http() {
 }
 
 run_lumen() { # $1 label, $2 data dir, $3 studies
+  # Lumen refuses anonymous requests: a radiologist account for the queries (once per
+  # data dir; an existing one is kept).
+  echo -n bench-radiologist-pw | "$LUMEN" user add --data "$2" --username bench-rad \
+    --role radiologist --password-stdin >/dev/null 2>&1 || true
   "$LUMEN" serve --config "$WORK/lumen.toml" --data "$2" --http 127.0.0.1:$HTTP --dicom 127.0.0.1:$DICOM \
     --peer BENCHSCU=127.0.0.1:1 >"$WORK/results/serve-$1.log" 2>&1 &
   PID=$!
-  wait_http "http://127.0.0.1:$HTTP/dicom-web/studies?limit=1" || { echo "lumen serve did not start" >&2; exit 1; }
-  "$PY" "$HERE/index_bench.py" --label "$1" --base "http://127.0.0.1:$HTTP/dicom-web" --studies "$3" \
+  wait_http "http://127.0.0.1:$HTTP/health" || { echo "lumen serve did not start" >&2; exit 1; }
+  TOKEN=$(curl -sf -H 'Content-Type: application/json' -d '{"username":"bench-rad","password":"bench-radiologist-pw"}' \
+    "http://127.0.0.1:$HTTP/api/auth/login" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+  LUMEN_BENCH_TOKEN=$TOKEN "$PY" "$HERE/index_bench.py" --label "$1" --base "http://127.0.0.1:$HTTP/dicom-web" --studies "$3" \
     --per-study "$PER_STUDY" --n "$N" --worklist "http://127.0.0.1:$HTTP/api/worklist?limit=50" \
     --dicom "127.0.0.1:$DICOM:LUMEN" --out "$WORK/results/$1.json"
   stop

@@ -10,6 +10,7 @@ wrong answer cannot pass as a fast one.
 """
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -49,6 +50,9 @@ def main():
     rnd = random.Random(1043)
     SESSION = requests.Session()
     SESSION.headers["Accept"] = "application/dicom+json"
+    # Lumen's bearer token (index.sh signs in first); Orthanc needs none.
+    if os.environ.get("LUMEN_BENCH_TOKEN"):
+        SESSION.headers["Authorization"] = f"Bearer {os.environ['LUMEN_BENCH_TOKEN']}"
 
     def pick():
         return rnd.randrange(a.studies)
