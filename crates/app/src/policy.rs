@@ -239,3 +239,67 @@ impl App {
         (!actor.role.all_orgs()).then(|| actor.org.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Permission; 13] = [
+        Permission::Query,
+        Permission::Worklist,
+        Permission::Retrieve,
+        Permission::View,
+        Permission::Review,
+        Permission::ReadReport,
+        Permission::ReadDraft,
+        Permission::Sign,
+        Permission::Store,
+        Permission::Export,
+        Permission::RequeueAi,
+        Permission::ManageUsers,
+        Permission::ReadAudit,
+    ];
+
+    fn allowed(r: Role) -> Vec<Permission> {
+        ALL.into_iter().filter(|p| r.may(*p)).collect()
+    }
+
+    #[test]
+    fn roles_allow_what_the_table_says_and_nothing_else() {
+        use Permission as P;
+        assert_eq!(allowed(Role::Admin), [P::ManageUsers, P::ReadAudit]);
+        assert_eq!(
+            allowed(Role::Technologist),
+            [P::Query, P::Worklist, P::Retrieve, P::Store]
+        );
+        assert_eq!(
+            allowed(Role::Referrer),
+            [P::Query, P::Retrieve, P::ReadReport]
+        );
+        assert!(!Role::Radiologist.may(P::Store) && !Role::Radiologist.may(P::ManageUsers));
+        assert!(Role::Radiologist.may(P::Sign));
+        // Only radiologists sign; nobody but admins (and the machine's operator) reads the
+        // audit trail.
+        for r in [
+            Role::Admin,
+            Role::Technologist,
+            Role::Referrer,
+            Role::DicomPeer,
+            Role::Operator,
+        ] {
+            assert!(!r.may(P::Sign), "{r:?}");
+        }
+        assert!(!Role::System.may(P::ReadAudit));
+        assert!(Role::Operator.all_orgs() && !Role::Radiologist.all_orgs());
+    }
+
+    #[test]
+    fn account_roles_parse_and_others_do_not() {
+        for r in Role::ACCOUNT_ROLES {
+            assert_eq!(r.as_str().parse::<Role>().ok(), Some(r));
+        }
+        for bad in ["operator", "system", "dicom-peer", "Admin", ""] {
+            assert!(bad.parse::<Role>().is_err(), "{bad}");
+        }
+    }
+}
