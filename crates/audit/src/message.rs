@@ -405,14 +405,12 @@ pub fn audit_message(event: &AuditEvent, source: &AuditSource) -> String {
     w.finish()
 }
 
-/// `dr-li` from `user dr-li role radiologist` when the detail starts with `prefix`.
+/// `dr-li` from `user dr-li role radiologist`, `create user dr-li ...` or `change user
+/// dr-li: ...` (the word after `prefix` among the first two words), without a trailing `:`.
 fn detail_subject<'a>(detail: &'a str, prefix: &str) -> Option<&'a str> {
-    let mut words = detail.split_whitespace();
-    if words.next()? == prefix {
-        words.next()
-    } else {
-        None
-    }
+    let words: Vec<&str> = detail.split_whitespace().take(3).collect();
+    let at = words.iter().take(2).position(|w| *w == prefix)?;
+    words.get(at + 1).map(|w| w.trim_end_matches(':'))
 }
 
 /// `GET /api/audit` from `GET /api/audit?user=x`, or `None` for an empty detail.
