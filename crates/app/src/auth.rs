@@ -760,7 +760,7 @@ impl App {
     /// Creates an organisation (admins of the node's own organisation, the command line).
     pub async fn create_org(&self, actor: &Actor, id: &str, name: &str) -> Result<(), AppError> {
         let detail = format!(
-            "create organisation {}",
+            "create org {}",
             id.chars().take(64).collect::<String>()
         );
         self.require(
