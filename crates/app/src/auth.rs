@@ -127,6 +127,63 @@ pub struct UpdateUser {
     pub password: Option<String>,
 }
 
+/// How long a session looked up in the index is trusted from memory. Everything that ends
+/// sessions in this process (logout, password and account changes) empties the cache at
+/// once; the bound matters only for changes made by another process on the same index.
+const SESSION_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// Recently checked sessions and organisation names, so that a viewer's hundreds of frame
+/// requests do not each read the index to learn who is asking.
+#[derive(Debug, Default)]
+pub struct SessionCache {
+    sessions: Mutex<HashMap<String, (Identity, String, i64, Instant)>>,
+    orgs: Mutex<HashMap<String, String>>,
+}
+
+impl SessionCache {
+    fn get(&self, hash: &str) -> Option<(Identity, String)> {
+        let map = self.sessions.lock().ok()?;
+        let (id, csrf, expires, at) = map.get(hash)?;
+        (at.elapsed() < SESSION_CACHE_TTL && *expires > lumen_report::time::now_ms())
+            .then(|| (id.clone(), csrf.clone()))
+    }
+
+    fn put(&self, hash: &str, id: &Identity, csrf: &str, expires: i64) {
+        if let Ok(mut map) = self.sessions.lock() {
+            if map.len() > 10_000 {
+                map.clear();
+            }
+            map.insert(
+                hash.to_string(),
+                (id.clone(), csrf.to_string(), expires, Instant::now()),
+            );
+        }
+    }
+
+    /// Forgets every session (after anything that may end some).
+    fn clear(&self) {
+        if let Ok(mut map) = self.sessions.lock() {
+            map.clear();
+        }
+    }
+
+    fn org_name(&self, org: &str) -> Option<String> {
+        self.orgs.lock().ok()?.get(org).cloned()
+    }
+
+    fn set_org_name(&self, org: &str, name: &str) {
+        if let Ok(mut m) = self.orgs.lock() {
+            m.insert(org.to_string(), name.to_string());
+        }
+    }
+
+    fn clear_orgs(&self) {
+        if let Ok(mut m) = self.orgs.lock() {
+            m.clear();
+        }
+    }
+}
+
 /// Failed-login counters, in memory (a restart forgets them; the audit trail keeps every
 /// failure).
 #[derive(Debug, Default)]
@@ -287,12 +344,18 @@ impl App {
     }
 
     async fn org_name(&self, org: &str) -> String {
-        self.store
+        if let Some(n) = self.sessions.org_name(org) {
+            return n;
+        }
+        let name = self
+            .store
             .orgs()
             .await
             .ok()
             .and_then(|v| v.into_iter().find(|o| o.id == org).map(|o| o.name))
-            .unwrap_or_else(|| org.to_string())
+            .unwrap_or_else(|| org.to_string());
+        self.sessions.set_org_name(org, &name);
+        name
     }
 
     /// Password login. Wrong password and unknown user answer alike (401, same time);
@@ -428,6 +491,9 @@ impl App {
             return Err(refused());
         }
         let hash = token_hash(token);
+        if let Some((id, csrf)) = self.sessions.get(&hash) {
+            return Ok((self.actor_of(&id, channel, source, Some(hash)).await, csrf));
+        }
         let Some(s) = self.store.session(&hash).await? else {
             let who = self.anonymous("", channel, source);
             self.audit_event(
@@ -441,6 +507,7 @@ impl App {
             return Err(refused());
         };
         let id = identity(&s.user)?;
+        self.sessions.put(&hash, &id, &s.csrf, s.expires_at);
         Ok((
             self.actor_of(&id, channel, source, Some(hash)).await,
             s.csrf,
@@ -452,6 +519,7 @@ impl App {
         if let Some(h) = &actor.session {
             self.store.revoke_session(h).await?;
         }
+        self.sessions.clear();
         self.audit_event(
             actor,
             AuditAction::Logout,
@@ -501,6 +569,7 @@ impl App {
         self.store
             .set_password(user.id, &hash, false, actor.session.as_deref())
             .await?;
+        self.sessions.clear();
         self.audit_event(
             actor,
             AuditAction::PasswordChange,
@@ -657,6 +726,7 @@ impl App {
                 "an admin cannot take away their own admin role or disable themselves".into(),
             ));
         }
+        self.sessions.clear();
         self.store
             .update_user(
                 username,
@@ -666,6 +736,7 @@ impl App {
                 u.disabled,
             )
             .await?;
+        self.sessions.clear();
         if let Some(pw) = &u.password {
             check_password(username, pw)?;
             let pw = pw.clone();
@@ -759,10 +830,7 @@ impl App {
 
     /// Creates an organisation (admins of the node's own organisation, the command line).
     pub async fn create_org(&self, actor: &Actor, id: &str, name: &str) -> Result<(), AppError> {
-        let detail = format!(
-            "create org {}",
-            id.chars().take(64).collect::<String>()
-        );
+        let detail = format!("create org {}", id.chars().take(64).collect::<String>());
         self.require(
             actor,
             Permission::ManageUsers,
@@ -783,6 +851,7 @@ impl App {
             ));
         }
         self.store.ensure_org(id, name).await?;
+        self.sessions.clear_orgs();
         self.audit_event(
             actor,
             AuditAction::OrgChange,

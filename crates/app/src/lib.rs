@@ -209,6 +209,7 @@ pub struct App {
     settings: Arc<Settings>,
     auditor: audit::Auditor,
     throttle: Arc<auth::Throttle>,
+    sessions: Arc<auth::SessionCache>,
 }
 
 impl App {
@@ -220,6 +221,7 @@ impl App {
             store,
             settings: Arc::new(settings),
             throttle: Arc::default(),
+            sessions: Arc::default(),
         }
     }
 

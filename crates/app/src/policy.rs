@@ -212,9 +212,9 @@ impl App {
     ) -> Result<StudyAccess, AppError> {
         crate::check_study(study)?;
         self.require(actor, p, action, detail).await?;
-        let org = self.store.study_org(study).await?;
-        let visible = match &org {
-            Some(o) => actor.role.all_orgs() || *o == actor.org,
+        let found = self.store.study_access(study).await?;
+        let visible = match &found {
+            Some((o, ..)) => actor.role.all_orgs() || *o == actor.org,
             None => false,
         };
         if !visible {
@@ -223,8 +223,8 @@ impl App {
             self.auditor.record(e).await;
             return Err(no_study());
         }
-        let (patient_id, patient_name) = match self.store.study_patient(study).await? {
-            Some((id, name)) => (Some(id), Some(name)),
+        let (patient_id, patient_name) = match found {
+            Some((_, id, name)) => (Some(id), Some(name)),
             None => (None, None),
         };
         Ok(StudyAccess {

@@ -142,12 +142,13 @@ impl Store {
         )
     }
 
-    /// The patient of a study (ID, name), for audit records only.
-    pub async fn study_patient(
+    /// The organisation and the patient (ID, name; for audit records only) of a study, if
+    /// it exists.
+    pub async fn study_access(
         &self,
         study_uid: &str,
-    ) -> Result<Option<(String, String)>, StoreError> {
-        let row = sqlx::query("SELECT patient_id, attrs FROM studies WHERE study_uid = ?")
+    ) -> Result<Option<(String, String, String)>, StoreError> {
+        let row = sqlx::query("SELECT patient_id, attrs, org FROM studies WHERE study_uid = ?")
             .bind(study_uid)
             .fetch_optional(&self.reader)
             .await?;
@@ -156,7 +157,7 @@ impl Store {
         let name =
             lumen_dicom::json::person_name_values(&attrs, dicom_dictionary_std::tags::PATIENT_NAME)
                 .join("=");
-        Ok(Some((row.try_get(0)?, name)))
+        Ok(Some((row.try_get(2)?, row.try_get(0)?, name)))
     }
 
     /// How many user accounts exist.
