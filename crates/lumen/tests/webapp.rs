@@ -508,6 +508,7 @@ fn radiologist_reads_lidc_in_the_browser_and_ohif_shows_it() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         read_and_sign(&server, &target).await;
+        admin_reads_the_audit_trail(&server).await;
         ohif(
             &server,
             ohif_port,
@@ -534,6 +535,40 @@ fn radiologist_reads_lidc_in_the_browser_and_ohif_shows_it() {
         .expect("finding after review");
     assert_eq!(f["status"], "accepted", "{f}");
     assert_eq!(f["ai"], target["ai"], "the AI's original changed");
+}
+
+/// An admin signs in, lands on the administration page, and finds the radiologist's
+/// signature of the LIDC study in the audit trail (and sees no worklist).
+async fn admin_reads_the_audit_trail(server: &Server) {
+    let b = Browser::start(false).await;
+    b.login_as(server, TEST_USERS[2].0, TEST_USERS[2].2).await;
+    b.wait_js(
+        "return location.hash.startsWith('#/admin') && document.getElementById('audit-study')",
+        Duration::from_secs(20),
+        "the administration page for an admin",
+    )
+    .await;
+    b.js(&format!(
+        "document.getElementById('audit-study').value = '{LIDC_STUDY}'; document.getElementById('audit-search').click(); return true"
+    ))
+    .await;
+    let rows = b
+        .wait_js(
+            "const rows = [...document.querySelectorAll('#audit-table tbody tr[data-action=sign]')]; return rows.length ? rows.map((r) => r.innerText).join('\\n') : null",
+            Duration::from_secs(20),
+            "the signature in the audit trail",
+        )
+        .await;
+    let text = rows.as_str().unwrap_or("");
+    assert!(
+        text.contains("test-radiologist") && text.contains(LIDC_STUDY),
+        "{text}"
+    );
+    assert!(
+        text.contains("LIDC-IDRI-0001"),
+        "the patient is named in the audit trail: {text}"
+    );
+    b.close().await;
 }
 
 async fn read_and_sign(server: &Server, target: &Value) {
