@@ -512,3 +512,72 @@ fn bad_certificate_or_key_files_stop_the_start_with_their_path() {
         }
     }
 }
+
+/// `[tls] http_client_ca`: HTTPS clients need a certificate from the CA (mutual TLS).
+#[test]
+fn http_client_ca_requires_a_client_certificate_over_https() {
+    if !have_tool("curl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = pki(&tmp.path().join("pki"));
+    let config = tmp.path().join("lumen.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tls]\ncert = {:?}\nkey = {:?}\nhttp_client_ca = {:?}\n",
+            p(&pki.cert),
+            p(&pki.key),
+            p(&pki.ca)
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let log = tmp.path().join("serve.log");
+    let mut child = Command::new(lumen_bin())
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data")
+        .arg(tmp.path().join("d"))
+        .args(["--http", &format!("127.0.0.1:{port}")])
+        .args(["--dicom", &format!("127.0.0.1:{}", free_port())])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("lumen serve");
+    let url = format!("https://127.0.0.1:{port}/health");
+    let with_cert = [
+        "--cacert",
+        p(&pki.ca),
+        "--cert",
+        p(&pki.client_cert),
+        "--key",
+        p(&pki.client_key),
+        &url,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let o = curl(&with_cert);
+        if o.status.success() && o.stdout == b"ok" {
+            break;
+        }
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!(
+                "no answer with a client certificate: {}\n{}",
+                text(&o),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = curl(&["--cacert", p(&pki.ca), &url]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        !o.status.success() && o.stdout != b"ok",
+        "answered without a client certificate: {}",
+        text(&o)
+    );
+}
