@@ -1,15 +1,19 @@
 //! One TCP connection carrying upper layer PDUs: framing, timeouts, single-write sends.
+//! The connection is plain TCP or TLS over TCP (PS3.15 Annex B), a [`Transport`].
 //!
 //! Association PDUs are decoded and encoded with dicom-ul's codecs. P-DATA-TF PDUs take a
 //! fast path: their body is handed out as one [`Bytes`] and split into PDVs without copies.
 //! Every PDU goes out whole in one `write_all`; consecutive P-DATA PDUs of one message
 //! are batched into one write of up to [`WRITE_BATCH`] bytes.
 
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use dicom_ul::pdu::{MAXIMUM_PDU_SIZE, Pdu, read_pdu, write_pdu};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::error::{DimseError, Result};
@@ -31,9 +35,80 @@ pub enum Incoming {
     Other(Pdu),
 }
 
-/// A TCP stream with PDU framing.
+/// The byte stream under a [`Conn`]: an enum rather than a type parameter, so that the
+/// session code is compiled once; the plain path costs one predictable branch per poll.
+pub(crate) enum Transport {
+    /// Plain TCP.
+    Tcp(TcpStream),
+    /// TLS over TCP, accepted by the SCP (boxed: rustls's state is large).
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Transport {
+    /// The TCP socket underneath.
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Tcp(s) => s,
+            Transport::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl From<TcpStream> for Transport {
+    fn from(s: TcpStream) -> Self {
+        Transport::Tcp(s)
+    }
+}
+
+impl From<tokio_rustls::server::TlsStream<TcpStream>> for Transport {
+    fn from(s: tokio_rustls::server::TlsStream<TcpStream>) -> Self {
+        Transport::Tls(Box::new(s))
+    }
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A TCP (or TLS) stream with PDU framing.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Transport,
     rbuf: BytesMut,
     wbuf: Vec<u8>,
     /// Largest P-DATA-TF variable field we accept.
@@ -46,9 +121,10 @@ pub struct Conn {
 
 impl Conn {
     /// Wrap a connected stream (sets TCP_NODELAY).
-    pub fn new(stream: TcpStream, max_recv: u32, timeout: Duration) -> Self {
+    pub(crate) fn new(stream: impl Into<Transport>, max_recv: u32, timeout: Duration) -> Self {
+        let stream = stream.into();
         // Failing to set NODELAY only costs latency; never fatal.
-        let _ = stream.set_nodelay(true);
+        let _ = stream.tcp().set_nodelay(true);
         Conn {
             stream,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
@@ -66,7 +142,7 @@ impl Conn {
     fn quickack(&self) {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
-            let _ = socket2::SockRef::from(&self.stream).set_tcp_quickack(true);
+            let _ = socket2::SockRef::from(self.stream.tcp()).set_tcp_quickack(true);
         }
     }
 
@@ -153,7 +229,14 @@ impl Conn {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        let res = tokio::time::timeout(self.timeout, self.stream.write_all(&self.wbuf)).await;
+        // The flush is free on TCP; TLS may keep the last records buffered without it.
+        let stream = &mut self.stream;
+        let wbuf = &self.wbuf;
+        let write = async move {
+            stream.write_all(wbuf).await?;
+            stream.flush().await
+        };
+        let res = tokio::time::timeout(self.timeout, write).await;
         self.wbuf.clear();
         match res {
             Ok(r) => Ok(r?),

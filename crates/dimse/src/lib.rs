@@ -5,7 +5,8 @@
 //! - [`status`]: status codes and their classification.
 //! - [`pdata`]: P-DATA-TF fragmentation and message reassembly.
 //! - [`server`]: the SCP ([`Server`], [`serve`]) handing data sets to a [`StoreHandler`],
-//!   with access control per service ([`AccessPolicy`]) and known peers ([`Peer`]).
+//!   with access control per service ([`AccessPolicy`]) and known peers ([`Peer`]), over
+//!   TCP or, with [`Server::with_tls`], over TLS (PS3.15 Annex B).
 //! - `qr`: C-FIND, C-GET and C-MOVE as SCP (the handler matches; this crate exchanges).
 //! - [`scu`]: the SCU ([`StoreScu`]) for `lumen send`, tests and benchmarks.
 //! - [`qr_scu`]: C-FIND, C-GET and C-MOVE as SCU on a [`StoreScu`] association.
@@ -62,3 +63,6 @@ pub use server::{
     QueryRequest, RetrieveItem, Server, ServerConfig, StoreHandler, StoreOutcome, StoreRequest,
     serve,
 };
+/// The TLS crate whose acceptor [`Server::with_tls`] takes, re-exported so that callers
+/// build the acceptor with the same version.
+pub use tokio_rustls;

@@ -3,6 +3,10 @@
 //! Each accepted connection runs in its own task: ARTIM-bounded association negotiation,
 //! then DIMSE messages until release, abort, error or the idle timeout. A failing or
 //! vanishing peer only ends its own association; the handler never sees partial data.
+//!
+//! With [`Server::with_tls`] the listener speaks DICOM over TLS (PS3.15 Annex B, the
+//! Basic TLS Secure Transport Connection Profile): each connection first completes a TLS
+//! handshake, bounded by the idle timeout, then runs the same association code.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -18,11 +22,12 @@ use dicom_ul::pdu::{
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::assoc::{AcceptedContext, negotiate};
 use crate::command::{Command, CommandField};
-use crate::conn::{Conn, Incoming};
+use crate::conn::{Conn, Incoming, Transport};
 use crate::error::DimseError;
 use crate::pdata::{Assembler, Message, pdv_items};
 use crate::sop::{STORAGE_SOP_CLASSES, STORAGE_TRANSFER_SYNTAXES, Service};
@@ -367,6 +372,7 @@ pub struct Server<H> {
     listener: TcpListener,
     config: Arc<ServerConfig>,
     handler: Arc<H>,
+    tls: Option<TlsAcceptor>,
 }
 
 impl<H: StoreHandler> Server<H> {
@@ -385,7 +391,18 @@ impl<H: StoreHandler> Server<H> {
             listener,
             config: Arc::new(config),
             handler: Arc::new(handler),
+            tls: None,
         }
+    }
+
+    /// Speak TLS on this listener (PS3.15 Annex B): every connection must complete a TLS
+    /// handshake with `acceptor` within [`ServerConfig::idle_timeout`] before its
+    /// association request is read; one that fails or stalls is closed and frees its slot.
+    /// Whether a client certificate is required is the acceptor's rustls configuration
+    /// (a client certificate verifier for peer authentication, or none).
+    pub fn with_tls(mut self, acceptor: TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
     }
 
     /// The address actually bound (to learn the port after binding port 0).
@@ -405,13 +422,14 @@ impl<H: StoreHandler> Server<H> {
             listener,
             config,
             handler,
+            tls,
         } = self;
         let slots = Arc::new(Semaphore::new(config.max_associations.max(1)));
         // Connections turned away also get a bounded number of tasks.
         let reject_slots = Arc::new(Semaphore::new(config.max_associations.max(1)));
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
-        info!(ae_title = %config.ae_title, addr = ?listener.local_addr().ok(), "DIMSE SCP listening");
+        info!(ae_title = %config.ae_title, addr = ?listener.local_addr().ok(), tls = tls.is_some(), "DIMSE SCP listening");
         loop {
             let accepted = tokio::select! {
                 _ = &mut shutdown => break,
@@ -431,14 +449,23 @@ impl<H: StoreHandler> Server<H> {
             if let Ok(permit) = slots.clone().try_acquire_owned() {
                 let config = config.clone();
                 let handler = handler.clone();
+                let tls = tls.clone();
                 tasks.spawn(async move {
-                    serve_association(stream, peer, &config, handler).await;
+                    if let Some(stream) =
+                        secure(stream, peer, tls.as_ref(), config.idle_timeout).await
+                    {
+                        serve_association(stream, peer, &config, handler).await;
+                    }
                     drop(permit);
                 });
             } else if let Ok(permit) = reject_slots.clone().try_acquire_owned() {
                 let config = config.clone();
+                let tls = tls.clone();
                 tasks.spawn(async move {
-                    reject_busy(stream, peer, &config).await;
+                    let handshake = config.idle_timeout.min(Duration::from_secs(5));
+                    if let Some(stream) = secure(stream, peer, tls.as_ref(), handshake).await {
+                        reject_busy(stream, peer, &config).await;
+                    }
                     drop(permit);
                 });
             } else {
@@ -477,8 +504,41 @@ fn abort_reason(e: &DimseError) -> Option<AbortRQServiceProviderReason> {
     }
 }
 
+/// The connection's transport: the TCP stream itself, or, on a TLS listener, the stream
+/// after a TLS handshake completed within `timeout` (`None`, logged, when it did not).
+async fn secure(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<&TlsAcceptor>,
+    timeout: Duration,
+) -> Option<Transport> {
+    let Some(acceptor) = tls else {
+        return Some(stream.into());
+    };
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => {
+            let (_, session) = s.get_ref();
+            debug!(
+                %peer,
+                version = ?session.protocol_version(),
+                client_certificate = session.peer_certificates().is_some_and(|c| !c.is_empty()),
+                "TLS handshake completed"
+            );
+            Some(s.into())
+        }
+        Ok(Err(e)) => {
+            warn!(%peer, error = %e, "TLS handshake failed; connection closed");
+            None
+        }
+        Err(_) => {
+            warn!(%peer, timeout_s = timeout.as_secs(), "no TLS handshake in time; connection closed");
+            None
+        }
+    }
+}
+
 /// Turn away a connection when all association slots are taken.
-async fn reject_busy(stream: TcpStream, peer: SocketAddr, config: &ServerConfig) {
+async fn reject_busy(stream: Transport, peer: SocketAddr, config: &ServerConfig) {
     let mut conn = Conn::new(stream, config.max_pdu_length, Duration::from_secs(5));
     let artim = config.artim_timeout.min(Duration::from_secs(5));
     if let Ok(Incoming::Other(Pdu::AssociationRQ(rq))) =
@@ -553,7 +613,7 @@ pub(crate) struct Session<'a, H> {
 }
 
 async fn serve_association<H: StoreHandler>(
-    stream: TcpStream,
+    stream: Transport,
     peer: SocketAddr,
     config: &ServerConfig,
     handler: Arc<H>,

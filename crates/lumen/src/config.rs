@@ -66,6 +66,55 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The audit trail (`[audit]` table).
     pub audit: AuditConfig,
+    /// TLS for HTTP and DICOM (`[tls]` table).
+    pub tls: TlsConfig,
+}
+
+/// TLS settings (`[tls]` table). With `cert` and `key`, the HTTP address serves HTTPS only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain (PEM, leaf first); `--tls-cert`.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1), readable by its owner only; `--tls-key`.
+    pub key: Option<PathBuf>,
+    /// Listen address of DICOM over TLS (PS3.15 Annex B), e.g. `0.0.0.0:2762`; unset: no
+    /// DICOM TLS listener; `--dicom-tls`.
+    pub dicom: Option<String>,
+    /// CA certificates (PEM) whose client certificates DICOM TLS accepts; when set, DICOM
+    /// TLS clients must present one (peer authentication).
+    pub client_ca: Option<PathBuf>,
+    /// CA certificates (PEM) whose client certificates HTTPS accepts; when set, HTTPS
+    /// clients must present one (besides signing in).
+    pub http_client_ca: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Whether the server has a certificate and key (HTTPS, and DICOM TLS if configured).
+    pub fn enabled(&self) -> bool {
+        self.cert.is_some() && self.key.is_some()
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.cert.is_some() == self.key.is_some(),
+            "[tls] needs both cert and key (--tls-cert and --tls-key)"
+        );
+        if !self.enabled() {
+            for (set, what) in [
+                (self.dicom.is_some(), "dicom (--dicom-tls)"),
+                (self.client_ca.is_some(), "client_ca"),
+                (self.http_client_ca.is_some(), "http_client_ca"),
+            ] {
+                anyhow::ensure!(!set, "[tls] {what} needs a certificate and key (cert, key)");
+            }
+        }
+        anyhow::ensure!(
+            self.client_ca.is_none() || self.dicom.is_some(),
+            "[tls] client_ca applies to DICOM TLS: set [tls] dicom (--dicom-tls) too"
+        );
+        Ok(())
+    }
 }
 
 /// An AE title and the organisation it acts for.
@@ -250,6 +299,7 @@ impl Default for Config {
             ae: Vec::new(),
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -272,6 +322,29 @@ pub struct Overrides {
     /// `--peer` flags: added to the configured peers.
     #[serde(skip)]
     pub extra_peers: Vec<String>,
+    /// `--tls-cert`, `--tls-key`, `--dicom-tls`: merged into `[tls]`.
+    #[serde(skip_serializing_if = "TlsOverrides::is_empty")]
+    pub tls: TlsOverrides,
+}
+
+/// The `[tls]` flags that were given.
+#[derive(Debug, Default, Serialize)]
+pub struct TlsOverrides {
+    /// `--tls-cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// `--tls-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// `--dicom-tls`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dicom: Option<String>,
+}
+
+impl TlsOverrides {
+    fn is_empty(&self) -> bool {
+        self.cert.is_none() && self.key.is_none() && self.dicom.is_none()
+    }
 }
 
 /// The keys that `LUMEN_*` variables may set (other `LUMEN_*` variables, such as
@@ -298,6 +371,7 @@ const KEYS: &[&str] = &[
     "ai",
     "route",
     "web",
+    "tls",
 ];
 
 impl Config {
@@ -333,6 +407,7 @@ impl Config {
                 p.aet
             );
         }
+        cfg.tls.check()?;
         anyhow::ensure!(
             cfg.audit.retention_days >= 183,
             "[audit] retention_days must be at least 183 (six months)"
@@ -439,6 +514,7 @@ impl Config {
 #[allow(clippy::result_large_err)] // figment::Jail closures return figment::Error.
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn layers_apply_in_order() {
@@ -510,6 +586,40 @@ mod tests {
             )?;
             let cfg = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(cfg.route[0].modality.as_deref(), Some("CT"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tls_flags_override_the_table() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "lumen.toml",
+                "[tls]\ncert = \"/etc/a.pem\"\nkey = \"/etc/a.key\"\nclient_ca = \"/etc/ca.pem\"\n\
+                 dicom = \"0.0.0.0:2762\"\n",
+            )?;
+            let cfg = Config::load(
+                None,
+                Overrides {
+                    tls: TlsOverrides {
+                        cert: Some("/etc/b.pem".into()),
+                        ..TlsOverrides::default()
+                    },
+                    ..Overrides::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(cfg.tls.cert.as_deref(), Some(Path::new("/etc/b.pem")));
+            assert_eq!(cfg.tls.key.as_deref(), Some(Path::new("/etc/a.key")));
+            assert_eq!(cfg.tls.dicom.as_deref(), Some("0.0.0.0:2762"));
+            assert!(cfg.tls.enabled());
+            jail.create_file("lumen.toml", "[tls]\ncert = \"/etc/a.pem\"\n")?;
+            assert!(Config::load(None, Overrides::default()).is_err());
+            jail.create_file("lumen.toml", "[tls]\ndicom = \"0.0.0.0:2762\"\n")?;
+            assert!(Config::load(None, Overrides::default()).is_err());
+            jail.create_file("lumen.toml", "")?;
+            let cfg = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(!cfg.tls.enabled());
             Ok(())
         });
     }

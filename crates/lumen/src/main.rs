@@ -8,6 +8,7 @@ mod qr_cli;
 mod queue_cli;
 mod send;
 mod serve;
+mod tls;
 mod user_cli;
 
 use std::path::PathBuf;

@@ -1,4 +1,6 @@
-//! `lumen serve`: wires the archive to its two front doors (HTTP and DIMSE) and runs them.
+//! `lumen serve`: wires the archive to its two front doors (HTTP and DIMSE) and runs them,
+//! each over TLS when `[tls]` has a certificate (HTTPS on the HTTP address; DICOM TLS on a
+//! second DIMSE listener, `[tls] dicom`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +43,17 @@ pub struct ServeArgs {
     /// destination and a routing target. Added to `peers` of the config file.
     #[arg(long = "peer", value_name = "AET=HOST:PORT")]
     peers: Vec<String>,
+    /// TLS certificate chain (PEM): with --tls-key, the HTTP address serves HTTPS only
+    /// ([tls] cert).
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM, mode 600 or stricter) ([tls] key).
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+    /// Listen address of DICOM over TLS, e.g. 0.0.0.0:2762 ([tls] dicom; needs the
+    /// certificate and key).
+    #[arg(long, value_name = "ADDR")]
+    dicom_tls: Option<String>,
 }
 
 /// The DIMSE side's handle on the archive: every C-STORE goes through `Store::ingest`.
@@ -148,6 +161,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }),
         cors_origins: (!args.cors_origins.is_empty()).then_some(args.cors_origins),
         extra_peers: args.peers,
+        tls: crate::config::TlsOverrides {
+            cert: args.tls_cert,
+            key: args.tls_key,
+            dicom: args.dicom_tls,
+        },
     };
     let config = Config::load(args.config.as_ref(), overrides)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -159,6 +177,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Certificate problems stop the start before the archive is opened or a port bound.
+    let tls = crate::tls::TlsSetup::from_config(&config.tls)?;
     let store = Store::open(config.store_config())
         .await
         .with_context(|| format!("cannot open the archive in {}", config.data.display()))?;
@@ -166,9 +186,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         store.ensure_org(&a.org, &a.org).await?;
     }
 
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let http = tokio::net::TcpListener::bind(&config.http)
         .await
-        .with_context(|| format!("cannot listen for HTTP on {}", config.http))?;
+        .with_context(|| {
+            format!(
+                "cannot listen for {} on {}",
+                scheme.to_uppercase(),
+                config.http
+            )
+        })?;
     let web_config = lumen_web::WebConfig {
         max_body_bytes: config.max_request_bytes,
         max_object_bytes: config.max_object_bytes,
@@ -176,7 +203,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         cors_origins: config.cors_origins.clone(),
         public_url: config.public_url.clone(),
         listen_port: Some(http.local_addr()?.port()),
-        secure_cookies: false,
+        secure_cookies: tls.is_some(),
     };
     let use_cases = lumen_app::App::new(
         store.clone(),
@@ -190,7 +217,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(password) = use_cases.bootstrap_admin().await? {
         eprintln!(
             "\nNo accounts existed: created user 'admin' with one-time password {password}\n\
-             Sign in at http://{}/login and choose a new password; this is not shown again.\n",
+             Sign in at {scheme}://{}/login and choose a new password; this is not shown again.\n",
             http.local_addr()?
         );
     }
@@ -257,49 +284,73 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         lumen_app::routing::RoutingWorker::new(store.clone(), config.destinations()?, &config.aet)
             .spawn();
     let audit_app = use_cases.clone();
-    let dimse = lumen_dimse::Server::bind(
-        &config.dicom,
-        dimse_config,
-        ArchiveHandler {
-            store: store.clone(),
-            app: use_cases,
-            aet: config.aet.clone(),
-            retrieve_cache: crate::qr::RetrieveCache::default(),
-        },
-    )
-    .await
-    .with_context(|| format!("cannot listen for DICOM on {}", config.dicom))?;
+    // One handler for both DIMSE listeners: same access rules, same retrieve cache.
+    let handler = Arc::new(ArchiveHandler {
+        store: store.clone(),
+        app: use_cases,
+        aet: config.aet.clone(),
+        retrieve_cache: crate::qr::RetrieveCache::default(),
+    });
+    let dimse_tls = match (
+        tls.as_ref().and_then(|t| t.dicom.clone()),
+        &config.tls.dicom,
+    ) {
+        (Some(acceptor), Some(addr)) => Some(
+            lumen_dimse::Server::bind(addr, dimse_config.clone(), handler.clone())
+                .await
+                .with_context(|| format!("cannot listen for DICOM TLS on {addr}"))?
+                .with_tls(acceptor),
+        ),
+        _ => None,
+    };
+    let dimse = lumen_dimse::Server::bind(&config.dicom, dimse_config, handler)
+        .await
+        .with_context(|| format!("cannot listen for DICOM on {}", config.dicom))?;
 
     let stats = store.stats().await?;
+    let dicom_tls_addr = dimse_tls.as_ref().map(|s| s.local_addr()).transpose()?;
     tracing::info!(
         http = %http.local_addr()?,
         dicom = %dimse.local_addr()?,
+        dicom_tls = %dicom_tls_addr.map_or_else(|| "off".to_string(), |a| a.to_string()),
+        dicom_tls_client_certificates = tls.as_ref().is_some_and(|t| t.dicom_client_auth),
         aet = %config.aet,
         data = %config.data.display(),
         studies = stats.studies,
         instances = stats.instances,
-        "Lumen ready: DICOMweb at http://{}/dicom-web",
+        "Lumen ready: DICOMweb at {scheme}://{}/dicom-web",
         http.local_addr()?
     );
 
     let ai_task = lumen_app::ai::spawn(store.clone(), config.ai.clone());
 
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut rx_http = rx.clone();
-    let mut rx_dimse = rx;
-    let http_task = tokio::spawn(async move {
-        axum::serve(
-            http,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = rx_http.wait_for(|v| *v).await;
-        })
-        .await
-    });
-    let dimse_task = tokio::spawn(dimse.run_until(async move {
-        let _ = rx_dimse.wait_for(|v| *v).await;
-    }));
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let http_task = match tls {
+        Some(tls) => {
+            let shutdown = stopped(rx.clone());
+            let handshake = config.dimse_timeout();
+            tokio::spawn(async move {
+                crate::tls::serve_https(http, tls.http, app, handshake, shutdown).await;
+                Ok(())
+            })
+        }
+        None => {
+            let shutdown = stopped(rx.clone());
+            tokio::spawn(async move {
+                axum::serve(
+                    http,
+                    app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            })
+        }
+    };
+    let dimse_task = tokio::spawn(dimse.run_until(stopped(rx.clone())));
+    let dimse_tls_task = dimse_tls.map(|s| tokio::spawn(s.run_until(stopped(rx))));
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = tx.send(true);
@@ -311,6 +362,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         f.abort();
     }
     let _ = dimse_task.await;
+    if let Some(t) = dimse_tls_task {
+        let _ = t.await;
+    }
     http_task.await??;
     audit_app.auditor().flush().await;
     Ok(())

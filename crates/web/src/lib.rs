@@ -42,7 +42,7 @@ pub struct WebConfig {
     pub public_url: Option<String>,
     /// The port the server listens on (added to Host headers that lack one).
     pub listen_port: Option<u16>,
-    /// Mark cookies `Secure` (the server is reached over HTTPS).
+    /// Mark cookies `Secure` and build URLs with `https` (the server is reached over HTTPS).
     pub secure_cookies: bool,
 }
 
@@ -83,17 +83,25 @@ pub(crate) fn base_url(config: &WebConfig, headers: &HeaderMap) -> String {
         .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
         .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|p| *p == "https")
-        .unwrap_or("http");
+    // Served over TLS (cookies are `Secure` then), or behind a proxy that says it is.
+    let scheme = if config.secure_cookies {
+        "https"
+    } else {
+        headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+            .filter(|p| *p == "https")
+            .unwrap_or("http")
+    };
     let has_port = host
         .rsplit_once(':')
         .is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
         && !host.ends_with(']');
     match config.listen_port {
-        Some(port) if !has_port && port != 80 && scheme == "http" => {
+        Some(port)
+            if !has_port
+                && ((scheme == "http" && port != 80) || (config.secure_cookies && port != 443)) =>
+        {
             format!("{scheme}://{host}:{port}/dicom-web")
         }
         _ => format!("{scheme}://{host}/dicom-web"),

@@ -127,10 +127,27 @@ pub fn add_user(data: &Path, username: &str, role: &str, org: Option<&str>, pass
 
 /// Logs in over HTTP; the bearer token.
 pub fn login(http: &str, username: &str, password: &str) -> String {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    login_with(&https_agent(None), http, username, password)
+}
+
+/// An agent that does not fail on HTTP errors and, given a CA (PEM file), trusts only it
+/// (for a server started with [`Server::start_tls`]).
+pub fn https_agent(ca: Option<&Path>) -> ureq::Agent {
+    let mut config = ureq::Agent::config_builder().http_status_as_error(false);
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).expect("CA file");
+        let cert = ureq::tls::Certificate::from_pem(&pem).expect("CA certificate");
+        config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
+                .build(),
+        );
+    }
+    config.build().into()
+}
+
+/// Logs in with `agent` at `http` (an `http://` or `https://` base); the bearer token.
+pub fn login_with(agent: &ureq::Agent, http: &str, username: &str, password: &str) -> String {
     let mut r = agent
         .post(&format!("{http}/api/auth/login"))
         .send_json(serde_json::json!({ "username": username, "password": password }))
@@ -154,6 +171,8 @@ pub struct Server {
     pub tech_token: String,
     /// Bearer token of `test-admin` (users, audit).
     pub admin_token: String,
+    /// The CA (PEM) of the server's certificate when it serves HTTPS ([`Server::start_tls`]).
+    pub tls_ca: Option<PathBuf>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -178,7 +197,7 @@ impl Server {
     /// As [`Server::start_in`], logging at `level` (`LUMEN_LOG`).
     pub fn start_in_with_log(data: &Path, extra: &[&str], level: &str) -> Server {
         for _ in 0..4 {
-            match Server::try_start_on(data, free_port(), free_port(), extra, level) {
+            match Server::try_start_on(data, free_port(), free_port(), extra, level, None) {
                 Ok(s) => return s,
                 Err(log) if log.contains("in use") => continue,
                 Err(log) => panic!("lumen serve exited early:\n{log}"),
@@ -189,8 +208,21 @@ impl Server {
 
     /// Starts a server on given ports.
     pub fn start_on(data: &Path, http_port: u16, dicom_port: u16, extra: &[&str]) -> Server {
-        Server::try_start_on(data, http_port, dicom_port, extra, "info")
+        Server::try_start_on(data, http_port, dicom_port, extra, "info", None)
             .unwrap_or_else(|log| panic!("lumen serve exited early:\n{log}"))
+    }
+
+    /// Starts a server on `data` serving HTTPS with a certificate issued by `ca` (the TLS
+    /// flags, `--tls-cert` and `--tls-key`, are in `extra`); `http()` is then `https://`.
+    pub fn start_tls(data: &Path, ca: &Path, extra: &[&str]) -> Server {
+        for _ in 0..4 {
+            match Server::try_start_on(data, free_port(), free_port(), extra, "info", Some(ca)) {
+                Ok(s) => return s,
+                Err(log) if log.contains("in use") => continue,
+                Err(log) => panic!("lumen serve exited early:\n{log}"),
+            }
+        }
+        panic!("lumen serve found no free ports");
     }
 
     /// Starts a server on given ports; its log when it exits before it is ready.
@@ -200,6 +232,7 @@ impl Server {
         dicom_port: u16,
         extra: &[&str],
         level: &str,
+        tls_ca: Option<&Path>,
     ) -> Result<Server, String> {
         std::fs::create_dir_all(data).expect("data dir");
         let marker = data.join("test-users-created");
@@ -236,13 +269,15 @@ impl Server {
             token: String::new(),
             tech_token: String::new(),
             admin_token: String::new(),
+            tls_ca: tls_ca.map(Path::to_path_buf),
             _tmp: None,
         };
         s.wait_ready()?;
         let http = s.http();
-        s.token = login(&http, TEST_USERS[0].0, TEST_USERS[0].2);
-        s.tech_token = login(&http, TEST_USERS[1].0, TEST_USERS[1].2);
-        s.admin_token = login(&http, TEST_USERS[2].0, TEST_USERS[2].2);
+        let agent = https_agent(s.tls_ca.as_deref());
+        s.token = login_with(&agent, &http, TEST_USERS[0].0, TEST_USERS[0].2);
+        s.tech_token = login_with(&agent, &http, TEST_USERS[1].0, TEST_USERS[1].2);
+        s.admin_token = login_with(&agent, &http, TEST_USERS[2].0, TEST_USERS[2].2);
         Ok(s)
     }
 
@@ -255,7 +290,8 @@ impl Server {
                     std::fs::read_to_string(&self.log).unwrap_or_default()
                 ));
             }
-            if let Ok(r) = ureq::get(&format!("{}/health", self.http())).call()
+            let agent = https_agent(self.tls_ca.as_deref());
+            if let Ok(r) = agent.get(&format!("{}/health", self.http())).call()
                 && r.status() == 200
             {
                 return Ok(());
@@ -265,9 +301,14 @@ impl Server {
         panic!("lumen serve did not become ready");
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` for a server started with [`Server::start_tls`]).
     pub fn http(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+        let scheme = if self.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.http_port)
     }
 
     /// The DICOMweb root.
@@ -307,10 +348,7 @@ impl Server {
     /// GET returning (status, body bytes) without failing on HTTP errors.
     pub fn get_raw(&self, path: &str, accept: Option<&str>) -> (u16, String, Vec<u8>) {
         let url = format!("{}{path}", self.http());
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = https_agent(self.tls_ca.as_deref());
         let mut req = agent.get(&url).header("Authorization", &self.auth());
         if let Some(a) = accept {
             req = req.header("Accept", a);
