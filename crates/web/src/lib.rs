@@ -7,6 +7,7 @@
 pub mod actor;
 mod api;
 mod error;
+mod export;
 mod media;
 mod qido;
 mod report;
@@ -197,6 +198,7 @@ pub fn router(state: AppState) -> Router {
             post(report::addendum),
         )
         .route("/api/studies/{study}/report.pdf", get(report::report_pdf))
+        .route("/api/studies/{study}/export", get(export::export))
         .nest("/dicom-web", dicomweb)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::disable())
