@@ -50,7 +50,8 @@ fn text(obj: &InMemDicomObject, tag: Tag) -> String {
 }
 
 pub(crate) fn run(d: &Deidentifier, part10: &[u8]) -> Result<Deidentified, DeidError> {
-    let file = lumen_dicom::part10::parse(part10).map_err(|e| DeidError::Parse(e.to_string()))?;
+    let file = lumen_dicom::part10::parse(part10)
+        .map_err(|e| DeidError::Parse(sanitize(&e.to_string())))?;
     let meta = file.meta();
     let ts = meta
         .transfer_syntax()
@@ -578,6 +579,35 @@ impl Cx<'_> {
             }),
         ));
     }
+}
+
+/// A parser's message without what it quotes (a value it could not read may be a name).
+pub(crate) fn sanitize(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut open: Option<char> = None;
+    let mut prev = ' ';
+    for c in message.chars() {
+        // An apostrophe inside a word ("can't") opens nothing.
+        let quote = matches!(c, '`' | '"') || (c == '\'' && (prev.is_whitespace() || prev == '('));
+        prev = c;
+        match open {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None if quote => {
+                out.push(c);
+                open = Some(c);
+            }
+            None => out.push(c),
+        }
+    }
+    if open.is_some() {
+        out.push('…');
+    }
+    out
 }
 
 fn element_text(e: &InMemElement) -> String {

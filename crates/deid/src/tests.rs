@@ -611,6 +611,18 @@ fn bad_input_is_an_error_without_patient_data() {
             );
         }
     }
+    // A value the parser refuses (a name where a date belongs) is not quoted back.
+    let mut bad_date = ct("P", "1.9.1", "1.9.1.1", "1.9.1.1.1");
+    bad_date.put(el(tags::PATIENT_BIRTH_DATE, VR::DA, "DOEJANE1"));
+    match d.deidentify(&part10(bad_date)) {
+        Ok(out) => assert!(!out.bytes.windows(3).any(|w| w == b"DOE"), "Z applies"),
+        Err(e) => assert!(!e.to_string().contains("DOE"), "{e}"),
+    }
+    assert_eq!(
+        crate::engine::sanitize("invalid date value `DOEJANE1` at 12, name \"Doe\" 'x'"),
+        "invalid date value `…` at 12, name \"…\" '…'"
+    );
+    assert_eq!(crate::engine::sanitize("can't read"), "can't read");
     let mut no_uid = ct("P", "1.9.1", "1.9.1.1", "1.9.1.1.1");
     no_uid.remove_element(tags::SOP_INSTANCE_UID);
     let file = no_uid
