@@ -4,7 +4,8 @@
 #                             libjpeg-turbo's SIMD code, which encodes rendered frames)
 #   scripts/deps.sh test    - plus DCMTK, dicom3tools, Orthanc and a Python venv (.venv) with the
 #                             DICOM clients the tests drive: pydicom, pynetdicom, dicomweb-client,
-#                             highdicom (reads back our SEG and SR); headless Chromium with
+#                             highdicom (reads back our SEG and SR), dicognito (the independent
+#                             de-identifier the export test compares with); headless Chromium with
 #                             chromedriver, poppler-utils and CJK fonts for the web app tests,
 #                             and OHIF's prebuilt viewer (npm @ohif/app) in .cache/ohif;
 #                             rsyslog with GnuTLS and xmllint for the audit tests
@@ -54,6 +55,12 @@ if [[ $what == test ]]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --upgrade pip
     "$venv/bin/pip" install -q pydicom pynetdicom dicomweb-client highdicom numpy
+  fi
+  # dicognito: the independent de-identifier tests/export.rs compares `lumen export
+  # --deidentify` with (pinned: its choices are part of what the test expects).
+  if ! "$venv/bin/python" -c "import dicognito.anonymizer" 2>/dev/null; then
+    echo "installing dicognito 0.19.0 into $venv" >&2
+    "$venv/bin/pip" install -q dicognito==0.19.0
   fi
 fi
 

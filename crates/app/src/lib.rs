@@ -8,6 +8,8 @@
 //! - [`ai`]: AI on arrival: the runner that claims each quiet CT series' job, runs the
 //!   engine, stores its SEG and SR and records the typed result;
 //! - [`receive`]: every arriving object (C-STORE, STOW-RS, import, retrieve);
+//! - [`export`]: a study's instances for research and AI training, de-identified
+//!   (PS3.15 Annex E) or as stored;
 //! - [`query`]: QIDO-RS and C-FIND searches and the worklist;
 //! - [`routing`]: `[[route]]` rules, asked by the index writer for every new instance, and
 //!   the worker that forwards the outbox to peers with C-STORE.
@@ -20,6 +22,7 @@ pub mod ai;
 mod ai_results;
 pub mod audit;
 pub mod auth;
+pub mod export;
 mod guarded;
 pub mod policy;
 pub mod query;

@@ -2,6 +2,7 @@
 
 mod cli_ai;
 mod config;
+mod export;
 mod import;
 mod qr;
 mod qr_cli;
@@ -40,6 +41,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Manage user accounts (server stopped).
     User(user_cli::UserArgs),
+    /// Export studies from a data directory as Part-10 files, de-identified if asked.
+    Export(export::ExportArgs),
     /// Analyse a chest CT series: lungs, nodules, measurements, Lung-RADS.
     Analyze(cli_ai::AnalyzeArgs),
     /// Evaluate detections against LUNA16-format references (FROC and CPM).
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Import(args) => import::run(args),
         Command::User(args) => user_cli::run(args),
+        Command::Export(args) => export::run(args),
         Command::Queue(args) => queue_cli::run(args),
         Command::Send(args) => send::run(args),
         Command::Query(args) => qr_cli::run_query(args),

@@ -260,6 +260,14 @@ fn permission_matrix_http() {
             [404, 403, 403, 403],
             [404, 403, 403, 403],
         ),
+        // De-identified export (a ZIP): radiologists of the study's organisation.
+        (
+            "GET",
+            "/api/studies/{s}/export",
+            None,
+            [200, 403, 403, 403],
+            [404, 403, 403, 403],
+        ),
         // Administration.
         (
             "GET",

@@ -127,7 +127,12 @@ fn run(mut conn: Connection, config: StoreConfig, synced: Synced, rx: Receiver<J
         };
         let mut results = Vec::with_capacity(batch.len());
         let outcome: Result<(), String> = (|| {
-            let tx = conn.transaction().map_err(|e| e.to_string())?;
+            // IMMEDIATE: the write lock is taken (waiting on the busy timeout) before the first
+            // read, so the transaction cannot fail to upgrade from reader to writer when another
+            // connection (the audit trail, a review) committed meanwhile.
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| e.to_string())?;
             {
                 let mut mark = tx
                     .prepare_cached(
@@ -392,7 +397,7 @@ fn queue_routes(
 /// they are left empty, if its row is still marked unsynced (an instance whose file is
 /// known to be on disk is left alone; the partial index on unsynced rows finds it).
 fn unindex(conn: &mut Connection, path: &str) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let row: Option<(String, String, String)> = tx
         .query_row(
             "DELETE FROM instances WHERE path = ?1 AND synced = 0
@@ -424,7 +429,9 @@ fn unindex(conn: &mut Connection, path: &str) -> rusqlite::Result<()> {
 /// Fills the query columns of studies indexed before migration 0006, once (the migration
 /// leaves a marker), in one transaction.
 fn backfill_study_columns(conn: &mut Connection) -> Result<(), StoreError> {
-    let tx = conn.transaction().map_err(db)?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db)?;
     let pending: bool = tx
         .query_row(
             "SELECT count(*) > 0 FROM index_backfill WHERE name = 'study_columns'",

@@ -8,6 +8,7 @@ pub mod actor;
 mod api;
 mod auth;
 mod error;
+mod export;
 mod media;
 mod qido;
 mod report;
@@ -215,6 +216,7 @@ pub fn router(state: AppState) -> Router {
             post(report::addendum),
         )
         .route("/api/studies/{study}/report.pdf", get(report::report_pdf))
+        .route("/api/studies/{study}/export", get(export::export))
         .nest("/dicom-web", dicomweb)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::disable())
