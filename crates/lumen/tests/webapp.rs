@@ -583,7 +583,7 @@ async fn read_and_sign(server: &Server, target: &Value) {
     // Anonymous: the app sends the browser to the sign-in page; signing in opens it.
     b.c().goto(&server.http()).await.expect("open /");
     b.wait_js(
-        "return location.pathname === '/login' && document.querySelector('form input[name=username]') && document.querySelector('form input[name=password]')",
+        "return location.pathname === '/login' && document.querySelector('form input[name=username]') && document.querySelector('form input[name=password]') && document.getElementById('password-form').offsetParent === null",
         Duration::from_secs(20),
         "the sign-in page for an anonymous browser",
     )
