@@ -258,25 +258,9 @@ impl App {
         scope: &Scope,
         detail: &str,
     ) -> Result<Vec<StoredInstance>, AppError> {
-        let study = scope
-            .study_uid
-            .clone()
-            .ok_or_else(|| AppError::Invalid("a study is required".into()))?;
-        let scope = Scope {
-            org: self.org_scope(actor),
-            ..scope.clone()
-        };
-        let f = async { Ok(self.store.instances(&scope).await?) };
-        let series = scope.series_uid.as_deref();
-        self.audited(
-            actor,
-            Permission::Retrieve,
-            AuditAction::Retrieve,
-            &study,
-            series,
-            detail,
-            f,
-        )
+        self.retrieval(actor, scope, detail, |store, scope| async move {
+            Ok(store.instances(&scope).await?)
+        })
         .await
     }
 
@@ -287,6 +271,24 @@ impl App {
         scope: &Scope,
         detail: &str,
     ) -> Result<Vec<(StoredInstance, Map<String, Value>)>, AppError> {
+        self.retrieval(actor, scope, detail, |store, scope| async move {
+            Ok(store.metadata(&scope).await?)
+        })
+        .await
+    }
+
+    /// A read of a study's objects: authorised and audited as a retrieval, within the
+    /// actor's organisation.
+    async fn retrieval<T, F>(
+        &self,
+        actor: &Actor,
+        scope: &Scope,
+        detail: &str,
+        read: impl FnOnce(lumen_store::Store, Scope) -> F,
+    ) -> Result<T, AppError>
+    where
+        F: Future<Output = Result<T, AppError>>,
+    {
         let study = scope
             .study_uid
             .clone()
@@ -295,14 +297,14 @@ impl App {
             org: self.org_scope(actor),
             ..scope.clone()
         };
-        let f = async { Ok(self.store.metadata(&scope).await?) };
-        let series = scope.series_uid.as_deref();
+        let series = scope.series_uid.clone();
+        let f = read(self.store.clone(), scope);
         self.audited(
             actor,
             Permission::Retrieve,
             AuditAction::Retrieve,
             &study,
-            series,
+            series.as_deref(),
             detail,
             f,
         )
