@@ -1053,6 +1053,23 @@ fn attacks_are_refused() {
             >= 12,
         "failed logins are audited"
     );
+    // An oversized body to the public login is refused without being buffered: the
+    // answer comes after the first MiB, before the rest is sent.
+    {
+        use std::io::{Read, Write};
+        let mut sock =
+            std::net::TcpStream::connect(("127.0.0.1", server.http_port)).expect("connect");
+        let head = "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n";
+        // Without the limit the server would wait for the whole declared body: fail instead.
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        sock.write_all(head.as_bytes()).expect("headers");
+        let _ = sock.write_all(&vec![b' '; (1 << 20) + 4096]);
+        let mut answer = Vec::new();
+        let _ = sock.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer:.200}");
+    }
     // Still serving.
     assert_eq!(req(&server, "GET", "/health", &[], None).0, 200);
     assert_eq!(server.get_raw("/dicom-web/studies", None).0, 200);

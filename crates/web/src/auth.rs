@@ -57,6 +57,18 @@ fn cookies(
     ])
 }
 
+/// A login body that could not be read: too large (413), else malformed (400).
+fn rejected(status: StatusCode, message: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge(format!(
+            "the request body exceeds {} bytes",
+            crate::API_BODY_LIMIT
+        ))
+    } else {
+        ApiError::BadRequest(message)
+    }
+}
+
 /// `POST /api/auth/login`: JSON `{username, password}` answers the token and sets the
 /// session cookie; the login page's form (urlencoded) is redirected to the app.
 pub async fn login(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
@@ -72,16 +84,19 @@ pub async fn login(State(s): State<AppState>, req: Request) -> Result<Response, 
     let body: LoginBody = if is_form {
         axum::Form::<LoginBody>::from_request(req, &s)
             .await
-            .map_err(|e| ApiError::BadRequest(format!("login form: {}", e.body_text())))?
+            .map_err(|e| rejected(e.status(), format!("login form: {}", e.body_text())))?
             .0
     } else {
         Json::<LoginBody>::from_request(req, &s)
             .await
             .map_err(|e| {
-                ApiError::BadRequest(format!(
-                    "login takes JSON {{\"username\": ..., \"password\": ...}}: {}",
-                    e.body_text()
-                ))
+                rejected(
+                    e.status(),
+                    format!(
+                        "login takes JSON {{\"username\": ..., \"password\": ...}}: {}",
+                        e.body_text()
+                    ),
+                )
             })?
             .0
     };

@@ -109,6 +109,9 @@ pub(crate) fn base_url(config: &WebConfig, headers: &HeaderMap) -> String {
     }
 }
 
+/// Largest body of a JSON API request (a report's three sections are at most 64 KiB each).
+pub const API_BODY_LIMIT: usize = 1 << 20;
+
 /// All routes: `/health`, the web app at `/` and `/ui/`, the JSON API and DICOMweb under
 /// `/dicom-web`.
 pub fn router(state: AppState) -> Router {
@@ -175,11 +178,9 @@ pub fn router(state: AppState) -> Router {
             "/studies/{study}/series/{series}/instances/{sop}/bulkdata/{tag}",
             get(wado::bulkdata),
         );
-    let mut app = Router::new()
-        .route("/health", get(health))
-        .route("/", get(auth::index))
-        .route("/login", get(auth::login_page))
-        .route("/ui/{*path}", get(ui::asset))
+    // The JSON API reads small bodies: capped, so that nobody (the login is public) can
+    // make the server buffer an unbounded request. STOW-RS streams and has its own limits.
+    let api = Router::new()
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/auth/me", get(auth::me))
@@ -217,6 +218,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/studies/{study}/report.pdf", get(report::report_pdf))
         .route("/api/studies/{study}/export", get(export::export))
+        .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT));
+    let mut app = Router::new()
+        .route("/health", get(health))
+        .route("/", get(auth::index))
+        .route("/login", get(auth::login_page))
+        .route("/ui/{*path}", get(ui::asset))
+        .merge(api)
         .nest("/dicom-web", dicomweb)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::disable())
