@@ -2,14 +2,17 @@
 //!
 //! Each object is written to `tmp/`, renamed into `objects/aa/bb/`, then the file and the
 //! directory are fsynced (as garage's block writer does); the store answers the sender
-//! only after these syncs and the index commit.
+//! only after these syncs and the index commit. The disk starts writing a file's bytes as
+//! soon as they are written (`sync_file_range`), so the fsync has less left to wait for,
+//! and concurrent writers into one directory share its fsync ([`DirSyncs`]).
 //! Files the index never learned of (a crash between rename and commit) are removed by
 //! [`Blobs::sweep`] at start-up.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
@@ -17,6 +20,7 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone)]
 pub(crate) struct Blobs {
     root: PathBuf,
+    dir_syncs: Arc<DirSyncs>,
 }
 
 impl Blobs {
@@ -26,6 +30,7 @@ impl Blobs {
         fs::create_dir_all(data_dir.join("tmp"))?;
         Ok(Blobs {
             root: data_dir.to_path_buf(),
+            dir_syncs: Arc::default(),
         })
     }
 
@@ -48,47 +53,81 @@ impl Blobs {
         self.root.join(relative)
     }
 
-    /// Writes `bytes` at `relative` (temp file, then rename into place) and returns the
-    /// syncs still owed: the caller runs them, possibly beside the index commit, and
-    /// answers nobody before they are done. A file already at `relative` holds the same
-    /// bytes (the name carries the content hash), so it is only synced again, not rewritten.
-    pub(crate) fn write_unsynced(&self, relative: &str, bytes: &[u8]) -> io::Result<Unsynced> {
-        let dest = self.root.join(relative);
-        let dir = dest
-            .parent()
-            .ok_or_else(|| io::Error::other("object path has no parent"))?
-            .to_path_buf();
-        self.create_dirs(&dir)?;
-        if let Ok(f) = File::open(&dest)
-            && f.metadata()?.len() == bytes.len() as u64
-        {
-            return Ok(Unsynced {
-                file: f,
-                dir,
-                new_entry: false,
-            });
-        }
-        let tmp = tempfile_in(&self.root.join("tmp"))?;
-        // The file is renamed into place before it is synced: no reader looks at a file
-        // the index does not list, the index is answered only after the syncs, and a file
-        // left unindexed by a crash is swept at the next start.
-        let result = (|| {
-            let mut f = File::create(&tmp)?;
+    /// Writes `bytes` to a new temporary file (not synced), before the object's name is
+    /// known: ingest writes while the content hash that names it is still being computed.
+    pub(crate) fn write_tmp(&self, bytes: &[u8]) -> io::Result<TmpFile> {
+        let path = tempfile_in(&self.root.join("tmp"))?;
+        let written = (|| {
+            let mut f = File::create(&path)?;
             f.write_all(bytes)?;
-            fs::rename(&tmp, &dest)?;
+            start_writeback(&f);
             Ok(f)
         })();
-        match result {
-            Ok(file) => Ok(Unsynced {
-                file,
-                dir,
-                new_entry: true,
-            }),
+        match written {
+            Ok(file) => Ok(TmpFile { path, file }),
             Err(e) => {
-                let _ = fs::remove_file(&tmp);
+                let _ = fs::remove_file(&path);
                 Err(e)
             }
         }
+    }
+
+    /// Removes a temporary file that will not be placed.
+    pub(crate) fn discard(&self, tmp: TmpFile) {
+        drop(tmp.file);
+        let _ = fs::remove_file(&tmp.path);
+    }
+
+    /// Makes a placed file durable: its bytes, then its directory entry (none is owed for
+    /// a file that was already in place). The directory's sync is shared with concurrent
+    /// writers into the same directory.
+    pub(crate) fn sync(&self, unsynced: Unsynced) -> io::Result<()> {
+        unsynced.file.sync_data()?;
+        if unsynced.new_entry {
+            self.dir_syncs.sync(&unsynced.dir, unsynced.dir_ticket)?;
+        }
+        Ok(())
+    }
+
+    /// Puts a temporary file in place at `relative` and returns the syncs still owed. A
+    /// file already at `relative` with the same length holds the same bytes (the name
+    /// carries the content hash): the temporary file goes, and the one in place is only
+    /// synced again.
+    pub(crate) fn place(&self, tmp: TmpFile, relative: &str, len: u64) -> io::Result<Unsynced> {
+        let dest = self.root.join(relative);
+        let result = (|| {
+            let dir = dest
+                .parent()
+                .ok_or_else(|| io::Error::other("object path has no parent"))?
+                .to_path_buf();
+            self.create_dirs(&dir)?;
+            if let Ok(f) = File::open(&dest)
+                && f.metadata()?.len() == len
+            {
+                let _ = fs::remove_file(&tmp.path);
+                return Ok(Unsynced {
+                    file: f,
+                    dir,
+                    new_entry: false,
+                    dir_ticket: 0,
+                });
+            }
+            // The file is renamed into place before it is synced: no reader looks at a file
+            // the index does not list, the index is answered only after the syncs, and a file
+            // left unindexed by a crash is swept at the next start.
+            fs::rename(&tmp.path, &dest)?;
+            let dir_ticket = self.dir_syncs.renamed(&dir);
+            Ok(Unsynced {
+                file: tmp.file,
+                dir,
+                new_entry: true,
+                dir_ticket,
+            })
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp.path);
+        }
+        result
     }
 
     /// Creates an object directory and makes its new entries durable (each new directory's
@@ -161,23 +200,106 @@ impl Blobs {
     }
 }
 
+/// A written temporary file, not yet named or synced.
+pub(crate) struct TmpFile {
+    path: PathBuf,
+    file: File,
+}
+
 /// An object file in place whose bytes and directory entry may not be on disk yet.
 pub(crate) struct Unsynced {
     file: File,
     dir: PathBuf,
     new_entry: bool,
+    /// The directory's rename count when this file was renamed into it.
+    dir_ticket: u64,
 }
 
-impl Unsynced {
-    /// Flushes the file's bytes (and size) to disk, then its directory entry (none is owed
-    /// for a file that was already in place).
-    pub(crate) fn sync(self) -> io::Result<()> {
-        self.file.sync_data()?;
-        if self.new_entry {
-            File::open(&self.dir)?.sync_all()?;
+/// Directory syncs shared between concurrent writers: a sync that starts after a file was
+/// renamed into a directory makes that rename durable too, so a writer whose rename an
+/// already finished sync covered has nothing left to do. Several associations sending
+/// one series (one directory) then pay one directory sync between them, not one each.
+#[derive(Debug, Default)]
+pub(crate) struct DirSyncs {
+    dirs: Mutex<HashMap<PathBuf, Arc<DirState>>>,
+    /// Directory syncs made so far.
+    performed: std::sync::atomic::AtomicU64,
+}
+
+/// One directory's renames and syncs.
+#[derive(Debug, Default)]
+struct DirState {
+    /// Renames into the directory so far (each writer's ticket).
+    renames: std::sync::atomic::AtomicU64,
+    /// Held while syncing: the highest ticket a finished sync covers.
+    synced: Mutex<u64>,
+}
+
+impl DirSyncs {
+    /// Directories remembered at most; past that the table starts again (forgetting only
+    /// costs a sync that could have been shared).
+    const MAX_DIRS: usize = 4096;
+
+    fn state(&self, dir: &Path) -> Option<Arc<DirState>> {
+        let mut dirs = self.dirs.lock().ok()?;
+        if dirs.len() >= Self::MAX_DIRS && !dirs.contains_key(dir) {
+            dirs.clear();
         }
+        Some(dirs.entry(dir.to_path_buf()).or_default().clone())
+    }
+
+    /// Records a rename into `dir` (after it happened) and returns its ticket.
+    fn renamed(&self, dir: &Path) -> u64 {
+        self.state(dir).map_or(0, |s| {
+            s.renames
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                .wrapping_add(1)
+        })
+    }
+
+    /// Makes the rename with `ticket` durable: returns at once if a sync that started
+    /// after it has finished, else syncs the directory (covering every rename so far).
+    fn sync(&self, dir: &Path, ticket: u64) -> io::Result<()> {
+        let Some(state) = self.state(dir) else {
+            return sync_dir(dir);
+        };
+        let mut synced = match state.synced.lock() {
+            Ok(g) => g,
+            Err(_) => return sync_dir(dir),
+        };
+        // A table started again since the rename has no record of it: sync.
+        if ticket != 0 && *synced >= ticket {
+            return Ok(());
+        }
+        let covers = state.renames.load(std::sync::atomic::Ordering::SeqCst);
+        sync_dir(dir)?;
+        self.performed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *synced = (*synced).max(covers);
         Ok(())
     }
+}
+
+/// Asks the kernel to start writing a file's dirty pages to disk now, without waiting, so
+/// that the fsync that follows (after parsing and naming the object) finds less to do.
+/// Only a hint: where it is unsupported nothing happens, and the fsync still decides.
+fn start_writeback(f: &File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: sync_file_range only reads its arguments; the descriptor is open for the
+        // duration of the call (borrowed from `f`).
+        unsafe {
+            libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = f;
+}
+
+/// Makes a directory's entries durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 fn tempfile_in(dir: &Path) -> io::Result<PathBuf> {
@@ -185,4 +307,65 @@ fn tempfile_in(dir: &Path) -> io::Result<PathBuf> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     Ok(dir.join(format!("{}-{n}.part", std::process::id())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn a_directory_sync_covers_every_rename_before_it() {
+        let d = tempfile::tempdir().unwrap();
+        let syncs = DirSyncs::default();
+        let t1 = syncs.renamed(d.path());
+        let t2 = syncs.renamed(d.path());
+        // The second writer syncs first: its sync covers the first writer's rename too.
+        syncs.sync(d.path(), t2).unwrap();
+        syncs.sync(d.path(), t1).unwrap();
+        assert_eq!(syncs.performed.load(Ordering::Relaxed), 1);
+        // A rename after that sync needs a sync of its own.
+        let t3 = syncs.renamed(d.path());
+        syncs.sync(d.path(), t3).unwrap();
+        assert_eq!(syncs.performed.load(Ordering::Relaxed), 2);
+        // Another directory is synced on its own.
+        let e = tempfile::tempdir().unwrap();
+        let u1 = syncs.renamed(e.path());
+        syncs.sync(e.path(), u1).unwrap();
+        assert_eq!(syncs.performed.load(Ordering::Relaxed), 3);
+        // A ticket of 0 (no record of the rename) always syncs.
+        syncs.sync(d.path(), 0).unwrap();
+        assert_eq!(syncs.performed.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn a_forgotten_directory_is_synced_again() {
+        let d = tempfile::tempdir().unwrap();
+        let syncs = DirSyncs::default();
+        let t = syncs.renamed(d.path());
+        // The table starts again (as when it holds MAX_DIRS directories).
+        syncs.dirs.lock().unwrap().clear();
+        syncs.sync(d.path(), t).unwrap();
+        assert_eq!(syncs.performed.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn objects_are_placed_whole_and_refused_ones_leave_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(d.path()).unwrap();
+        let rel = Blobs::relative_path("1.2.3", "1.2.3.4", &"ab".repeat(32));
+        let tmp = blobs.write_tmp(b"object bytes").unwrap();
+        let placed = blobs.place(tmp, &rel, 12).unwrap();
+        blobs.sync(placed).unwrap();
+        assert_eq!(fs::read(blobs.path(&rel)).unwrap(), b"object bytes");
+        // The same bytes again: the file in place is kept, the new temporary file goes.
+        let again = blobs.write_tmp(b"object bytes").unwrap();
+        let placed = blobs.place(again, &rel, 12).unwrap();
+        assert!(!placed.new_entry);
+        blobs.sync(placed).unwrap();
+        // A refused object's temporary file is removed.
+        let refused = blobs.write_tmp(b"not dicom").unwrap();
+        blobs.discard(refused);
+        assert_eq!(fs::read_dir(d.path().join("tmp")).unwrap().count(), 0);
+    }
 }

@@ -400,7 +400,29 @@ impl Store {
         // The file is written before the index is asked whether the instance is known: its
         // path is derived from the content, so an identical re-send finds the very file the
         // index already lists, and a new instance, the common case, saves a round trip.
-        let parsed = prepare(bytes, self.config.accept_unknown_sop_classes)?;
+        // The content hash (which names the file) is computed on another thread while this
+        // one parses, checks and writes the object: the two are the bulk of an ingest's
+        // work, and a sender waits for each object in turn.
+        // The bytes go to a temporary file first, and the disk starts writing them while
+        // the object is parsed: the sync that follows then has less left to wait for. (An
+        // object refused by the checks leaves only a removed temporary file.)
+        let in_flight = InFlight::enter();
+        let hash = ContentHash::start(bytes.clone(), in_flight.alone);
+        let tmp = self.blobs.write_tmp(&bytes).map_err(internal)?;
+        let parsed = match prepare(bytes, hash, self.config.accept_unknown_sop_classes) {
+            Ok(p) => p,
+            Err(e) => {
+                self.blobs.discard(tmp);
+                return Err(e);
+            }
+        };
+        let parsed = match parsed.hashed() {
+            Ok(p) => p,
+            Err(e) => {
+                self.blobs.discard(tmp);
+                return Err(e);
+            }
+        };
         let rec = &parsed.record;
         let rel = Blobs::relative_path(&rec.series_uid, &rec.sop_instance_uid, &parsed.sha256);
         let ingested = {
@@ -437,20 +459,20 @@ impl Store {
         };
         let unsynced = self
             .blobs
-            .write_unsynced(&rel, &parsed.bytes)
+            .place(tmp, &rel, parsed.bytes.len() as u64)
             .map_err(internal)?;
         let sync_failed =
             |e: std::io::Error| internal(format!("could not sync the object file: {e}"));
         // The file's syncs run beside the index commit (syncs of the file, its directory
-        // and the write-ahead log cost about as much together as one alone). Meanwhile the
-        // index lists the instance with `synced = 0`, so that a power loss in between
-        // un-indexes it at the next start; nobody is answered before both are done. A
-        // replacement is not overlapped: the index must never point at new bytes that
-        // could still be lost while the old ones are gone.
+        // and the write-ahead log cost about as much together as one alone; concurrent
+        // ingests into one series share a directory sync). Meanwhile the index lists the instance with `synced = 0`,
+        // so that a power loss in between un-indexes it at the next start; nobody is
+        // answered before both are done. A replacement is not overlapped: the index must
+        // never point at new bytes that could still be lost while the old ones are gone.
         let overlap = self.config.on_conflict == ConflictPolicy::Reject;
         let committed = if overlap {
             let answer = self.send_commit(parsed, origin, org, &rel, true)?;
-            let synced = unsynced.sync();
+            let synced = self.blobs.sync(unsynced);
             let committed = answer
                 .recv()
                 .map_err(|_| internal("the index writer has stopped"))?;
@@ -467,7 +489,7 @@ impl Store {
             }
             committed
         } else {
-            unsynced.sync().map_err(sync_failed)?;
+            self.blobs.sync(unsynced).map_err(sync_failed)?;
             self.send_commit(parsed, origin, org, &rel, false)?
                 .recv()
                 .map_err(|_| internal("the index writer has stopped"))?
@@ -826,11 +848,121 @@ pub use review::{
     ReportVersion, ReviewError, Worklist, WorklistFilter, WorklistRow,
 };
 
-/// A parsed and checked object with its content hash.
+/// A parsed and checked object with its content hash and the index's serialised forms of
+/// its attributes (made here, on the ingesting thread, so that the one index writer only
+/// runs SQL).
 pub(crate) struct Prepared {
     pub(crate) bytes: Bytes,
     pub(crate) sha256: String,
     pub(crate) record: IndexRecord,
+    /// `record.study_json` as JSON text.
+    pub(crate) study_attrs: String,
+    /// `record.series_json` as JSON text.
+    pub(crate) series_attrs: String,
+    /// `record.instance_json` as JSON text.
+    pub(crate) instance_attrs: String,
+    /// `record.metadata_json` as JSON text.
+    pub(crate) metadata: String,
+}
+
+/// An object parsed and checked while its content hash may still be being computed.
+pub(crate) struct Parsed {
+    bytes: Bytes,
+    hash: ContentHash,
+    record: IndexRecord,
+    json: [String; 4],
+}
+
+impl Parsed {
+    /// Waits for the content hash.
+    fn hashed(self) -> Result<Prepared, IngestError> {
+        let sha256 = self.hash.wait()?;
+        let [study_attrs, series_attrs, instance_attrs, metadata] = self.json;
+        Ok(Prepared {
+            bytes: self.bytes,
+            sha256,
+            record: self.record,
+            study_attrs,
+            series_attrs,
+            instance_attrs,
+            metadata,
+        })
+    }
+}
+
+/// Counts the ingests running in this process (while its guard lives).
+struct InFlight {
+    /// Whether no other ingest was running when this one entered.
+    alone: bool,
+}
+
+static INGESTING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl InFlight {
+    fn enter() -> Self {
+        let before = INGESTING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight { alone: before == 0 }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        INGESTING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The SHA-256 of an object's bytes (hex), computed on a small pool of threads of its own
+/// for large objects, so that it runs beside the parsing (a pool of its own: the AI
+/// engine's work on rayon's global pool must not delay an ingest).
+pub(crate) enum ContentHash {
+    /// Computed already.
+    Done(String),
+    /// Being computed; the hex digest arrives here.
+    Pending(std::sync::mpsc::Receiver<String>),
+}
+
+impl ContentHash {
+    /// Objects smaller than this are hashed on the calling thread: handing them over
+    /// would cost more than hashing them.
+    const OFFLOAD_MIN: usize = 64 * 1024;
+
+    /// Starts hashing `bytes`. Only a lone ingest hands its hash over (`alone`): when
+    /// several run at once (several associations, an import) the cores are busy already,
+    /// and the hand-over would only add thread switches.
+    pub(crate) fn start(bytes: Bytes, alone: bool) -> Self {
+        Self::compute(bytes, !alone)
+    }
+
+    fn compute(bytes: Bytes, busy: bool) -> Self {
+        static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+        let pool = POOL.get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .thread_name(|i| format!("lumen-hash-{i}"))
+                .build()
+                .ok()
+        });
+        match pool {
+            Some(pool) if !busy && bytes.len() >= Self::OFFLOAD_MIN => {
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                pool.spawn(move || {
+                    let _ = tx.send(hex::encode(Sha256::digest(&bytes)));
+                });
+                ContentHash::Pending(rx)
+            }
+            _ => ContentHash::Done(hex::encode(Sha256::digest(&bytes))),
+        }
+    }
+
+    /// The hex digest.
+    fn wait(self) -> Result<String, IngestError> {
+        match self {
+            ContentHash::Done(h) => Ok(h),
+            ContentHash::Pending(rx) => rx
+                .recv()
+                .map_err(|_| internal("the content hash was not computed")),
+        }
+    }
 }
 
 pub(crate) fn conflict_error(sop_uid: &str) -> IngestError {
@@ -839,8 +971,9 @@ pub(crate) fn conflict_error(sop_uid: &str) -> IngestError {
     ))
 }
 
-/// Parses and checks an object (CPU work, run off the async threads).
-fn prepare(bytes: Bytes, accept_any_class: bool) -> Result<Prepared, IngestError> {
+/// Parses and checks an object (CPU work, run off the async threads) while `hash` is
+/// computed.
+fn prepare(bytes: Bytes, hash: ContentHash, accept_any_class: bool) -> Result<Parsed, IngestError> {
     let obj =
         lumen_dicom::part10::parse(&bytes).map_err(|e| IngestError::Invalid(e.to_string()))?;
     let class = obj
@@ -852,11 +985,19 @@ fn prepare(bytes: Bytes, accept_any_class: bool) -> Result<Prepared, IngestError
     }
     let record =
         lumen_dicom::attrs::index_record(&obj).map_err(|e| IngestError::Invalid(e.to_string()))?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    Ok(Prepared {
+    drop(obj);
+    let text = |m: &Map<String, Value>| serde_json::to_string(m).map_err(internal);
+    let json = [
+        text(&record.study_json)?,
+        text(&record.series_json)?,
+        text(&record.instance_json)?,
+        text(&record.metadata_json)?,
+    ];
+    Ok(Parsed {
         bytes,
-        sha256,
+        hash,
         record,
+        json,
     })
 }
 

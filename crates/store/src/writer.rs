@@ -13,7 +13,6 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{
@@ -188,8 +187,7 @@ fn commit_one(
     // study and series rows already hold these attributes (so that the common case, the
     // next instance of a known series, rewrites neither) and whether the series' AI job
     // was touched lately.
-    let study_attrs = Value::Object(rec.study_json.clone()).to_string();
-    let series_attrs = Value::Object(rec.series_json.clone()).to_string();
+    let (study_attrs, series_attrs) = (&p.study_attrs, &p.series_attrs);
     type Checks = (
         Option<String>,
         Option<String>,
@@ -316,8 +314,8 @@ fn commit_one(
             rel,
             p.bytes.len() as i64,
             p.sha256,
-            Value::Object(rec.instance_json.clone()).to_string(),
-            Value::Object(rec.metadata_json.clone()).to_string(),
+            p.instance_attrs,
+            p.metadata,
             now,
             !unsynced,
         ])
