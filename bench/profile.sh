@@ -123,7 +123,7 @@ for sc in $SCENARIOS; do
   fi
   if [[ $PERF == 1 ]]; then
     start_lumen; prepare "$sc"
-    perf record -F 499 -g -o "$OUTD/$sc.perf.data" -p "$LPID" 2>/dev/null & ppid=$!; sleep 0.5
+    perf record -F ${PERF_FREQ:-499} -g -o "$OUTD/$sc.perf.data" -p "$LPID" 2>/dev/null & ppid=$!; sleep 0.5
     load "$sc" >/dev/null
     kill -INT "$ppid"; wait "$ppid" 2>/dev/null || true
     stop_lumen
