@@ -449,8 +449,28 @@ impl App {
                     AppError::internal(format!("storing report {}: {e}", obj.sop_instance_uid))
                 })?;
         }
+        // The ledger entry commits to the signature (who, when, which objects) and is
+        // recorded in the transaction that records the signature.
+        let kind = if p.kind == "report" {
+            crate::ledger::REPORT_SIGNED
+        } else {
+            crate::ledger::REPORT_ADDENDUM
+        };
+        let entry = crate::ledger::record(
+            kind,
+            study,
+            actor,
+            p.signed_at,
+            &[pdf.sop_instance_uid.clone(), sr.sop_instance_uid.clone()],
+        )?;
         self.store
-            .commit_signature(study, p, &pdf.sop_instance_uid, &sr.sop_instance_uid)
+            .commit_signature(
+                study,
+                p,
+                &pdf.sop_instance_uid,
+                &sr.sop_instance_uid,
+                &entry,
+            )
             .await?;
         tracing::info!(study = %study, version = p.version, kind = %p.kind, "report signed and stored");
         Ok(())

@@ -22,7 +22,7 @@ pub struct Event<'a> {
     pub actor: &'a str,
     /// The actor's organisation.
     pub org: &'a str,
-    /// When, as RFC 3339 UTC.
+    /// When, as the index records it (milliseconds since the epoch, in decimal).
     pub time: &'a str,
     /// The UIDs of the objects concerned (the signed report's SOP instances, ...).
     pub objects: &'a [String],
@@ -120,7 +120,7 @@ mod tests {
             study_uid: "1.2.3",
             actor: "dr",
             org: "a",
-            time: "2026-12-05T20:00:00Z",
+            time: "1790000000000",
             objects: &objects,
         };
         let c = e.commit(&[1; 32]);

@@ -68,6 +68,17 @@ pub struct Config {
     pub audit: AuditConfig,
     /// TLS for HTTP and DICOM (`[tls]` table).
     pub tls: TlsConfig,
+    /// The tamper-evident ledger (`[ledger]` table).
+    pub ledger: LedgerConfig,
+}
+
+/// The ledger's settings (`[ledger]` table).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// The log's origin line and key name, a schema-less URL (default
+    /// `lumen.local/<org>`); used when the key is created at the first start.
+    pub origin: Option<String>,
 }
 
 /// TLS settings (`[tls]` table). With `cert` and `key`, the HTTP address serves HTTPS only.
@@ -300,6 +311,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
             tls: TlsConfig::default(),
+            ledger: LedgerConfig::default(),
         }
     }
 }
@@ -487,6 +499,14 @@ impl Config {
         }
     }
 
+    /// The ledger's origin (and key name) for a key created now.
+    pub fn ledger_origin(&self) -> String {
+        self.ledger
+            .origin
+            .clone()
+            .unwrap_or_else(|| format!("lumen.local/{}", self.org))
+    }
+
     /// The use cases' settings for this configuration.
     pub fn app_settings(&self) -> lumen_app::Settings {
         lumen_app::Settings {
@@ -499,6 +519,7 @@ impl Config {
                 .collect(),
             session_ttl: Duration::from_secs(self.auth.session_hours * 3600),
             report_font: None,
+            ledger_vkey: None,
         }
     }
 }
