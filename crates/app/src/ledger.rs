@@ -89,12 +89,17 @@ fn entry_bytes(row: &lumen_store::LedgerRow) -> Vec<u8> {
 pub struct Sequencer {
     store: Store,
     signer: Arc<LogSigner>,
+    witnessing: Option<Witnessing>,
 }
 
 impl Sequencer {
     /// A sequencer of `store`'s log, signing with `signer`.
     pub fn new(store: Store, signer: Arc<LogSigner>) -> Self {
-        Sequencer { store, signer }
+        Sequencer {
+            store,
+            signer,
+            witnessing: None,
+        }
     }
 
     /// Integrates the entries the log does not have yet (up to 4,096); returns the new
@@ -150,6 +155,9 @@ impl Sequencer {
                 tick.tick().await;
                 if let Err(e) = self.integrate().await {
                     tracing::error!(error = %e, "ledger integration failed");
+                }
+                if let Err(e) = self.collect_cosignatures().await {
+                    tracing::error!(error = %e, "collecting cosignatures failed");
                 }
             }
         })
@@ -262,4 +270,278 @@ fn proof(
         inclusion_proof: path.iter().map(|h| BASE64_STANDARD.encode(h.0)).collect(),
         checkpoint: String::from_utf8_lossy(&bytes).into_owned(),
     })
+}
+
+/// This node as a witness of other nodes' logs (`[ledger] witness_of`): its cosigning key
+/// and the verifier keys of the logs it witnesses (each log's origin is its key's name).
+pub struct WitnessRole {
+    cosigner: lumen_ledger::cosign::Cosigner,
+    logs: Vec<Box<dyn signed_note::Verifier + Send + Sync>>,
+}
+
+impl std::fmt::Debug for WitnessRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WitnessRole")
+            .field("cosigner", &self.cosigner)
+            .field(
+                "logs",
+                &self.logs.iter().map(|l| l.name()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl WitnessRole {
+    /// A witness cosigning with `cosigner` the logs whose verifier keys are `log_keys`.
+    ///
+    /// # Errors
+    ///
+    /// A malformed or non-Ed25519 log key.
+    pub fn new(
+        cosigner: lumen_ledger::cosign::Cosigner,
+        log_keys: &[String],
+    ) -> Result<Self, AppError> {
+        let logs = log_keys
+            .iter()
+            .map(|k| {
+                signed_note::StandardVerifier::new(k.trim())
+                    .map(|v| Box::new(v) as Box<dyn signed_note::Verifier + Send + Sync>)
+                    .map_err(|e| AppError::Invalid(format!("log key {k:?}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(WitnessRole { cosigner, logs })
+    }
+
+    /// The witness's cosignature/v1 verifier key.
+    pub fn vkey(&self) -> String {
+        self.cosigner.vkey()
+    }
+}
+
+/// A witness's answer to `add-checkpoint`: the cosignature lines, or a refusal with its
+/// status (c2sp.org/tlog-witness).
+pub type WitnessAnswer = Result<String, lumen_ledger::witness::WitnessError>;
+
+impl App {
+    /// `POST /ledger/add-checkpoint` on this node as a witness: checks the checkpoint of a
+    /// log it witnesses against what it last cosigned of it, records the new state, then
+    /// answers the cosignature. Checking and recording are atomic (one at a time).
+    ///
+    /// # Errors
+    ///
+    /// [`AppError::Unavailable`] when this node witnesses no log; the index failed.
+    pub async fn witness_add_checkpoint(&self, body: &[u8]) -> Result<WitnessAnswer, AppError> {
+        use lumen_ledger::witness::{AddCheckpoint, WitnessError, WitnessState, add_checkpoint};
+        let Some(role) = self.settings.witness.clone() else {
+            return Err(AppError::Unavailable("this node witnesses no log".into()));
+        };
+        let req = match AddCheckpoint::parse(body) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        let origin = String::from_utf8_lossy(
+            req.checkpoint
+                .split(|&b| b == b'\n')
+                .next()
+                .unwrap_or_default(),
+        )
+        .into_owned();
+        let Some(log) = role.logs.iter().find(|l| l.name() == origin) else {
+            return Ok(Err(WitnessError::UnknownLog(origin)));
+        };
+        let _one_at_a_time = self.witness_lock.lock().await;
+        let last = self
+            .store
+            .witness_state(&origin)
+            .await?
+            .map(|(size, root)| WitnessState {
+                size,
+                root: lumen_ledger::Hash(root),
+            });
+        let now = u64::try_from(lumen_report::time::now_ms() / 1000).unwrap_or(0);
+        match add_checkpoint(&req, &origin, &**log, last, &role.cosigner, now) {
+            Ok(accepted) => {
+                self.store
+                    .set_witness_state(&origin, accepted.state.size, &accepted.state.root.0)
+                    .await?;
+                tracing::info!(log = %origin, size = accepted.state.size, "checkpoint cosigned");
+                Ok(Ok(accepted.body))
+            }
+            Err(e) => {
+                tracing::warn!(log = %origin, error = %e, "checkpoint refused");
+                Ok(Err(e))
+            }
+        }
+    }
+}
+
+/// Sends a witness request: the seam between the sequencer and HTTP (the binary's client).
+pub trait WitnessClient: Send + Sync {
+    /// POSTs `body` to `url`; the status and the body of the answer.
+    ///
+    /// # Errors
+    ///
+    /// The witness could not be reached.
+    fn post(&self, url: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String>;
+}
+
+/// A witness this log asks for cosignatures (`[ledger] witnesses`).
+#[derive(Debug, Clone)]
+pub struct LogWitness {
+    /// The witness's `add-checkpoint` URL.
+    pub url: String,
+    /// Its cosignature/v1 verifier key.
+    pub key: lumen_ledger::cosign::CosignatureVerifier,
+}
+
+/// The witnesses of a log and how to reach them.
+#[derive(Clone)]
+pub(crate) struct Witnessing {
+    witnesses: Vec<LogWitness>,
+    client: Arc<dyn WitnessClient>,
+    quorum: usize,
+    /// The size each witness last cosigned, as far as this log knows.
+    known: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+}
+
+impl std::fmt::Debug for Witnessing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Witnessing")
+            .field("witnesses", &self.witnesses)
+            .field("quorum", &self.quorum)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sequencer {
+    /// Asks `witnesses` to cosign each new checkpoint (over `client`); a checkpoint is final
+    /// when `quorum` of them have.
+    pub fn with_witnesses(
+        mut self,
+        witnesses: Vec<LogWitness>,
+        client: Arc<dyn WitnessClient>,
+        quorum: usize,
+    ) -> Self {
+        self.witnessing = Some(Witnessing {
+            witnesses,
+            client,
+            quorum,
+            known: Arc::default(),
+        });
+        self
+    }
+
+    /// Collects the cosignatures the current checkpoint lacks and publishes the checkpoint
+    /// with them. A witness that is unreachable is asked again at the next tick; one that
+    /// answers 409 (it was offline, or this log forgot its size) is sent the consistency
+    /// proof from the size it names.
+    async fn collect_cosignatures(&self) -> Result<(), AppError> {
+        let Some(w) = self.witnessing.clone() else {
+            return Ok(());
+        };
+        let files = self.store.ledger_files();
+        let signer = self.signer.clone();
+        tokio::task::spawn_blocking(move || collect(&files, &signer, &w))
+            .await
+            .map_err(AppError::internal)?
+    }
+}
+
+fn collect(
+    files: &lumen_store::LedgerFiles,
+    signer: &LogSigner,
+    w: &Witnessing,
+) -> Result<(), AppError> {
+    use lumen_ledger::cosign::{add_cosignatures, verified_cosigners};
+    use lumen_ledger::witness::{AddCheckpoint, parse_conflict};
+    let internal = |e: &dyn std::fmt::Display| AppError::Internal(format!("ledger: {e}"));
+    let Some(mut note) = files.read(CHECKPOINT).map_err(|e| internal(&e))? else {
+        return Ok(());
+    };
+    let cp = lumen_ledger::open_checkpoint(&note, &*signer.verifier()).map_err(|e| internal(&e))?;
+    let mut changed = false;
+    for witness in &w.witnesses {
+        let have = verified_cosigners(&note, std::slice::from_ref(&witness.key))
+            .map(|c| !c.is_empty())
+            .unwrap_or(false);
+        if have {
+            continue;
+        }
+        let mut old = w
+            .known
+            .lock()
+            .map(|k| k.get(&witness.url).copied().unwrap_or(0))
+            .unwrap_or(0);
+        // Twice at most: a 409 tells the size the witness has.
+        for _ in 0..2 {
+            if old > cp.size {
+                tracing::error!(witness = %witness.url, witness_size = old, size = cp.size,
+                    "a witness has cosigned a larger tree than this log's");
+                break;
+            }
+            let proof =
+                lumen_ledger::consistency_proof(files, old, cp.size).map_err(|e| internal(&e))?;
+            let body = AddCheckpoint {
+                old_size: old,
+                proof,
+                checkpoint: note.clone(),
+            }
+            .to_bytes();
+            match w.client.post(&witness.url, &body) {
+                Ok((200, lines)) => {
+                    match add_cosignatures(&note, &lines, std::slice::from_ref(&witness.key)) {
+                        Ok(with) => {
+                            changed |= with != note;
+                            note = with;
+                            if let Ok(mut k) = w.known.lock() {
+                                k.insert(witness.url.clone(), cp.size);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(witness = %witness.url, error = %e, "bad cosignature");
+                        }
+                    }
+                    break;
+                }
+                Ok((409, size)) => match parse_conflict(&size) {
+                    Some(s) if s != old => old = s,
+                    _ => {
+                        tracing::error!(witness = %witness.url, size = cp.size,
+                            "a witness refuses this checkpoint as a fork of what it cosigned");
+                        break;
+                    }
+                },
+                Ok((status, body)) => {
+                    tracing::warn!(witness = %witness.url, status,
+                        answer = %String::from_utf8_lossy(&body), "witness refused the checkpoint");
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(witness = %witness.url, error = %e, "witness unreachable");
+                    break;
+                }
+            }
+        }
+    }
+    if changed {
+        let count = verified_cosigners(
+            &note,
+            &w.witnesses
+                .iter()
+                .map(|x| x.key.clone())
+                .collect::<Vec<_>>(),
+        )
+        .map(|c| c.len())
+        .unwrap_or(0);
+        let mut files = files.clone();
+        files.write(CHECKPOINT, &note).map_err(|e| internal(&e))?;
+        if count >= w.quorum {
+            tracing::info!(
+                size = cp.size,
+                cosignatures = count,
+                "ledger checkpoint final"
+            );
+        }
+    }
+    Ok(())
 }

@@ -136,6 +136,8 @@ pub struct Settings {
     pub report_font: Option<lumen_report::pdf::ReportFont>,
     /// The verifier key of this node's ledger (`name+keyid+base64`), when it keeps one.
     pub ledger_vkey: Option<String>,
+    /// This node as a witness of other nodes' ledgers, when it is one.
+    pub witness: Option<Arc<ledger::WitnessRole>>,
 }
 
 impl Default for Settings {
@@ -147,6 +149,7 @@ impl Default for Settings {
             session_ttl: std::time::Duration::from_secs(12 * 3600),
             report_font: None,
             ledger_vkey: None,
+            witness: None,
         }
     }
 }
@@ -219,6 +222,8 @@ pub struct App {
     auditor: audit::Auditor,
     throttle: Arc<auth::Throttle>,
     sessions: Arc<auth::SessionCache>,
+    /// Witness decisions run one at a time (check and record are atomic).
+    witness_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl App {
@@ -231,6 +236,7 @@ impl App {
             settings: Arc::new(settings),
             throttle: Arc::default(),
             sessions: Arc::default(),
+            witness_lock: Arc::default(),
         }
     }
 

@@ -60,6 +60,50 @@ impl Cosigner {
         })
     }
 
+    /// Reads the private key form `PRIVATE+KEY+name+keyid+base64(0x04 || seed)` (the
+    /// signed-note form, with the cosignature/v1 type and key ID).
+    ///
+    /// # Errors
+    ///
+    /// A malformed key, another type, or a key ID that does not match.
+    pub fn from_skey(skey: &str) -> Result<Self, NoteKeyError> {
+        let bad = |why: &str| NoteKeyError::Key(why.to_string());
+        let rest = skey
+            .trim()
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or_else(|| bad("not a signed-note private key"))?;
+        // Names and key IDs hold no `+`; the base64 key may.
+        let mut parts = rest.splitn(3, '+');
+        let (Some(name), Some(id16), Some(key64)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("expected PRIVATE+KEY+name+keyid+key"));
+        };
+        let key = BASE64_STANDARD
+            .decode(key64)
+            .map_err(|_| bad("the key is not base64"))?;
+        let [ALG_COSIGNATURE_V1, seed @ ..] = key.as_slice() else {
+            return Err(bad("not a cosignature/v1 key"));
+        };
+        let seed: [u8; 32] = seed.try_into().map_err(|_| bad("wrong key length"))?;
+        let cosigner = Self::from_seed(name, seed)?;
+        if format!("{:08x}", key_id(name, &cosigner.key.verifying_key())) != id16 {
+            return Err(bad("the key ID does not match the key"));
+        }
+        Ok(cosigner)
+    }
+
+    /// The private key form, for the key file.
+    pub fn to_skey(&self) -> String {
+        let mut key = vec![ALG_COSIGNATURE_V1];
+        key.extend_from_slice(&self.key.to_bytes());
+        format!(
+            "PRIVATE+KEY+{}+{:08x}+{}",
+            self.name,
+            key_id(&self.name, &self.key.verifying_key()),
+            BASE64_STANDARD.encode(key)
+        )
+    }
+
     /// The cosigner's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -249,16 +293,17 @@ pub fn add_cosignatures(
         Err(e) => return Err(malformed(e)),
     };
     // The note's other lines (the log's signature first) stay, then the cosignatures.
-    let witness_names: Vec<&str> = verified.iter().map(|s| s.name()).collect();
+    let replaced: Vec<(&str, u32)> = verified.iter().map(|s| (s.name(), s.id())).collect();
     let mut out = text.to_vec();
     out.push(b'\n');
     for line in old_lines.split_inclusive(|&b| b == b'\n') {
-        let name = std::str::from_utf8(line)
+        let key = signed_note::Signature::from_bytes(line.strip_suffix(b"\n").unwrap_or(line))
             .ok()
-            .and_then(|l| l.strip_prefix("\u{2014} "))
-            .and_then(|l| l.split(' ').next())
-            .unwrap_or("");
-        if !witness_names.contains(&name) {
+            .map(|s| (s.name().to_string(), s.id()));
+        let is_replaced = key
+            .as_ref()
+            .is_some_and(|(n, id)| replaced.contains(&(n.as_str(), *id)));
+        if !is_replaced {
             out.extend_from_slice(line);
         }
     }
@@ -325,5 +370,8 @@ mod tests {
                 .starts_with(&format!("w+{}+", hex::encode(&digest[..4])))
         );
         assert!(CosignatureVerifier::new(&w.vkey().replacen("w+", "x+", 1)).is_err());
+        let again = Cosigner::from_skey(&w.to_skey()).unwrap();
+        assert_eq!(again.vkey(), w.vkey());
+        assert!(Cosigner::from_skey(&w.to_skey().replacen("+w+", "+x+", 1)).is_err());
     }
 }

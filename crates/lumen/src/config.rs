@@ -79,6 +79,24 @@ pub struct LedgerConfig {
     /// The log's origin line and key name, a schema-less URL (default
     /// `lumen.local/<org>`); used when the key is created at the first start.
     pub origin: Option<String>,
+    /// The logs this node witnesses (`{ url, key }`: the log's URL prefix and verifier key);
+    /// they send their checkpoints to this node's `POST /ledger/add-checkpoint`.
+    pub witness_of: Vec<LedgerPeer>,
+    /// The witnesses this node's log asks to cosign each checkpoint (`{ url, key }`: the
+    /// witness's URL prefix, e.g. `https://node-b/ledger`, and its cosignature key).
+    pub witnesses: Vec<LedgerPeer>,
+    /// How many of `witnesses` must cosign for a checkpoint to be final.
+    pub quorum: usize,
+}
+
+/// Another node's ledger endpoint and key (`[[ledger.witness_of]]`, `[[ledger.witnesses]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerPeer {
+    /// The URL prefix (`https://node/ledger`).
+    pub url: String,
+    /// The verifier key (`name+keyid+base64`).
+    pub key: String,
 }
 
 /// TLS settings (`[tls]` table). With `cert` and `key`, the HTTP address serves HTTPS only.
@@ -421,6 +439,12 @@ impl Config {
         }
         cfg.tls.check()?;
         anyhow::ensure!(
+            cfg.ledger.quorum <= cfg.ledger.witnesses.len(),
+            "[ledger] quorum {} exceeds the {} witnesses",
+            cfg.ledger.quorum,
+            cfg.ledger.witnesses.len()
+        );
+        anyhow::ensure!(
             cfg.audit.retention_days >= 183,
             "[audit] retention_days must be at least 183 (six months)"
         );
@@ -507,6 +531,11 @@ impl Config {
             .unwrap_or_else(|| format!("lumen.local/{}", self.org))
     }
 
+    /// The name of this node's witness key (for a key created now).
+    pub fn ledger_witness_name(&self) -> String {
+        format!("{}/witness", self.ledger_origin())
+    }
+
     /// The use cases' settings for this configuration.
     pub fn app_settings(&self) -> lumen_app::Settings {
         lumen_app::Settings {
@@ -520,6 +549,7 @@ impl Config {
             session_ttl: Duration::from_secs(self.auth.session_hours * 3600),
             report_font: None,
             ledger_vkey: None,
+            witness: None,
         }
     }
 }

@@ -40,6 +40,9 @@ struct KeyArgs {
     /// present).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Print the node's witness (cosignature/v1) key instead, creating it if absent.
+    #[arg(long)]
+    witness: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,9 +75,15 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
                     ..Overrides::default()
                 },
             )?;
-            let signer = lumen_store::ledger_key(&a.data, &config.ledger_origin())
-                .context("the ledger key")?;
-            println!("{}", signer.vkey());
+            if a.witness {
+                let cosigner = lumen_store::witness_key(&a.data, &config.ledger_witness_name())
+                    .context("the ledger witness key")?;
+                println!("{}", cosigner.vkey());
+            } else {
+                let signer = lumen_store::ledger_key(&a.data, &config.ledger_origin())
+                    .context("the ledger key")?;
+                println!("{}", signer.vkey());
+            }
             Ok(ExitCode::SUCCESS)
         }
         LedgerCommand::Verify(a) => verify(a),
@@ -208,5 +217,42 @@ impl TileStore for Remote {
 
     fn write(&mut self, path: &str, _data: &[u8]) -> Result<(), StoreError> {
         Err(StoreError(format!("{path}: a remote log is read-only")))
+    }
+}
+
+/// The sequencer's HTTP client for witnesses' `add-checkpoint`.
+pub struct HttpWitnessClient {
+    agent: ureq::Agent,
+}
+
+impl HttpWitnessClient {
+    /// A client with a 10-second limit per request.
+    pub fn new() -> Self {
+        HttpWitnessClient {
+            agent: ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(10)))
+                .http_status_as_error(false)
+                .build()
+                .into(),
+        }
+    }
+}
+
+impl lumen_app::ledger::WitnessClient for HttpWitnessClient {
+    fn post(&self, url: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
+        let mut r = self
+            .agent
+            .post(url)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .send(body)
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = r.status().as_u16();
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .map_err(|e| format!("{url}: {e}"))?;
+        Ok((status, body))
     }
 }

@@ -233,3 +233,232 @@ fn signed_report_is_published_proved_and_verified() {
         );
     }
 }
+
+fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).expect("dir");
+    let p = dir.join("lumen.toml");
+    std::fs::write(&p, text).expect("config");
+    p
+}
+
+/// `lumen ledger key` for `data` with `config`; `witness` prints the cosigning key.
+fn key_of(data: &Path, config: &Path, witness: bool) -> String {
+    let mut c = Command::new(lumen_bin());
+    c.args(["ledger", "key", "--data"])
+        .arg(data)
+        .arg("--config")
+        .arg(config);
+    if witness {
+        c.arg("--witness");
+    }
+    let out = run(&mut c);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The checkpoint of the log at `base` once `ready` holds for it (polled, 20 s at most).
+fn wait_checkpoint(base: &str, what: &str, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = get(&format!("{base}/ledger/checkpoint"));
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if status == 200 && ready(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} after 20 s; last checkpoint:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn verify_remote(base: &str, vkey: &str, witnesses: &[&str], quorum: usize) -> Output {
+    let mut c = Command::new(lumen_bin());
+    c.args([
+        "ledger",
+        "verify",
+        "--url",
+        &format!("{base}/ledger"),
+        "--key",
+        vkey,
+    ]);
+    for w in witnesses {
+        c.args(["--witness-key", w]);
+    }
+    c.args(["--quorum", &quorum.to_string()]);
+    run(&mut c)
+}
+
+fn post(url: &str, auth: Option<&str>, body: &[u8]) -> (u16, String) {
+    let mut r = agent().post(url);
+    if let Some(a) = auth {
+        r = r.header("Authorization", a);
+    }
+    let mut r = r
+        .header("Content-Type", "application/json")
+        .send(body)
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = r.status().as_u16();
+    (status, r.body_mut().read_to_string().unwrap_or_default())
+}
+
+#[test]
+fn three_nodes_witness_reach_quorum_and_catch_up() {
+    let Some(shared) = shared_data() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b, c) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
+    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[2 * i]);
+
+    // Keys first (servers stopped): the log key of A, the witness keys of B and C.
+    let cfg_a = write_config(
+        &tmp.path().join("cfg-a"),
+        "[ledger]\norigin = \"lumen.local/a\"\n",
+    );
+    let vkey_a = key_of(&a, &cfg_a, false);
+    let cfg_b = format!(
+        "[ledger]\norigin = \"lumen.local/b\"\n[[ledger.witness_of]]\nurl = \"{}/ledger\"\nkey = \"{vkey_a}\"\n",
+        url(0)
+    );
+    let cfg_b = write_config(&tmp.path().join("cfg-b"), &cfg_b);
+    let cfg_c = write_config(
+        &tmp.path().join("cfg-c"),
+        &std::fs::read_to_string(&cfg_b)
+            .unwrap()
+            .replace("lumen.local/b", "lumen.local/c"),
+    );
+    let wkey_b = key_of(&b, &cfg_b, true);
+    let wkey_c = key_of(&c, &cfg_c, true);
+    assert!(wkey_b.starts_with("lumen.local/b/witness+"), "{wkey_b}");
+    let cfg_a = write_config(
+        &tmp.path().join("cfg-a"),
+        &format!(
+            "[ledger]\norigin = \"lumen.local/a\"\nquorum = 2\n\
+             [[ledger.witnesses]]\nurl = \"{}/ledger\"\nkey = \"{wkey_b}\"\n\
+             [[ledger.witnesses]]\nurl = \"{}/ledger\"\nkey = \"{wkey_c}\"\n",
+            url(1),
+            url(2)
+        ),
+    );
+
+    let ct = shared.join("dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
+    std::fs::create_dir_all(&a).expect("a");
+    let out = run(Command::new(lumen_bin())
+        .arg("import")
+        .arg("--data")
+        .arg(&a)
+        .arg(&ct));
+    assert!(
+        out.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = |p: &Path| p.to_string_lossy().into_owned();
+    let _b = Server::start_on(&b, ports[2], ports[3], &["--config", &cfg(&cfg_b)]);
+    let mut node_c = Server::start_on(&c, ports[4], ports[5], &["--config", &cfg(&cfg_c)]);
+    let node_a = Server::start_on(&a, ports[0], ports[1], &["--config", &cfg(&cfg_a)]);
+    let base = url(0);
+    let both = [wkey_b.as_str(), wkey_c.as_str()];
+    let has = |cp: &str, w: &str| cp.contains(&format!("\u{2014} lumen.local/{w}/witness "));
+
+    // A report signed on A: its checkpoint gets both cosignatures (quorum 2).
+    let (status, body) = post(
+        &format!("{base}/api/studies/{STUDY}/report/sign"),
+        Some(&node_a.auth()),
+        br#"{"lang":"en"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    wait_checkpoint(&base, "no cosignatures of B and C on size 1", |cp| {
+        checkpoint_size(cp) == 1 && has(cp, "b") && has(cp, "c")
+    });
+    let out = verify_remote(&base, &vkey_a, &both, 2);
+    assert!(
+        out.status.success(),
+        "quorum 2: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // C stops; an addendum on A is cosigned by B only: not final at quorum 2.
+    node_c.stop();
+    let (status, body) = post(
+        &format!("{base}/api/studies/{STUDY}/report/addenda"),
+        Some(&node_a.auth()),
+        br#"{"text":"Addendum: compared with the prior CT."}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let cp = wait_checkpoint(&base, "no cosignature of B on size 2", |cp| {
+        checkpoint_size(cp) == 2 && has(cp, "b")
+    });
+    assert!(!has(&cp, "c"), "C is stopped: {cp}");
+    let out = verify_remote(&base, &vkey_a, &both, 2);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success() && err.contains("1 of the witnesses cosigned"),
+        "{err}"
+    );
+    assert!(verify_remote(&base, &vkey_a, &both, 1).status.success());
+
+    // C comes back and catches up (a consistency proof from size 1, the size it cosigned).
+    let _c = Server::start_on(&c, ports[4], ports[5], &["--config", &cfg(&cfg_c)]);
+    wait_checkpoint(&base, "C did not catch up to size 2", |cp| {
+        checkpoint_size(cp) == 2 && has(cp, "b") && has(cp, "c")
+    });
+    let out = verify_remote(&base, &vkey_a, &both, 2);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A fork: another tree of size 2 signed with A's key, shown to B, is refused (409 with
+    // B's size); a larger fork that claims to extend size 2 fails its proof (422).
+    let skey = std::fs::read_to_string(a.join("ledger.key")).expect("A's key");
+    let signer = lumen_ledger::LogSigner::from_skey(&skey).expect("key");
+    let mut fork = lumen_ledger::MemoryStore::default();
+    let forged =
+        lumen_ledger::integrate(&mut fork, &signer, &[b"x".to_vec(), b"y".to_vec()]).expect("fork");
+    let req = lumen_ledger::witness::AddCheckpoint {
+        old_size: 2,
+        proof: vec![],
+        checkpoint: forged.checkpoint,
+    };
+    let witness_b = format!("{}/ledger/add-checkpoint", url(1));
+    let (status, body) = post(&witness_b, None, &req.to_bytes());
+    assert_eq!((status, body.as_str()), (409, "2\n"));
+    let bigger = lumen_ledger::integrate(&mut fork, &signer, &[b"z".to_vec()]).expect("fork");
+    let req = lumen_ledger::witness::AddCheckpoint {
+        old_size: 2,
+        proof: lumen_ledger::consistency_proof(&fork, 2, 3).expect("proof"),
+        checkpoint: bigger.checkpoint,
+    };
+    let (status, body) = post(&witness_b, None, &req.to_bytes());
+    assert_eq!(status, 422, "{body}");
+    // A checkpoint of a log B does not witness: 404; not signed by A's key: 403.
+    let other = lumen_ledger::LogSigner::from_seed("lumen.local/z", [1; 32]).expect("key");
+    let req = lumen_ledger::witness::AddCheckpoint {
+        old_size: 0,
+        proof: vec![],
+        checkpoint: other
+            .sign_checkpoint(1, lumen_ledger::Hash([0; 32]))
+            .expect("cp"),
+    };
+    assert_eq!(post(&witness_b, None, &req.to_bytes()).0, 404);
+    let other = lumen_ledger::LogSigner::from_seed("lumen.local/a", [1; 32]).expect("key");
+    let req = lumen_ledger::witness::AddCheckpoint {
+        old_size: 2,
+        proof: vec![],
+        checkpoint: other
+            .sign_checkpoint(2, lumen_ledger::Hash([0; 32]))
+            .expect("cp"),
+    };
+    assert_eq!(post(&witness_b, None, &req.to_bytes()).0, 403);
+}

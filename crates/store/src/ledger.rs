@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use lumen_ledger::cosign::Cosigner;
 use lumen_ledger::tiles::Resource;
 use lumen_ledger::{LogSigner, TileStore};
 use sqlx::Row;
@@ -22,6 +23,8 @@ use crate::{Store, StoreError};
 const LEDGER_DIR: &str = "ledger";
 /// The node's signing key, under the data directory.
 const KEY_FILE: &str = "ledger.key";
+/// The node's witness (cosigning) key, under the data directory.
+const WITNESS_KEY_FILE: &str = "ledger-witness.key";
 
 /// An entry to append, as the application layer made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +156,42 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// What this node (as a witness) last cosigned of the log `origin`: size and root.
+    pub async fn witness_state(&self, origin: &str) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+        let row = sqlx::query("SELECT size, root FROM witness_state WHERE origin = ?")
+            .bind(origin)
+            .fetch_optional(&self.writer)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let size: i64 = r.try_get(0)?;
+        let root: Vec<u8> = r.try_get(1)?;
+        let bad = || StoreError::Corrupt(format!("witness state of {origin}"));
+        Ok(Some((
+            u64::try_from(size).map_err(|_| bad())?,
+            root.try_into().map_err(|_| bad())?,
+        )))
+    }
+
+    /// Records what this node (as a witness) cosigned of the log `origin`, before the
+    /// cosignature is returned.
+    pub async fn set_witness_state(
+        &self,
+        origin: &str,
+        size: u64,
+        root: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO witness_state (origin, size, root) VALUES (?, ?, ?)
+             ON CONFLICT(origin) DO UPDATE SET size = excluded.size, root = excluded.root",
+        )
+        .bind(origin)
+        .bind(i64::try_from(size).map_err(|_| StoreError::Corrupt("witness size".into()))?)
+        .bind(root.as_slice())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
     /// The published log of this archive.
     pub fn ledger_files(&self) -> LedgerFiles {
         LedgerFiles::new(self.data_dir())
@@ -244,30 +283,53 @@ impl TileStore for LedgerFiles {
 /// The node's ledger signing key (`DATA/ledger.key`), created with mode 0600 under `name`
 /// when absent. A key readable by group or others is refused.
 pub fn ledger_key(data_dir: &Path, name: &str) -> Result<LogSigner, StoreError> {
-    let path = data_dir.join(KEY_FILE);
+    private_key(
+        &data_dir.join(KEY_FILE),
+        |seed| LogSigner::from_seed(name, seed).map(|k| (k.to_skey(), k)),
+        LogSigner::from_skey,
+    )
+}
+
+/// The node's witness (cosigning) key (`DATA/ledger-witness.key`), created with mode 0600
+/// under `name` when absent: distinct from the log key, as C2SP tlog-cosignature asks.
+pub fn witness_key(data_dir: &Path, name: &str) -> Result<Cosigner, StoreError> {
+    private_key(
+        &data_dir.join(WITNESS_KEY_FILE),
+        |seed| Cosigner::from_seed(name, seed).map(|k| (k.to_skey(), k)),
+        Cosigner::from_skey,
+    )
+}
+
+fn private_key<K>(
+    path: &Path,
+    create: impl FnOnce([u8; 32]) -> Result<(String, K), lumen_ledger::NoteKeyError>,
+    parse: impl FnOnce(&str) -> Result<K, lumen_ledger::NoteKeyError>,
+) -> Result<K, StoreError> {
     let refuse = |why: String| StoreError::Io(std::io::Error::other(why));
-    match fs::read_to_string(&path) {
+    match fs::read_to_string(path) {
         Ok(text) => {
-            check_private(&path)?;
-            LogSigner::from_skey(&text)
-                .map_err(|e| refuse(format!("ledger key {}: {e}", path.display())))
+            check_private(path)?;
+            parse(&text).map_err(|e| refuse(format!("key {}: {e}", path.display())))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(data_dir)?;
+            let dir = path
+                .parent()
+                .ok_or_else(|| refuse(format!("key {} has no directory", path.display())))?;
+            fs::create_dir_all(dir)?;
             let mut seed = [0u8; 32];
             getrandom::fill(&mut seed).map_err(|e| refuse(format!("no randomness: {e}")))?;
-            let signer = LogSigner::from_seed(name, seed)
-                .map_err(|e| refuse(format!("ledger key name {name:?}: {e}")))?;
+            let (skey, key) =
+                create(seed).map_err(|e| refuse(format!("key {}: {e}", path.display())))?;
             let mut opts = fs::OpenOptions::new();
             opts.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(&path)?;
-            f.write_all(signer.to_skey().as_bytes())?;
+            let mut f = opts.open(path)?;
+            f.write_all(skey.as_bytes())?;
             f.write_all(b"\n")?;
             f.sync_all()?;
-            File::open(data_dir)?.sync_all()?;
-            Ok(signer)
+            File::open(dir)?.sync_all()?;
+            Ok(key)
         }
         Err(e) => Err(e.into()),
     }
@@ -284,7 +346,7 @@ fn check_private(path: &Path) -> Result<(), StoreError> {
     let mode = fs::metadata(path)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(StoreError::Io(std::io::Error::other(format!(
-            "ledger key {} is accessible by group or others (mode {mode:03o}); \
+            "key {} is accessible by group or others (mode {mode:03o}); \
              run chmod 600 on it",
             path.display()
         ))));
