@@ -101,7 +101,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         "--quorum {} needs at least as many --witness-key",
         a.quorum
     );
-    let (result, checkpoint, what) = match (&a.data, &a.url) {
+    let (result, checkpoint, what, verifier) = match (&a.data, &a.url) {
         (Some(data), None) => {
             let vkey = match &a.key {
                 Some(k) => k.clone(),
@@ -121,7 +121,12 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             let files = lumen_store::LedgerFiles::new(data);
             let result = verify_log(&files, &*verifier);
             let checkpoint = files.read("checkpoint").ok().flatten();
-            (result, checkpoint, files.root().display().to_string())
+            (
+                result,
+                checkpoint,
+                files.root().display().to_string(),
+                verifier,
+            )
         }
         (None, Some(url)) => {
             let vkey = a.key.as_deref().context("--url needs --key")?;
@@ -129,7 +134,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             let remote = Remote::new(url);
             let result = verify_log(&remote, &*verifier);
             let checkpoint = remote.read("checkpoint").ok().flatten();
-            (result, checkpoint, url.clone())
+            (result, checkpoint, url.clone(), verifier)
         }
         _ => anyhow::bail!("give --data DIR or --url URL --key VKEY"),
     };
@@ -142,6 +147,13 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     if !witnesses.is_empty() {
         let checkpoint = checkpoint.unwrap_or_default();
+        // The cosignatures counted must be on the checkpoint that was verified.
+        let same = lumen_ledger::open_checkpoint(&checkpoint, &*verifier)
+            .is_ok_and(|c| c.size == log.size && c.root == log.root);
+        if !same {
+            eprintln!("ledger at {what}: the checkpoint changed during verification; run again");
+            return Ok(ExitCode::FAILURE);
+        }
         let cosigned = match verified_cosigners(&checkpoint, &witnesses) {
             Ok(c) => c,
             Err(e) => {
