@@ -81,6 +81,14 @@ fn signed_report_is_published_proved_and_verified() {
     let status = r.status().as_u16();
     let body = r.body_mut().read_to_string().unwrap_or_default();
     assert_eq!(status, 200, "sign: {body}");
+    // The report shows its ledger entry and where its proof is.
+    let view: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(view["ledger"][0]["index"], 0, "{body}");
+    assert_eq!(view["ledger"][0]["kind"], "report.signed", "{body}");
+    assert_eq!(
+        view["ledger"][0]["proof_url"], "/api/ledger/entries/0/proof",
+        "{body}"
+    );
 
     // The entry is published within a few seconds (polled, with a deadline).
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -461,4 +469,78 @@ fn three_nodes_witness_reach_quorum_and_catch_up() {
             .expect("cp"),
     };
     assert_eq!(post(&witness_b, None, &req.to_bytes()).0, 403);
+}
+
+/// The web app's check of an inclusion proof (`inclusionVerifies` in `ui/report.js`, run
+/// with Node) accepts the proofs of every entry of trees of many sizes, and refuses an
+/// altered entry, a wrong index and a wrong root.
+#[test]
+fn the_web_apps_inclusion_check_agrees_with_the_log() {
+    use base64::Engine;
+    let b64 = |h: &lumen_ledger::Hash| base64::prelude::BASE64_STANDARD.encode(h.0);
+    if !have_tool("node") {
+        return;
+    }
+    let js =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/ui/report.js"))
+            .expect("report.js");
+    let start = js
+        .find("async function inclusionVerifies")
+        .expect("the function");
+    let function = &js[start..];
+    let signer = lumen_ledger::LogSigner::from_seed("test.example/log", [3; 32]).expect("key");
+    let mut store = lumen_ledger::MemoryStore::default();
+    let mut cases = Vec::new();
+    let mut n = 0u64;
+    for batch in [1u64, 1, 1, 2, 3, 9, 30, 100, 150, 300] {
+        let entries: Vec<Vec<u8>> = (n..n + batch)
+            .map(|i| format!("lumen/v1 report.signed {i} {:064x}", i).into_bytes())
+            .collect();
+        let out = lumen_ledger::integrate(&mut store, &signer, &entries).expect("integrate");
+        n = out.size;
+        for index in [0, n / 3, n / 2, n - 1] {
+            let proof = lumen_ledger::inclusion_proof(&store, n, index).expect("proof");
+            let entry = format!("lumen/v1 report.signed {index} {:064x}", index);
+            let case = serde_json::json!({
+                "index": index,
+                "entry": entry,
+                "tree_size": n,
+                "root_hash": b64(&out.root),
+                "inclusion_proof": proof.iter().map(b64).collect::<Vec<_>>(),
+            });
+            cases.push((case.clone(), true));
+            let mut bad = case.clone();
+            bad["entry"] = format!("{entry}0").into();
+            cases.push((bad, false));
+            if n > 1 {
+                let mut bad = case.clone();
+                bad["index"] = ((index + 1) % n).into();
+                cases.push((bad, false));
+            }
+            let mut bad = case;
+            bad["root_hash"] = b64(&lumen_ledger::Hash([7; 32])).into();
+            cases.push((bad, false));
+        }
+    }
+    let cases_json = serde_json::to_string(
+        &cases
+            .iter()
+            .map(|(c, want)| serde_json::json!({"p": c, "want": want}))
+            .collect::<Vec<_>>(),
+    )
+    .expect("json");
+    let script = format!(
+        "{function}\nconst cases = {cases_json};\n(async () => {{\n  let bad = 0;\n  for (const c of cases) {{\n    const got = await inclusionVerifies(c.p);\n    if (got !== c.want) {{ bad++; console.log('wrong', JSON.stringify(c), got); }}\n  }}\n  console.log(`checked ${{cases.length}}`);\n  process.exit(bad ? 1 : 0);\n}})();\n"
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("check.mjs");
+    std::fs::write(&file, script).expect("script");
+    let out = run(Command::new("node").arg(&file));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("checked"));
 }
