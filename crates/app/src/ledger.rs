@@ -102,22 +102,26 @@ impl Sequencer {
         }
     }
 
-    /// Integrates the entries the log does not have yet (up to 4,096); returns the new
-    /// tree size, or `None` when there was nothing to do.
+    /// Integrates the entries the log does not have yet (up to 4,096), or publishes the
+    /// empty checkpoint of a new log; returns the new tree size, or `None` when there was
+    /// nothing to do.
     ///
     /// # Errors
     ///
     /// The index or the files failed, or the published log is not the one this key signed.
     pub async fn integrate(&self) -> Result<Option<u64>, AppError> {
         let files = self.store.ledger_files();
-        let size = {
+        let published = {
             let (files, signer) = (files.clone(), self.signer.clone());
             tokio::task::spawn_blocking(move || current_size(&files, &signer))
                 .await
                 .map_err(AppError::internal)??
         };
+        let size = published.unwrap_or(0);
         let rows = self.store.ledger_entries(size, BATCH).await?;
-        if rows.is_empty() {
+        // A new log publishes its empty checkpoint (size 0) at once, so that it can be
+        // verified and witnessed before its first entry.
+        if rows.is_empty() && published.is_some() {
             return Ok(None);
         }
         for (i, row) in (size..).zip(&rows) {
@@ -164,14 +168,18 @@ impl Sequencer {
     }
 }
 
-fn current_size(files: &lumen_store::LedgerFiles, signer: &LogSigner) -> Result<u64, AppError> {
+/// The size of the published checkpoint; `None` when there is none yet.
+fn current_size(
+    files: &lumen_store::LedgerFiles,
+    signer: &LogSigner,
+) -> Result<Option<u64>, AppError> {
     match files
         .read(CHECKPOINT)
         .map_err(|e| AppError::Internal(e.to_string()))?
     {
-        None => Ok(0),
+        None => Ok(None),
         Some(bytes) => lumen_ledger::open_checkpoint(&bytes, &*signer.verifier())
-            .map(|c| c.size)
+            .map(|c| Some(c.size))
             .map_err(|e| AppError::Internal(format!("ledger checkpoint: {e}"))),
     }
 }

@@ -72,6 +72,18 @@ fn signed_report_is_published_proved_and_verified() {
     let server = Server::start_in(&data, &[]);
     let base = server.http();
 
+    // A new log publishes its empty checkpoint, which verifies.
+    wait_checkpoint(&base, "no empty checkpoint", |cp| {
+        cp.lines().nth(1) == Some("0")
+    });
+    let out = lumen(&["ledger", "verify"], &data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 entries"));
+
     // Sign the report over HTTP.
     let mut r = agent()
         .post(&format!("{base}/api/studies/{STUDY}/report/sign"))
