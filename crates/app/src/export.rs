@@ -148,6 +148,15 @@ impl App {
                 detail,
             )
             .await;
+            // The export is recorded on the ledger before a byte leaves.
+            let entry = crate::ledger::record(
+                crate::ledger::STUDY_EXPORTED,
+                study_uid,
+                actor,
+                lumen_report::time::now_ms(),
+                &[],
+            )?;
+            self.store.append_ledger_entry(&entry).await?;
             pending.extend(instances);
         }
         let deid = match deid {

@@ -11,6 +11,8 @@
 //! - [`export`]: a study's instances for research and AI training, de-identified
 //!   (PS3.15 Annex E) or as stored;
 //! - [`query`]: QIDO-RS and C-FIND searches and the worklist;
+//! - [`ledger`]: the events recorded on the node's tamper-evident ledger, the sequencer that
+//!   publishes them, and inclusion proofs;
 //! - [`routing`]: `[[route]]` rules, asked by the index writer for every new instance, and
 //!   the worker that forwards the outbox to peers with C-STORE.
 //!
@@ -24,6 +26,7 @@ pub mod audit;
 pub mod auth;
 pub mod export;
 mod guarded;
+pub mod ledger;
 pub mod policy;
 pub mod query;
 pub mod receive;
@@ -131,6 +134,10 @@ pub struct Settings {
     pub session_ttl: std::time::Duration,
     /// The font reports are rendered with (must show Chinese); signing is refused without.
     pub report_font: Option<lumen_report::pdf::ReportFont>,
+    /// The verifier key of this node's ledger (`name+keyid+base64`), when it keeps one.
+    pub ledger_vkey: Option<String>,
+    /// This node as a witness of other nodes' ledgers, when it is one.
+    pub witness: Option<Arc<ledger::WitnessRole>>,
 }
 
 impl Default for Settings {
@@ -141,6 +148,8 @@ impl Default for Settings {
             ae_orgs: Default::default(),
             session_ttl: std::time::Duration::from_secs(12 * 3600),
             report_font: None,
+            ledger_vkey: None,
+            witness: None,
         }
     }
 }
@@ -213,6 +222,8 @@ pub struct App {
     auditor: audit::Auditor,
     throttle: Arc<auth::Throttle>,
     sessions: Arc<auth::SessionCache>,
+    /// Witness decisions run one at a time (check and record are atomic).
+    witness_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl App {
@@ -225,6 +236,7 @@ impl App {
             settings: Arc::new(settings),
             throttle: Arc::default(),
             sessions: Arc::default(),
+            witness_lock: Arc::default(),
         }
     }
 

@@ -119,6 +119,19 @@ pub struct ReportView {
     pub pdf_url: Option<String>,
     /// The citation of the data, when it is a public collection.
     pub citation: Option<String>,
+    /// The ledger entries of the signature and addenda, oldest first.
+    pub ledger: Vec<LedgerRef>,
+}
+
+/// A signature's entry on the node's ledger, as the report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerRef {
+    /// Its index in the ledger's tree.
+    pub index: u64,
+    /// `report.signed` or `report.addendum`.
+    pub kind: String,
+    /// Its inclusion proof in the latest checkpoint (public).
+    pub proof_url: String,
 }
 
 /// Parses `?lang=` (`en`, `zh-CN`); empty or absent is none.
@@ -167,7 +180,13 @@ fn generated(r: &StudyReview, lang: Lang) -> Sections {
     )
 }
 
-fn view(study: &str, r: &StudyReview, rec: &ReportRecord, lang: Option<Lang>) -> ReportView {
+fn view(
+    study: &str,
+    r: &StudyReview,
+    rec: &ReportRecord,
+    lang: Option<Lang>,
+    ledger: &[lumen_store::LedgerRow],
+) -> ReportView {
     let signed = rec.versions.iter().find(|v| v.kind == "report");
     let stored_lang = signed
         .map(|v| v.lang.as_str())
@@ -205,6 +224,15 @@ fn view(study: &str, r: &StudyReview, rec: &ReportRecord, lang: Option<Lang>) ->
             .collect(),
         pdf_url: signed.map(|_| format!("/api/studies/{study}/report.pdf")),
         citation: r.citation(),
+        ledger: ledger
+            .iter()
+            .filter(|e| e.kind.starts_with("report."))
+            .map(|e| LedgerRef {
+                index: e.seq,
+                kind: e.kind.clone(),
+                proof_url: format!("/api/ledger/entries/{}/proof", e.seq),
+            })
+            .collect(),
     }
 }
 
@@ -319,7 +347,8 @@ impl App {
     ) -> Result<ReportView, AppError> {
         let r = self.study_review(study).await?;
         let rec = self.store.report(study).await?;
-        Ok(view(study, &r, &rec, lang))
+        let ledger = self.store.study_ledger_entries(study).await?;
+        Ok(view(study, &r, &rec, lang, &ledger))
     }
 
     /// Saves the doctor's text (status draft).
@@ -345,7 +374,8 @@ impl App {
             .save_report_draft(study, lang.code(), &sections.stored(), &actor.display_name)
             .await?;
         let rec = self.store.report(study).await?;
-        Ok(view(study, &r, &rec, Some(lang)))
+        let ledger = self.store.study_ledger_entries(study).await?;
+        Ok(view(study, &r, &rec, Some(lang), &ledger))
     }
 
     /// Signs the report as it reads now: the edited text, else the draft written from the
@@ -390,7 +420,8 @@ impl App {
         self.complete_signature(study, &r, &rec, &pending, actor)
             .await?;
         let rec = self.store.report(study).await?;
-        Ok(view(study, &r, &rec, Some(lang)))
+        let ledger = self.store.study_ledger_entries(study).await?;
+        Ok(view(study, &r, &rec, Some(lang), &ledger))
     }
 
     /// Signs an addendum to a signed report.
@@ -425,7 +456,8 @@ impl App {
         self.complete_signature(study, &r, &rec, &pending, actor)
             .await?;
         let rec = self.store.report(study).await?;
-        Ok(view(study, &r, &rec, None))
+        let ledger = self.store.study_ledger_entries(study).await?;
+        Ok(view(study, &r, &rec, None, &ledger))
     }
 
     /// Steps 2 and 3 of signing: the objects written and stored, the signature recorded.
@@ -449,8 +481,28 @@ impl App {
                     AppError::internal(format!("storing report {}: {e}", obj.sop_instance_uid))
                 })?;
         }
+        // The ledger entry commits to the signature (who, when, which objects) and is
+        // recorded in the transaction that records the signature.
+        let kind = if p.kind == "report" {
+            crate::ledger::REPORT_SIGNED
+        } else {
+            crate::ledger::REPORT_ADDENDUM
+        };
+        let entry = crate::ledger::record(
+            kind,
+            study,
+            actor,
+            p.signed_at,
+            &[pdf.sop_instance_uid.clone(), sr.sop_instance_uid.clone()],
+        )?;
         self.store
-            .commit_signature(study, p, &pdf.sop_instance_uid, &sr.sop_instance_uid)
+            .commit_signature(
+                study,
+                p,
+                &pdf.sop_instance_uid,
+                &sr.sop_instance_uid,
+                &entry,
+            )
             .await?;
         tracing::info!(study = %study, version = p.version, kind = %p.kind, "report signed and stored");
         Ok(())

@@ -68,6 +68,35 @@ pub struct Config {
     pub audit: AuditConfig,
     /// TLS for HTTP and DICOM (`[tls]` table).
     pub tls: TlsConfig,
+    /// The tamper-evident ledger (`[ledger]` table).
+    pub ledger: LedgerConfig,
+}
+
+/// The ledger's settings (`[ledger]` table).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// The log's origin line and key name, a schema-less URL (default
+    /// `lumen.local/<org>`); used when the key is created at the first start.
+    pub origin: Option<String>,
+    /// The logs this node witnesses (`{ url, key }`: the log's URL prefix and verifier key);
+    /// they send their checkpoints to this node's `POST /ledger/add-checkpoint`.
+    pub witness_of: Vec<LedgerPeer>,
+    /// The witnesses this node's log asks to cosign each checkpoint (`{ url, key }`: the
+    /// witness's URL prefix, e.g. `https://node-b/ledger`, and its cosignature key).
+    pub witnesses: Vec<LedgerPeer>,
+    /// How many of `witnesses` must cosign for a checkpoint to be final.
+    pub quorum: usize,
+}
+
+/// Another node's ledger endpoint and key (`[[ledger.witness_of]]`, `[[ledger.witnesses]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerPeer {
+    /// The URL prefix (`https://node/ledger`).
+    pub url: String,
+    /// The verifier key (`name+keyid+base64`).
+    pub key: String,
 }
 
 /// TLS settings (`[tls]` table). With `cert` and `key`, the HTTP address serves HTTPS only.
@@ -300,6 +329,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
             tls: TlsConfig::default(),
+            ledger: LedgerConfig::default(),
         }
     }
 }
@@ -409,6 +439,12 @@ impl Config {
         }
         cfg.tls.check()?;
         anyhow::ensure!(
+            cfg.ledger.quorum <= cfg.ledger.witnesses.len(),
+            "[ledger] quorum {} exceeds the {} witnesses",
+            cfg.ledger.quorum,
+            cfg.ledger.witnesses.len()
+        );
+        anyhow::ensure!(
             cfg.audit.retention_days >= 183,
             "[audit] retention_days must be at least 183 (six months)"
         );
@@ -487,6 +523,19 @@ impl Config {
         }
     }
 
+    /// The ledger's origin (and key name) for a key created now.
+    pub fn ledger_origin(&self) -> String {
+        self.ledger
+            .origin
+            .clone()
+            .unwrap_or_else(|| format!("lumen.local/{}", self.org))
+    }
+
+    /// The name of this node's witness key (for a key created now).
+    pub fn ledger_witness_name(&self) -> String {
+        format!("{}/witness", self.ledger_origin())
+    }
+
     /// The use cases' settings for this configuration.
     pub fn app_settings(&self) -> lumen_app::Settings {
         lumen_app::Settings {
@@ -499,6 +548,8 @@ impl Config {
                 .collect(),
             session_ttl: Duration::from_secs(self.auth.session_hours * 3600),
             report_font: None,
+            ledger_vkey: None,
+            witness: None,
         }
     }
 }

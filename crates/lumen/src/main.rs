@@ -4,6 +4,7 @@ mod cli_ai;
 mod config;
 mod export;
 mod import;
+mod ledger_cli;
 mod qr;
 mod qr_cli;
 mod queue_cli;
@@ -47,6 +48,8 @@ enum Command {
     Analyze(cli_ai::AnalyzeArgs),
     /// Evaluate detections against LUNA16-format references (FROC and CPM).
     Eval(cli_ai::EvalArgs),
+    /// The tamper-evident ledger: the node's verifier key, and verification of a log.
+    Ledger(ledger_cli::LedgerArgs),
 }
 
 fn init_logging() {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Retrieve(args) => qr_cli::run_retrieve(args),
         Command::Analyze(args) => cli_ai::run_analyze(args).map(|_| ExitCode::SUCCESS),
         Command::Eval(args) => cli_ai::run_eval(args).map(|_| ExitCode::SUCCESS),
+        Command::Ledger(args) => ledger_cli::run(args),
     };
     match result {
         Ok(code) => code,

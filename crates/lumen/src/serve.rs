@@ -185,6 +185,41 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for a in &config.ae {
         store.ensure_org(&a.org, &a.org).await?;
     }
+    // The node's ledger key (created at the first start, mode 600; a key others can read
+    // is refused) and the sequencer that publishes new entries every second.
+    let ledger_signer = Arc::new(
+        lumen_store::ledger_key(&config.data, &config.ledger_origin()).context("the ledger key")?,
+    );
+    tracing::info!(vkey = %ledger_signer.vkey(), "ledger verifier key");
+    // As a witness of other nodes' logs: a cosigning key of its own.
+    let witness_role = if config.ledger.witness_of.is_empty() {
+        None
+    } else {
+        let cosigner = lumen_store::witness_key(&config.data, &config.ledger_witness_name())
+            .context("the ledger witness key")?;
+        let keys: Vec<String> = config
+            .ledger
+            .witness_of
+            .iter()
+            .map(|p| p.key.clone())
+            .collect();
+        let role =
+            lumen_app::ledger::WitnessRole::new(cosigner, &keys).context("[ledger] witness_of")?;
+        tracing::info!(vkey = %role.vkey(), logs = keys.len(), "ledger witness key");
+        Some(Arc::new(role))
+    };
+    let log_witnesses = config
+        .ledger
+        .witnesses
+        .iter()
+        .map(|p| {
+            Ok(lumen_app::ledger::LogWitness {
+                url: format!("{}/add-checkpoint", p.url.trim_end_matches('/')),
+                key: lumen_ledger::cosign::CosignatureVerifier::new(&p.key)
+                    .with_context(|| format!("[ledger] witnesses: key of {}", p.url))?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     let scheme = if tls.is_some() { "https" } else { "http" };
     let http = tokio::net::TcpListener::bind(&config.http)
@@ -209,6 +244,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         store.clone(),
         lumen_app::Settings {
             report_font: report_font(&config.web)?,
+            ledger_vkey: Some(ledger_signer.vkey()),
+            witness: witness_role,
             ..config.app_settings()
         },
     );
@@ -283,6 +320,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let routing_task =
         lumen_app::routing::RoutingWorker::new(store.clone(), config.destinations()?, &config.aet)
             .spawn();
+    let ledger_task = lumen_app::ledger::Sequencer::new(store.clone(), ledger_signer)
+        .with_witnesses(
+            log_witnesses,
+            Arc::new(crate::ledger_cli::HttpWitnessClient::new()),
+            config.ledger.quorum,
+        )
+        .spawn(std::time::Duration::from_secs(1));
     let audit_app = use_cases.clone();
     // One handler for both DIMSE listeners: same access rules, same retrieve cache.
     let handler = Arc::new(ArchiveHandler {
@@ -356,6 +400,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = tx.send(true);
     ai_task.abort();
     routing_task.abort();
+    ledger_task.abort();
     audit_sweep.abort();
     if let Some(f) = audit_forward {
         // Whatever was not sent yet is sent after the next start.

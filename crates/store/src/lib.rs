@@ -18,6 +18,7 @@
 
 mod accounts;
 mod blobs;
+mod ledger;
 mod outbox;
 mod query_sql;
 mod writer;
@@ -40,6 +41,7 @@ use sqlx::{Row, SqlitePool};
 
 pub use accounts::{AuditFilter, NewUser, OrgRow, SessionRow, UserRow};
 use blobs::Blobs;
+pub use ledger::{LedgerFiles, LedgerRow, NewLedgerEntry, has_ledger_key, ledger_key, witness_key};
 pub use outbox::{Arrival, LEGACY_QUEUE_FILE, Origin, OutboxEntry, Router, RoutingQueue};
 use writer::{Commit, Job, Pending};
 

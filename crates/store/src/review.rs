@@ -616,13 +616,15 @@ impl Store {
     }
 
     /// Records a pending signature as signed, with the SOP Instance UIDs of its stored PDF
-    /// and SR; signing the report makes it final. Idempotent for the same version.
+    /// and SR, and its ledger entry in the same transaction; signing the report makes it
+    /// final. Idempotent for the same version (the entry is appended once).
     pub async fn commit_signature(
         &self,
         study_uid: &str,
         pending: &PendingSignature,
         pdf_sop_uid: &str,
         sr_sop_uid: &str,
+        ledger: &crate::NewLedgerEntry,
     ) -> Result<(), ReviewError> {
         let mut tx = self.writer.begin().await?;
         let done: Option<i64> = sqlx::query_scalar(
@@ -651,6 +653,7 @@ impl Store {
         .bind(sr_sop_uid)
         .execute(&mut *tx)
         .await?;
+        crate::ledger::insert_entry(&mut tx, ledger).await?;
         if pending.kind == "report" {
             sqlx::query(
                 "UPDATE reports SET status = 'signed', lang = ?, sections = ?, pending = NULL,

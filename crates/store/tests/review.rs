@@ -153,7 +153,12 @@ async fn a_signed_report_is_final() {
         Err(ReviewError::NotSigned)
     ));
     store
-        .commit_signature(STUDY, &p, "1.2.3.4.100", "1.2.3.4.101")
+        .commit_signature(STUDY, &p, "1.2.3.4.100", "1.2.3.4.101", &entry(1))
+        .await
+        .unwrap();
+    // A retry of the commit records nothing more (not even a second ledger entry).
+    store
+        .commit_signature(STUDY, &p, "1.2.3.4.100", "1.2.3.4.101", &entry(9))
         .await
         .unwrap();
     let rep = store.report(STUDY).await.unwrap();
@@ -191,7 +196,7 @@ async fn a_signed_report_is_final() {
         .unwrap();
     assert_eq!(pa.version, 2);
     store
-        .commit_signature(STUDY, &pa, "1.2.3.4.200", "1.2.3.4.201")
+        .commit_signature(STUDY, &pa, "1.2.3.4.200", "1.2.3.4.201", &entry(2))
         .await
         .unwrap();
     let rep = store.report(STUDY).await.unwrap();
@@ -212,11 +217,42 @@ async fn a_signed_report_is_final() {
         "UPDATE reports SET sections = '{}'",
         "UPDATE reports SET status = 'draft'",
         "DELETE FROM reports",
+        "DELETE FROM ledger_entries",
+        "UPDATE ledger_entries SET commitment = zeroblob(32)",
+        "UPDATE ledger_entries SET seq = seq + 10",
+        "UPDATE ledger_entries SET salt = zeroblob(32)",
     ] {
         assert!(sqlx::query(sql).execute(&mut db).await.is_err(), "{sql}");
     }
     db.close().await.unwrap();
     assert_eq!(store.report(STUDY).await.unwrap().versions.len(), 2);
+
+    // One ledger entry per signature, indexed 0, 1 in the tree.
+    let entries = store.study_ledger_entries(STUDY).await.unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| (e.seq, e.commitment[0]))
+            .collect::<Vec<_>>(),
+        vec![(0, 1), (1, 2)]
+    );
+    assert_eq!(store.ledger_entries(1, 10).await.unwrap().len(), 1);
+    // Deleting the salts (PIPL Art. 47) is the one change allowed.
+    assert_eq!(store.forget_ledger_salts(STUDY).await.unwrap(), 2);
+    let entries = store.study_ledger_entries(STUDY).await.unwrap();
+    assert!(entries.iter().all(|e| e.salt.is_none()));
+    assert_eq!(entries[0].commitment, [1; 32]);
+}
+
+fn entry(n: u8) -> lumen_store::NewLedgerEntry {
+    lumen_store::NewLedgerEntry {
+        kind: "report.signed".into(),
+        time: 1_790_000_000,
+        commitment: [n; 32],
+        salt: [n; 32],
+        study_uid: Some(STUDY.into()),
+        event: "{}".into(),
+    }
 }
 
 #[tokio::test]

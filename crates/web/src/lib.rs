@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod error;
 mod export;
+mod ledger;
 mod media;
 mod qido;
 mod report;
@@ -218,12 +219,17 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/studies/{study}/report.pdf", get(report::report_pdf))
         .route("/api/studies/{study}/export", get(export::export))
+        .route("/api/ledger/entries/{index}/proof", get(ledger::proof))
+        .route("/ledger/add-checkpoint", post(ledger::add_checkpoint))
         .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT));
     let mut app = Router::new()
         .route("/health", get(health))
         .route("/", get(auth::index))
         .route("/login", get(auth::login_page))
         .route("/ui/{*path}", get(ui::asset))
+        // The published ledger: public, read-only (issue 12).
+        .route("/ledger/checkpoint", get(ledger::checkpoint))
+        .route("/ledger/tile/{*path}", get(ledger::tile))
         .merge(api)
         .nest("/dicom-web", dicomweb)
         .with_state(state)

@@ -124,6 +124,19 @@ export class ReportPanel {
       ? t('report.signedBy', { who: d.signed_by || '', when: fmtDateTime(d.signed_at) })
       : (d.ai_draft ? t('report.aiDraft') : t('report.draft'));
     el.append(banner);
+    if (signed && d.ledger?.length) {
+      // Each signature's entry on the node's ledger, its inclusion checked here.
+      const box = document.createElement('div');
+      box.className = 'ledger hint';
+      for (const ref of d.ledger) {
+        const line = document.createElement('div');
+        line.dataset.ledger = 'pending';
+        line.textContent = t('report.ledger.pending', { n: ref.index });
+        box.append(line);
+        checkLedger(ref, line, 8);
+      }
+      el.append(box);
+    }
     const state = document.createElement('div');
     state.className = 'report-state hint';
     state.textContent = t(`report.status.${d.status}`);
@@ -207,4 +220,54 @@ export class ReportPanel {
       el.append(b);
     }
   }
+}
+
+/** Shows whether a ledger entry is in the latest checkpoint, checking its inclusion proof
+ *  in this browser; an entry not yet published is asked again (`tries` times). */
+function checkLedger(ref, line, tries) {
+  api.getJson(ref.proof_url).then(async (p) => {
+    const ok = await inclusionVerifies(p);
+    const state = ok === null ? 'unchecked' : (ok ? 'verified' : 'failed');
+    line.dataset.ledger = state;
+    line.textContent = t(`report.ledger.${state}`, { n: ref.index, size: p.tree_size });
+  }).catch((e) => {
+    if (e.status === 404 && tries > 0 && line.isConnected) {
+      setTimeout(() => checkLedger(ref, line, tries - 1), 1500);
+    } else if (e.status !== 404) {
+      line.dataset.ledger = 'failed';
+      line.textContent = t('report.ledger.failed', { n: ref.index });
+    }
+  });
+}
+
+/** RFC 9162 section 2.1.3.2: whether the audit path leads from the entry's leaf hash to
+ *  the checkpoint's root. `null` where the browser cannot hash (not a secure context). */
+async function inclusionVerifies(p) {
+  if (!globalThis.crypto?.subtle) return null;
+  const b64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+  const sha = async (...parts) => {
+    const buf = new Uint8Array(parts.reduce((n, x) => n + x.length, 0));
+    let o = 0;
+    for (const x of parts) { buf.set(x, o); o += x.length; }
+    return new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
+  };
+  let r = await sha(Uint8Array.of(0), new TextEncoder().encode(p.entry));
+  let fn = p.index;
+  let sn = p.tree_size - 1;
+  for (const h of p.inclusion_proof.map(b64)) {
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      r = await sha(Uint8Array.of(1), h, r);
+      while (fn % 2 === 0 && fn !== 0) {
+        fn /= 2;
+        sn = Math.floor(sn / 2);
+      }
+    } else {
+      r = await sha(Uint8Array.of(1), r, h);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  const root = b64(p.root_hash);
+  return sn === 0 && r.length === root.length && r.every((x, i) => x === root[i]);
 }
