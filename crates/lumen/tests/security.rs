@@ -743,7 +743,12 @@ fn audit_trail_records_access_and_is_append_only() {
     if have_tool("sqlite3") {
         let db = server.data.join("index.sqlite");
         for sql in ["UPDATE audit SET user = 'nobody'", "DELETE FROM audit"] {
-            let out = run(Command::new("sqlite3").arg(&db).arg(sql));
+            // The server's writers (the audit trail, the ledger sequencer) may hold the
+            // write lock for a moment: wait for it as the server's own connections do.
+            let out = run(Command::new("sqlite3")
+                .args(["-cmd", ".timeout 30000"])
+                .arg(&db)
+                .arg(sql));
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(
                 err.contains("append-only") || err.contains("six months"),
@@ -875,6 +880,7 @@ fn attacks_are_refused() {
             200
         );
         let out = run(Command::new("sqlite3")
+            .args(["-cmd", ".timeout 30000"])
             .arg(server.data.join("index.sqlite"))
             .arg("UPDATE sessions SET expires_at = 1 WHERE created_at = (SELECT max(created_at) FROM sessions)"));
         assert!(out.status.success(), "{out:?}");
