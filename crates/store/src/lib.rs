@@ -35,12 +35,13 @@ use lumen_dicom::attrs::{IndexRecord, Level};
 use lumen_dicom::json::tag_key;
 use lumen_dicom::query::Query;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 pub use accounts::{AuditFilter, NewUser, OrgRow, SessionRow, UserRow};
 use blobs::Blobs;
+
+mod content;
 pub use ledger::{LedgerFiles, LedgerRow, NewLedgerEntry, has_ledger_key, ledger_key, witness_key};
 pub use outbox::{Arrival, LEGACY_QUEUE_FILE, Origin, OutboxEntry, Router, RoutingQueue};
 use writer::{Commit, Job, Pending};
@@ -402,23 +403,11 @@ impl Store {
         // The file is written before the index is asked whether the instance is known: its
         // path is derived from the content, so an identical re-send finds the very file the
         // index already lists, and a new instance, the common case, saves a round trip.
-        // The content hash (which names the file) is computed on another thread while this
-        // one parses, checks and writes the object: the two are the bulk of an ingest's
-        // work, and a sender waits for each object in turn.
         // The bytes go to a temporary file first, and the disk starts writing them while
         // the object is parsed: the sync that follows then has less left to wait for. (An
         // object refused by the checks leaves only a removed temporary file.)
-        let in_flight = InFlight::enter();
-        let hash = ContentHash::start(bytes.clone(), in_flight.alone);
         let tmp = self.blobs.write_tmp(&bytes).map_err(internal)?;
-        let parsed = match prepare(bytes, hash, self.config.accept_unknown_sop_classes) {
-            Ok(p) => p,
-            Err(e) => {
-                self.blobs.discard(tmp);
-                return Err(e);
-            }
-        };
-        let parsed = match parsed.hashed() {
+        let parsed = match prepare(bytes, self.config.accept_unknown_sop_classes) {
             Ok(p) => p,
             Err(e) => {
                 self.blobs.discard(tmp);
@@ -426,7 +415,11 @@ impl Store {
             }
         };
         let rec = &parsed.record;
-        let rel = Blobs::relative_path(&rec.series_uid, &rec.sop_instance_uid, &parsed.sha256);
+        let rel = Blobs::relative_path(
+            &rec.series_uid,
+            &rec.sop_instance_uid,
+            content::hex_digits(&parsed.content_hash),
+        );
         let ingested = {
             let (study_uid, series_uid, sop_instance_uid, sop_class_uid, modality) = (
                 rec.study_uid.clone(),
@@ -855,7 +848,8 @@ pub use review::{
 /// runs SQL).
 pub(crate) struct Prepared {
     pub(crate) bytes: Bytes,
-    pub(crate) sha256: String,
+    /// The content hash ([`content`]) of `bytes`.
+    pub(crate) content_hash: String,
     pub(crate) record: IndexRecord,
     /// `record.study_json` as JSON text.
     pub(crate) study_attrs: String,
@@ -867,115 +861,15 @@ pub(crate) struct Prepared {
     pub(crate) metadata: String,
 }
 
-/// An object parsed and checked while its content hash may still be being computed.
-pub(crate) struct Parsed {
-    bytes: Bytes,
-    hash: ContentHash,
-    record: IndexRecord,
-    json: [String; 4],
-}
-
-impl Parsed {
-    /// Waits for the content hash.
-    fn hashed(self) -> Result<Prepared, IngestError> {
-        let sha256 = self.hash.wait()?;
-        let [study_attrs, series_attrs, instance_attrs, metadata] = self.json;
-        Ok(Prepared {
-            bytes: self.bytes,
-            sha256,
-            record: self.record,
-            study_attrs,
-            series_attrs,
-            instance_attrs,
-            metadata,
-        })
-    }
-}
-
-/// Counts the ingests running in this process (while its guard lives).
-struct InFlight {
-    /// Whether no other ingest was running when this one entered.
-    alone: bool,
-}
-
-static INGESTING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-impl InFlight {
-    fn enter() -> Self {
-        let before = INGESTING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        InFlight { alone: before == 0 }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        INGESTING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// The SHA-256 of an object's bytes (hex), computed on a small pool of threads of its own
-/// for large objects, so that it runs beside the parsing (a pool of its own: the AI
-/// engine's work on rayon's global pool must not delay an ingest).
-pub(crate) enum ContentHash {
-    /// Computed already.
-    Done(String),
-    /// Being computed; the hex digest arrives here.
-    Pending(std::sync::mpsc::Receiver<String>),
-}
-
-impl ContentHash {
-    /// Objects smaller than this are hashed on the calling thread: handing them over
-    /// would cost more than hashing them.
-    const OFFLOAD_MIN: usize = 64 * 1024;
-
-    /// Starts hashing `bytes`. Only a lone ingest hands its hash over (`alone`): when
-    /// several run at once (several associations, an import) the cores are busy already,
-    /// and the hand-over would only add thread switches.
-    pub(crate) fn start(bytes: Bytes, alone: bool) -> Self {
-        Self::compute(bytes, !alone)
-    }
-
-    fn compute(bytes: Bytes, busy: bool) -> Self {
-        static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-        let pool = POOL.get_or_init(|| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
-                .thread_name(|i| format!("lumen-hash-{i}"))
-                .build()
-                .ok()
-        });
-        match pool {
-            Some(pool) if !busy && bytes.len() >= Self::OFFLOAD_MIN => {
-                let (tx, rx) = std::sync::mpsc::sync_channel(1);
-                pool.spawn(move || {
-                    let _ = tx.send(hex::encode(Sha256::digest(&bytes)));
-                });
-                ContentHash::Pending(rx)
-            }
-            _ => ContentHash::Done(hex::encode(Sha256::digest(&bytes))),
-        }
-    }
-
-    /// The hex digest.
-    fn wait(self) -> Result<String, IngestError> {
-        match self {
-            ContentHash::Done(h) => Ok(h),
-            ContentHash::Pending(rx) => rx
-                .recv()
-                .map_err(|_| internal("the content hash was not computed")),
-        }
-    }
-}
-
 pub(crate) fn conflict_error(sop_uid: &str) -> IngestError {
     IngestError::Conflict(format!(
         "SOP Instance UID {sop_uid} is already stored with different content"
     ))
 }
 
-/// Parses and checks an object (CPU work, run off the async threads) while `hash` is
-/// computed.
-fn prepare(bytes: Bytes, hash: ContentHash, accept_any_class: bool) -> Result<Parsed, IngestError> {
+/// Parses and checks an object and computes its content hash (CPU work, run off the async
+/// threads).
+fn prepare(bytes: Bytes, accept_any_class: bool) -> Result<Prepared, IngestError> {
     let obj =
         lumen_dicom::part10::parse(&bytes).map_err(|e| IngestError::Invalid(e.to_string()))?;
     let class = obj
@@ -989,17 +883,14 @@ fn prepare(bytes: Bytes, hash: ContentHash, accept_any_class: bool) -> Result<Pa
         lumen_dicom::attrs::index_record(&obj).map_err(|e| IngestError::Invalid(e.to_string()))?;
     drop(obj);
     let text = |m: &Map<String, Value>| serde_json::to_string(m).map_err(internal);
-    let json = [
-        text(&record.study_json)?,
-        text(&record.series_json)?,
-        text(&record.instance_json)?,
-        text(&record.metadata_json)?,
-    ];
-    Ok(Parsed {
+    Ok(Prepared {
+        content_hash: content::hash(&bytes),
+        study_attrs: text(&record.study_json)?,
+        series_attrs: text(&record.series_json)?,
+        instance_attrs: text(&record.instance_json)?,
+        metadata: text(&record.metadata_json)?,
         bytes,
-        hash,
         record,
-        json,
     })
 }
 

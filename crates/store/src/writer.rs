@@ -13,7 +13,6 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest, Sha256};
 
 use crate::{
     Arrival, ConflictPolicy, IngestError, Origin, Prepared, StoreConfig, StoreError,
@@ -198,7 +197,7 @@ fn commit_one(
     );
     let (sha, path, series_study, study_same, series_same, ai_fresh): Checks = tx
         .prepare_cached(
-            "SELECT (SELECT sha256 FROM instances WHERE sop_uid = ?1),
+            "SELECT (SELECT content_hash FROM instances WHERE sop_uid = ?1),
                     (SELECT path FROM instances WHERE sop_uid = ?1),
                     (SELECT study_uid FROM series WHERE series_uid = ?2),
                     coalesce((SELECT attrs = ?3 AND patient_id = ?5 FROM studies WHERE study_uid = ?4), 0),
@@ -224,7 +223,7 @@ fn commit_one(
         .map_err(internal)?;
     let prior = sha.zip(path);
     if let Some((sha, path)) = &prior {
-        if *sha == p.sha256 {
+        if crate::content::same(sha, &p.content_hash, &p.bytes) {
             return Ok(Commit::Identical(path.clone()));
         }
         if config.on_conflict == ConflictPolicy::Reject {
@@ -292,13 +291,13 @@ fn commit_one(
     // study summaries right (migrations 0003, 0005).
     tx.prepare_cached(
         "INSERT INTO instances (sop_uid, series_uid, study_uid, sop_class_uid,
-           transfer_syntax_uid, instance_number, frames, path, size, sha256, attrs,
+           transfer_syntax_uid, instance_number, frames, path, size, content_hash, attrs,
            metadata, received_at, synced) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT(sop_uid) DO UPDATE SET series_uid = excluded.series_uid,
            study_uid = excluded.study_uid, sop_class_uid = excluded.sop_class_uid,
            transfer_syntax_uid = excluded.transfer_syntax_uid,
            instance_number = excluded.instance_number, frames = excluded.frames,
-           path = excluded.path, size = excluded.size, sha256 = excluded.sha256,
+           path = excluded.path, size = excluded.size, content_hash = excluded.content_hash,
            attrs = excluded.attrs, metadata = excluded.metadata,
            received_at = excluded.received_at, synced = excluded.synced",
     )
@@ -313,7 +312,7 @@ fn commit_one(
             rec.number_of_frames as i64,
             rel,
             p.bytes.len() as i64,
-            p.sha256,
+            p.content_hash,
             p.instance_attrs,
             p.metadata,
             now,
@@ -501,7 +500,7 @@ fn backfill_study_columns(conn: &mut Connection) -> Result<(), StoreError> {
 /// then swept as unlisted.
 fn recover_unsynced(conn: &mut Connection, data_dir: &Path) -> Result<(), StoreError> {
     let rows: Vec<(String, String)> = conn
-        .prepare("SELECT path, sha256 FROM instances WHERE synced = 0")
+        .prepare("SELECT path, content_hash FROM instances WHERE synced = 0")
         .and_then(|mut s| {
             s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()
@@ -512,8 +511,8 @@ fn recover_unsynced(conn: &mut Connection, data_dir: &Path) -> Result<(), StoreE
     }
     let mut lost = 0usize;
     for (path, sha) in rows {
-        let intact = std::fs::read(data_dir.join(&path))
-            .is_ok_and(|b| hex::encode(Sha256::digest(&b)) == sha);
+        let intact =
+            std::fs::read(data_dir.join(&path)).is_ok_and(|b| crate::content::matches(&sha, &b));
         if intact {
             conn.execute(
                 "UPDATE instances SET synced = 1 WHERE path = ?1 AND synced = 0",

@@ -227,3 +227,61 @@ async fn unsynced_rows_are_checked_at_start() {
         assert_eq!(again.status, IngestStatus::Stored);
     }
 }
+
+/// Archives written before content hashes became BLAKE3 list SHA-256 values: they still
+/// check an interrupted file at start-up, recognise an identical re-send and refuse a
+/// different object under the same UID.
+#[tokio::test]
+async fn rows_hashed_with_sha256_by_an_earlier_version_still_work() {
+    use sha2::{Digest, Sha256};
+    use sqlx::{Connection, Row};
+    let Some(original) = sample() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    {
+        let store = Store::open(StoreConfig::new(tmp.path()))
+            .await
+            .expect("open");
+        store
+            .ingest(Bytes::from(original.clone()), Origin::Import)
+            .await
+            .expect("ingest");
+    }
+    let url = format!("sqlite://{}", tmp.path().join("index.sqlite").display());
+    let legacy = hex::encode(Sha256::digest(&original));
+    {
+        let mut c = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        let stored: String = sqlx::query("SELECT content_hash FROM instances")
+            .fetch_one(&mut c)
+            .await
+            .expect("select")
+            .get(0);
+        assert!(stored.starts_with("blake3:"), "{stored}");
+        // As an earlier version wrote the row, with its sync still unconfirmed.
+        sqlx::query("UPDATE instances SET content_hash = ?, synced = 0")
+            .bind(&legacy)
+            .execute(&mut c)
+            .await
+            .expect("update");
+    }
+    let store = Store::open(StoreConfig::new(tmp.path()))
+        .await
+        .expect("reopen");
+    // The start-up check found the file intact by its SHA-256.
+    assert_eq!(set_synced(tmp.path(), -1).await[0].1, 1);
+    let again = store
+        .ingest(Bytes::from(original.clone()), Origin::Import)
+        .await
+        .expect("again");
+    assert_eq!(again.status, IngestStatus::AlreadyPresent);
+    assert_eq!(files_under(&tmp.path().join("objects")).len(), 1);
+    let mut changed = original.clone();
+    let n = changed.len();
+    changed[n - 2] ^= 0x0F;
+    let c = store.ingest(Bytes::from(changed), Origin::Import).await;
+    assert!(matches!(c, Err(IngestError::Conflict(_))), "{c:?}");
+    assert_eq!(files_under(&tmp.path().join("objects")).len(), 1);
+    let inst = store.instances(&Scope::default()).await.expect("list");
+    assert_eq!(&inst[0].read().await.expect("read")[..], &original[..]);
+}
