@@ -4,7 +4,8 @@
 //! Records go to the index (append-only; triggers refuse changes and early deletion) through
 //! one writer task that commits what is waiting in one transaction. Security events and
 //! signatures are awaited until committed ([`Auditor::record_durable`]); reads are queued
-//! and committed within milliseconds, so a query does not wait for a disk sync. Repeated
+//! and committed within a tenth of a second, gathered into one transaction, so a query
+//! waits for no disk sync and a stream of queries costs a few commits a second. Repeated
 //! reads of one series by one user from one address within a minute (a viewer fetching
 //! frames) make one record, not hundreds.
 //!
@@ -26,6 +27,9 @@ const COALESCE: Duration = Duration::from_secs(60);
 
 /// Most records committed in one transaction.
 const BATCH: usize = 512;
+
+/// How long records nobody waits for are gathered before they are committed.
+const GATHER: Duration = Duration::from_millis(100);
 
 type Key = (
     String,
@@ -193,6 +197,25 @@ async fn writer(
             match rx.try_recv() {
                 Ok(m) => msgs.push(m),
                 Err(_) => break,
+            }
+        }
+        // Records nobody waits for (reads) are gathered for a moment, so that a stream of
+        // queries costs a few commits (and disk syncs) a second rather than one each; a
+        // record somebody waits for (a security event, a signature, a flush) ends the wait.
+        let waited_for = |m: &Msg| matches!(m, Msg::Event(_, Some(_)));
+        if !msgs.iter().any(waited_for) {
+            let deadline = tokio::time::Instant::now() + GATHER;
+            while msgs.len() < BATCH {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(m)) => {
+                        let stop = waited_for(&m);
+                        msgs.push(m);
+                        if stop {
+                            break;
+                        }
+                    }
+                    Ok(None) | Err(_) => break,
+                }
             }
         }
         let mut events = Vec::with_capacity(msgs.len());
