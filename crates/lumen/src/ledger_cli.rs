@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use lumen_ledger::cosign::{CosignatureVerifier, verified_cosigners};
+use lumen_ledger::cosign::{CosignatureVerifier, checkpoint_time, is_stale, verified_cosigners};
 use lumen_ledger::note::parse_verifier;
 use lumen_ledger::{StoreError, TileStore, verify_log};
 
@@ -62,6 +62,11 @@ struct VerifyArgs {
     /// How many of the witnesses must have cosigned the checkpoint.
     #[arg(long, default_value_t = 0)]
     quorum: usize,
+    /// Fail when the checkpoint is older than this many seconds: its newest cosignature of
+    /// a --witness-key, or, with none, when the node wrote it (the file's modification time
+    /// with --data, the server's Last-Modified with --url).
+    #[arg(long, value_name = "SECONDS")]
+    max_age: Option<u64>,
 }
 
 /// Runs `lumen ledger`.
@@ -101,7 +106,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         "--quorum {} needs at least as many --witness-key",
         a.quorum
     );
-    let (result, checkpoint, what, verifier) = match (&a.data, &a.url) {
+    let (result, checkpoint, written, what, verifier) = match (&a.data, &a.url) {
         (Some(data), None) => {
             let vkey = match &a.key {
                 Some(k) => k.clone(),
@@ -121,9 +126,11 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             let files = lumen_store::LedgerFiles::new(data);
             let result = verify_log(&files, &*verifier);
             let checkpoint = files.read("checkpoint").ok().flatten();
+            let written = files.checkpoint_written().ok().flatten();
             (
                 result,
                 checkpoint,
+                written,
                 files.root().display().to_string(),
                 verifier,
             )
@@ -133,8 +140,8 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             let verifier = parse_verifier(vkey).context("--key")?;
             let remote = Remote::new(url);
             let result = verify_log(&remote, &*verifier);
-            let checkpoint = remote.read("checkpoint").ok().flatten();
-            (result, checkpoint, url.clone(), verifier)
+            let (checkpoint, written) = remote.checkpoint().unwrap_or_default();
+            (result, checkpoint, written, url.clone(), verifier)
         }
         _ => anyhow::bail!("give --data DIR or --url URL --key VKEY"),
     };
@@ -145,7 +152,8 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    if !witnesses.is_empty() {
+    let mut cosigned = Vec::new();
+    if !witnesses.is_empty() || a.max_age.is_some() {
         let checkpoint = checkpoint.unwrap_or_default();
         // The cosignatures counted must be on the checkpoint that was verified.
         let same = lumen_ledger::open_checkpoint(&checkpoint, &*verifier)
@@ -154,7 +162,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             eprintln!("ledger at {what}: the checkpoint changed during verification; run again");
             return Ok(ExitCode::FAILURE);
         }
-        let cosigned = match verified_cosigners(&checkpoint, &witnesses) {
+        cosigned = match verified_cosigners(&checkpoint, &witnesses) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("ledger at {what} does NOT verify: a witness cosignature: {e}");
@@ -169,6 +177,28 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                 "ledger at {what} does NOT verify: {} of the witnesses cosigned the checkpoint, {} required",
                 cosigned.len(),
                 a.quorum
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    if let Some(max_age) = a.max_age {
+        let time = checkpoint_time(&cosigned, written);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if is_stale(time, now, max_age) {
+            let age = match time {
+                Some(t) => format!("{} s old", now.saturating_sub(t)),
+                None => "of unknown age (no cosignature, no write time)".to_string(),
+            };
+            let basis = if cosigned.is_empty() {
+                "when the node wrote it"
+            } else {
+                "its newest cosignature"
+            };
+            eprintln!(
+                "ledger at {what} is NOT fresh: the checkpoint (size {}) is {age} by {basis}, more than --max-age {max_age} s",
+                log.size
             );
             return Ok(ExitCode::FAILURE);
         }
@@ -203,6 +233,35 @@ impl Remote {
             prefix: prefix.trim_end_matches('/').to_string(),
             agent,
         }
+    }
+}
+
+impl Remote {
+    /// The checkpoint and its `Last-Modified` time (POSIX seconds), if the server sent one.
+    fn checkpoint(&self) -> Result<(Option<Vec<u8>>, Option<u64>), StoreError> {
+        let url = format!("{}/checkpoint", self.prefix);
+        let mut r = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| StoreError(format!("{url}: {e}")))?;
+        if r.status().as_u16() != 200 {
+            return Ok((None, None));
+        }
+        let written = r
+            .headers()
+            .get("last-modified")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs());
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .map_err(|e| StoreError(format!("{url}: {e}")))?;
+        Ok((Some(body), written))
     }
 }
 

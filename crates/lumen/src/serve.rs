@@ -246,6 +246,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             report_font: report_font(&config.web)?,
             ledger_vkey: Some(ledger_signer.vkey()),
             witness: witness_role,
+            ledger_witnesses: log_witnesses.iter().map(|w| w.key.clone()).collect(),
             ..config.app_settings()
         },
     );
@@ -326,6 +327,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             Arc::new(crate::ledger_cli::HttpWitnessClient::new()),
             config.ledger.quorum,
         )
+        .with_max_age(std::time::Duration::from_secs(
+            config.ledger.max_checkpoint_age_s,
+        ))
         .spawn(std::time::Duration::from_secs(1));
     let audit_app = use_cases.clone();
     // One handler for both DIMSE listeners: same access rules, same retrieve cache.

@@ -239,6 +239,20 @@ impl LedgerFiles {
         }
     }
 
+    /// When the checkpoint was last written (its modification time, POSIX seconds); `None`
+    /// when there is none.
+    pub fn checkpoint_written(&self) -> Result<Option<u64>, StoreError> {
+        match fs::metadata(self.root.join(lumen_ledger::tiles::CHECKPOINT)) {
+            Ok(m) => Ok(m
+                .modified()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), StoreError> {
         let dest = self
             .file(path)
