@@ -396,6 +396,42 @@ impl App {
         .ok_or_else(|| AppError::NotFound("the ledger has no checkpoint yet".into()))
     }
 
+    /// Carries out a deletion request (PIPL Art. 47) for a study: deletes the salts of its
+    /// ledger entries, so that they can no longer be shown to commit to its events. The
+    /// entries stay in the tree (every proof and checkpoint still verifies). Only the
+    /// command line may; the deletion is audited (durably) before it returns. Returns how
+    /// many salts were deleted (0 when already forgotten or never recorded).
+    ///
+    /// # Errors
+    ///
+    /// [`AppError::Forbidden`] for any other actor; a malformed UID; the index failed.
+    pub async fn forget_study_ledger(
+        &self,
+        actor: &Actor,
+        study_uid: &str,
+    ) -> Result<u64, AppError> {
+        use lumen_model::{AuditAction, AuditOutcome};
+        crate::check_study(study_uid)?;
+        let detail = "delete ledger salts (PIPL Art. 47)";
+        self.require(
+            actor,
+            crate::Permission::Forget,
+            AuditAction::Forget,
+            detail,
+        )
+        .await?;
+        let forgotten = self.store.forget_ledger_salts(study_uid).await?;
+        let mut e = self.event(
+            actor,
+            AuditAction::Forget,
+            AuditOutcome::Success,
+            &format!("{detail}: {forgotten} entries"),
+        );
+        e.study_uid = Some(study_uid.to_string());
+        self.auditor().record_durable(e).await;
+        Ok(forgotten)
+    }
+
     /// When the checkpoint was last written (POSIX seconds), for `Last-Modified`.
     ///
     /// # Errors

@@ -1,8 +1,9 @@
-//! `lumen ledger`: the node's ledger key, and the audit of a log, offline from a data
-//! directory or remotely from its URL, as a member hospital or an auditor would.
+//! `lumen ledger`: the node's ledger key, the audit of a log, offline from a data
+//! directory or remotely from its URL, as a member hospital or an auditor would, and the
+//! deletion of a study's salts (PIPL Art. 47).
 //!
-//! Neither command opens the archive (no lock is taken), so both work beside a running
-//! server.
+//! `key` and `verify` do not open the archive (no lock is taken), so they work beside a
+//! running server; `forget` opens it, like `lumen export`, so the server must be stopped.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +30,20 @@ enum LedgerCommand {
     /// Verify a log: its checkpoint's signature, every entry bundle, every hash tile and
     /// the root (exit 0 when intact, non-zero with the reason otherwise).
     Verify(VerifyArgs),
+    /// Carry out a deletion request (PIPL Art. 47): delete the salts of a study's ledger
+    /// entries, so that they can no longer be linked to its events (the log is unchanged
+    /// and still verifies). Opens the archive: stop `lumen serve` first.
+    Forget(ForgetArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ForgetArgs {
+    /// Data directory of the archive [env: LUMEN_DATA].
+    #[arg(long, env = "LUMEN_DATA", default_value_os_t = crate::default_data())]
+    data: PathBuf,
+    /// Study Instance UID whose entries to forget.
+    #[arg(long)]
+    study: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,7 +107,43 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LedgerCommand::Verify(a) => verify(a),
+        LedgerCommand::Forget(a) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(forget(a))
+        }
     }
+}
+
+async fn forget(a: ForgetArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(a.data.is_dir(), "no data directory {}", a.data.display());
+    let conf = Config::load(None, Default::default())?;
+    let store = lumen_store::Store::open(lumen_store::StoreConfig {
+        data_dir: a.data.clone(),
+        router: None,
+        ..conf.store_config()
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot open the archive in {} (stop `lumen serve` on it first)",
+            a.data.display()
+        )
+    })?;
+    let app = lumen_app::App::new(store, conf.app_settings());
+    let actor = lumen_app::Actor::command_line(&conf.org);
+    let forgotten = app
+        .forget_study_ledger(&actor, &a.study)
+        .await
+        .context("cannot forget the study's ledger salts")?;
+    println!(
+        "forgot the salts of {forgotten} ledger entries of study {}: they stay in the log, \
+         unlinkable",
+        a.study
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {

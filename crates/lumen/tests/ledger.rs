@@ -5,7 +5,8 @@
 //! the checkpoint is signed with; `lumen ledger verify` passes offline and over HTTP, and
 //! fails with a clear reason once one byte of a hash tile or an entry bundle is altered.
 //! A checkpoint older than `--max-age` fails verification and `GET /api/ledger/status`
-//! reports freshness.
+//! reports freshness; `lumen ledger forget` deletes a study's salts, audited, and the log
+//! still verifies.
 
 mod util;
 
@@ -355,6 +356,51 @@ fn a_checkpoint_older_than_max_age_is_flagged() {
             .status
             .success()
     );
+}
+
+#[test]
+fn forgetting_a_study_keeps_the_log_verifiable() {
+    let Some(shared) = shared_data() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (data, mut server) = signed_on_server(tmp.path(), &shared, "");
+    server.stop();
+
+    // A deletion request: the salt is deleted, audited as the command line's; the log
+    // is unchanged and still verifies.
+    let out = lumen(&["ledger", "forget", "--study", STUDY], &data);
+    assert!(
+        out.status.success(),
+        "forget: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("forgot the salts of 1 ledger entries"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = lumen(&["ledger", "verify"], &data);
+    assert!(
+        out.status.success(),
+        "verify after forget: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if have_tool("sqlite3") {
+        let out = run(Command::new("sqlite3")
+            .args(["-cmd", ".timeout 30000"])
+            .arg(data.join("index.sqlite"))
+            .arg(
+                "SELECT count(*) FROM ledger_entries WHERE salt IS NULL; \
+                 SELECT user || ' ' || channel || ' ' || study_uid FROM audit \
+                 WHERE action = 'forget';",
+            ));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            text,
+            format!("1\ncli cli {STUDY}\n"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
