@@ -5,8 +5,9 @@
 //! the checkpoint is signed with; `lumen ledger verify` passes offline and over HTTP, and
 //! fails with a clear reason once one byte of a hash tile or an entry bundle is altered.
 //! A checkpoint older than `--max-age` fails verification and `GET /api/ledger/status`
-//! reports freshness; `lumen ledger forget` deletes a study's salts, audited, and the log
-//! still verifies.
+//! reports freshness; a restarted node sweeps leftover temp files and renews its
+//! checkpoint; `lumen ledger forget` deletes a study's salts, audited, and the log still
+//! verifies.
 
 mod util;
 
@@ -353,6 +354,33 @@ fn a_checkpoint_older_than_max_age_is_flagged() {
     );
     assert!(
         lumen(&["ledger", "verify", "--max-age", "7200"], &data)
+            .status
+            .success()
+    );
+
+    // Restarted: the node sweeps what an interrupted write left in ledger/.tmp, and renews
+    // its idle checkpoint, which is fresh again.
+    let leftover = data.join("ledger/.tmp/1-0");
+    std::fs::write(&leftover, b"half a tile").expect("leftover");
+    let cfg = tmp.path().join("cfg/lumen.toml");
+    let server = Server::start_in(&data, &["--config", &cfg.to_string_lossy()]);
+    assert!(
+        !leftover.exists(),
+        "the leftover temp file is swept at start"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = get(&format!("{}/api/ledger/status", server.http()));
+        let st: Value = serde_json::from_slice(&body).unwrap_or_default();
+        if status == 200 && st["fresh"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not renewed: {status} {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server);
+    assert!(
+        lumen(&["ledger", "verify", "--max-age", "300"], &data)
             .status
             .success()
     );
