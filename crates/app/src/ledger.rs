@@ -32,6 +32,13 @@ pub const STUDY_EXPORTED: &str = "study.exported";
 /// Most entries integrated in one checkpoint.
 const BATCH: u32 = 4096;
 
+/// The default age past which the latest checkpoint is not fresh (five minutes).
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
+
+fn now_s() -> u64 {
+    u64::try_from(lumen_report::time::now_ms() / 1000).unwrap_or(0)
+}
+
 /// Makes the ledger entry of an event: a fresh random salt and the commitment to the
 /// event's canonical form (type, study, actor, organisation, time, objects).
 ///
@@ -90,6 +97,7 @@ pub struct Sequencer {
     store: Store,
     signer: Arc<LogSigner>,
     witnessing: Option<Witnessing>,
+    max_age: Duration,
 }
 
 impl Sequencer {
@@ -99,7 +107,21 @@ impl Sequencer {
             store,
             signer,
             witnessing: None,
+            max_age: DEFAULT_MAX_AGE,
         }
+    }
+
+    /// Flags the checkpoint as not fresh past `max_age`. To stay fresh while no entry
+    /// arrives, the sequencer re-publishes the same checkpoint, and asks the witnesses to
+    /// cosign it again, once half of that age has passed.
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Half the maximum age, in seconds: when the checkpoint is renewed.
+    fn renew_after(&self) -> u64 {
+        self.max_age.as_secs() / 2
     }
 
     /// Integrates the entries the log does not have yet (up to 4,096), or publishes the
@@ -122,6 +144,7 @@ impl Sequencer {
         // A new log publishes its empty checkpoint (size 0) at once, so that it can be
         // verified and witnessed before its first entry.
         if rows.is_empty() && published.is_some() {
+            self.renew().await?;
             return Ok(None);
         }
         for (i, row) in (size..).zip(&rows) {
@@ -149,12 +172,53 @@ impl Sequencer {
         Ok(Some(done.size))
     }
 
+    /// Re-publishes the unchanged checkpoint (the same bytes) once half the maximum age has
+    /// passed since it was written, so that its write time says the log is alive.
+    async fn renew(&self) -> Result<(), AppError> {
+        let files = self.store.ledger_files();
+        let renew_after = self.renew_after();
+        tokio::task::spawn_blocking(move || {
+            let internal = |e: &dyn std::fmt::Display| AppError::Internal(format!("ledger: {e}"));
+            let written = files.checkpoint_written()?;
+            if written.is_some_and(|w| now_s().saturating_sub(w) < renew_after) {
+                return Ok(());
+            }
+            if let Some(bytes) = files.read(CHECKPOINT).map_err(|e| internal(&e))? {
+                let mut files = files;
+                files.write(CHECKPOINT, &bytes).map_err(|e| internal(&e))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(AppError::internal)?
+    }
+
+    /// The status of the published checkpoint, as [`App::ledger_status`] reports it.
+    async fn status(&self) -> Result<Option<LedgerStatus>, AppError> {
+        let files = self.store.ledger_files();
+        let vkey = self.signer.vkey();
+        let (witnesses, quorum) = self.witnessing.as_ref().map_or((Vec::new(), 0), |w| {
+            (
+                w.witnesses.iter().map(|x| x.key.clone()).collect(),
+                w.quorum,
+            )
+        });
+        let max_age = self.max_age;
+        tokio::task::spawn_blocking(move || {
+            checkpoint_status(&files, &vkey, &witnesses, quorum, max_age, now_s())
+        })
+        .await
+        .map_err(AppError::internal)?
+    }
+
     /// Runs [`integrate`](Self::integrate) every `period` until the task is dropped;
-    /// failures are logged and retried at the next tick.
+    /// failures are logged and retried at the next tick. A checkpoint older than the
+    /// maximum age is logged as a warning once, when it becomes stale.
     pub fn spawn(self, period: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut was_fresh = true;
             loop {
                 tick.tick().await;
                 if let Err(e) = self.integrate().await {
@@ -162,6 +226,18 @@ impl Sequencer {
                 }
                 if let Err(e) = self.collect_cosignatures().await {
                     tracing::error!(error = %e, "collecting cosignatures failed");
+                }
+                match self.status().await {
+                    Ok(Some(s)) => {
+                        if was_fresh && !s.fresh {
+                            tracing::warn!(size = s.size, age_s = ?s.age_s,
+                                max_age_s = s.max_age_s, cosignatures = s.cosignatures.len(),
+                                "the ledger checkpoint is not fresh");
+                        }
+                        was_fresh = s.fresh;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "ledger status failed"),
                 }
             }
         })
@@ -182,6 +258,81 @@ fn current_size(
             .map(|c| Some(c.size))
             .map_err(|e| AppError::Internal(format!("ledger checkpoint: {e}"))),
     }
+}
+
+/// The latest checkpoint and whether it is fresh, as `GET /api/ledger/status` serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerStatus {
+    /// The log's origin.
+    pub origin: String,
+    /// The tree size.
+    pub size: u64,
+    /// The root hash, base64.
+    pub root_hash: String,
+    /// The checkpoint's time (POSIX seconds): its newest witness cosignature, or when this
+    /// node wrote it (`lumen_ledger::cosign::checkpoint_time`).
+    pub time: Option<u64>,
+    /// Its age in seconds.
+    pub age_s: Option<u64>,
+    /// The age past which it is not fresh (`[ledger] max_checkpoint_age_s`).
+    pub max_age_s: u64,
+    /// Whether it is younger than that.
+    pub fresh: bool,
+    /// The configured witnesses whose cosignatures on it verify.
+    pub cosignatures: Vec<CosignatureStatus>,
+    /// How many cosignatures make it final.
+    pub quorum: usize,
+    /// Whether that many have cosigned.
+    pub quorum_reached: bool,
+}
+
+/// A verified cosignature on the latest checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CosignatureStatus {
+    /// The witness's name.
+    pub name: String,
+    /// When it cosigned (POSIX seconds).
+    pub timestamp: u64,
+}
+
+/// The status of the checkpoint in `files` signed by `vkey`, at `now`; `None` when there is
+/// no checkpoint yet.
+fn checkpoint_status(
+    files: &lumen_store::LedgerFiles,
+    vkey: &str,
+    witnesses: &[lumen_ledger::cosign::CosignatureVerifier],
+    quorum: usize,
+    max_age: Duration,
+    now: u64,
+) -> Result<Option<LedgerStatus>, AppError> {
+    use lumen_ledger::cosign::{checkpoint_time, is_stale, verified_cosigners};
+    let internal = |e: &dyn std::fmt::Display| AppError::Internal(format!("ledger: {e}"));
+    let verifier = lumen_ledger::note::parse_verifier(vkey).map_err(|e| internal(&e))?;
+    let Some(bytes) = files.read(CHECKPOINT).map_err(|e| internal(&e))? else {
+        return Ok(None);
+    };
+    let written = files.checkpoint_written()?;
+    let cp = lumen_ledger::open_checkpoint(&bytes, &*verifier).map_err(|e| internal(&e))?;
+    let cosigned = verified_cosigners(&bytes, witnesses).map_err(|e| internal(&e))?;
+    let time = checkpoint_time(&cosigned, written);
+    Ok(Some(LedgerStatus {
+        origin: cp.origin,
+        size: cp.size,
+        root_hash: BASE64_STANDARD.encode(cp.root.0),
+        time,
+        age_s: time.map(|t| now.saturating_sub(t)),
+        max_age_s: max_age.as_secs(),
+        fresh: !is_stale(time, now, max_age.as_secs()),
+        quorum,
+        quorum_reached: cosigned.len() >= quorum,
+        cosignatures: cosigned
+            .into_iter()
+            .map(|c| CosignatureStatus {
+                name: c.name,
+                timestamp: c.timestamp,
+            })
+            .collect(),
+    }))
 }
 
 /// An inclusion proof of one entry in the latest checkpoint, as the API serves it.
@@ -216,6 +367,80 @@ impl App {
         let path = path.to_string();
         Ok(
             tokio::task::spawn_blocking(move || files.read_resource(&path))
+                .await
+                .map_err(AppError::internal)??,
+        )
+    }
+
+    /// The latest checkpoint's size, root, age, cosignatures and whether it is fresh and
+    /// final. Public, as the checkpoint is.
+    ///
+    /// # Errors
+    ///
+    /// [`AppError::Unavailable`] when this node keeps no ledger, [`AppError::NotFound`]
+    /// before its first checkpoint; the files failed.
+    pub async fn ledger_status(&self) -> Result<LedgerStatus, AppError> {
+        let files = self.store.ledger_files();
+        let vkey = self
+            .settings
+            .ledger_vkey
+            .clone()
+            .ok_or_else(|| AppError::Unavailable("this node keeps no ledger".into()))?;
+        let witnesses = self.settings.ledger_witnesses.clone();
+        let (quorum, max_age) = (self.settings.ledger_quorum, self.settings.ledger_max_age);
+        tokio::task::spawn_blocking(move || {
+            checkpoint_status(&files, &vkey, &witnesses, quorum, max_age, now_s())
+        })
+        .await
+        .map_err(AppError::internal)??
+        .ok_or_else(|| AppError::NotFound("the ledger has no checkpoint yet".into()))
+    }
+
+    /// Carries out a deletion request (PIPL Art. 47) for a study: deletes the salts of its
+    /// ledger entries, so that they can no longer be shown to commit to its events. The
+    /// entries stay in the tree (every proof and checkpoint still verifies). Only the
+    /// command line may; the deletion is audited (durably) before it returns. Returns how
+    /// many salts were deleted (0 when already forgotten or never recorded).
+    ///
+    /// # Errors
+    ///
+    /// [`AppError::Forbidden`] for any other actor; a malformed UID; the index failed.
+    pub async fn forget_study_ledger(
+        &self,
+        actor: &Actor,
+        study_uid: &str,
+    ) -> Result<u64, AppError> {
+        use lumen_model::{AuditAction, AuditOutcome};
+        crate::check_study(study_uid)?;
+        let detail = "delete ledger salts (PIPL Art. 47)";
+        self.require(
+            actor,
+            crate::Permission::Forget,
+            AuditAction::Forget,
+            detail,
+        )
+        .await?;
+        let forgotten = self.store.forget_ledger_salts(study_uid).await?;
+        let mut e = self.event(
+            actor,
+            AuditAction::Forget,
+            AuditOutcome::Success,
+            &format!("{detail}: {forgotten} entries"),
+        );
+        e.study_uid = Some(study_uid.to_string());
+        self.auditor().record_durable(e).await;
+        Ok(forgotten)
+    }
+
+    /// When the checkpoint was last written (POSIX seconds), for `Last-Modified`.
+    ///
+    /// # Errors
+    ///
+    /// The file could not be read.
+    pub async fn ledger_checkpoint_written(&self) -> Result<Option<u64>, AppError> {
+        let files = self.store.ledger_files();
+        Ok(
+            tokio::task::spawn_blocking(move || files.checkpoint_written())
                 .await
                 .map_err(AppError::internal)??,
         )
@@ -366,7 +591,7 @@ impl App {
                 size,
                 root: lumen_ledger::Hash(root),
             });
-        let now = u64::try_from(lumen_report::time::now_ms() / 1000).unwrap_or(0);
+        let now = now_s();
         match add_checkpoint(&req, &origin, &**log, last, &role.cosigner, now) {
             Ok(accepted) => {
                 self.store
@@ -449,16 +674,20 @@ impl Sequencer {
         };
         let files = self.store.ledger_files();
         let signer = self.signer.clone();
-        tokio::task::spawn_blocking(move || collect(&files, &signer, &w))
+        let renew_after = self.renew_after();
+        tokio::task::spawn_blocking(move || collect(&files, &signer, &w, renew_after))
             .await
             .map_err(AppError::internal)?
     }
 }
 
+/// Asks each witness whose cosignature the checkpoint lacks, or whose cosignature is older
+/// than `renew_after` seconds, to cosign it.
 fn collect(
     files: &lumen_store::LedgerFiles,
     signer: &LogSigner,
     w: &Witnessing,
+    renew_after: u64,
 ) -> Result<(), AppError> {
     use lumen_ledger::cosign::{add_cosignatures, verified_cosigners};
     use lumen_ledger::witness::{AddCheckpoint, parse_conflict};
@@ -469,8 +698,12 @@ fn collect(
     let cp = lumen_ledger::open_checkpoint(&note, &*signer.verifier()).map_err(|e| internal(&e))?;
     let mut changed = false;
     for witness in &w.witnesses {
+        let now = now_s();
         let have = verified_cosigners(&note, std::slice::from_ref(&witness.key))
-            .map(|c| !c.is_empty())
+            .map(|c| {
+                c.iter()
+                    .any(|c| now.saturating_sub(c.timestamp) < renew_after)
+            })
             .unwrap_or(false);
         if have {
             continue;

@@ -138,6 +138,14 @@ pub struct Settings {
     pub ledger_vkey: Option<String>,
     /// This node as a witness of other nodes' ledgers, when it is one.
     pub witness: Option<Arc<ledger::WitnessRole>>,
+    /// The witnesses this node's log asks to cosign (their cosignature/v1 keys), for the
+    /// ledger's status.
+    pub ledger_witnesses: Vec<lumen_ledger::cosign::CosignatureVerifier>,
+    /// How many of them make a checkpoint final.
+    pub ledger_quorum: usize,
+    /// The age past which the latest checkpoint is flagged as not fresh
+    /// (`[ledger] max_checkpoint_age_s`).
+    pub ledger_max_age: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -150,6 +158,9 @@ impl Default for Settings {
             report_font: None,
             ledger_vkey: None,
             witness: None,
+            ledger_witnesses: Vec::new(),
+            ledger_quorum: 0,
+            ledger_max_age: ledger::DEFAULT_MAX_AGE,
         }
     }
 }

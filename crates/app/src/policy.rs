@@ -101,8 +101,9 @@ impl Role {
                     | P::RequeueAi
                     | P::ManageUsers
                     | P::ReadAudit
+                    | P::Forget
             ),
-            Role::System => !matches!(p, P::ManageUsers | P::ReadAudit),
+            Role::System => !matches!(p, P::ManageUsers | P::ReadAudit | P::Forget),
         }
     }
 
@@ -156,6 +157,8 @@ pub enum Permission {
     ManageUsers,
     /// Search the audit trail.
     ReadAudit,
+    /// Carry out a deletion request (PIPL Art. 47): delete a study's ledger salts.
+    Forget,
 }
 
 /// What the policy learnt about a study an actor may act on: for the audit record.

@@ -501,7 +501,7 @@ impl App {
                 p,
                 &pdf.sop_instance_uid,
                 &sr.sop_instance_uid,
-                &entry,
+                Some(&entry),
             )
             .await?;
         tracing::info!(study = %study, version = p.version, kind = %p.kind, "report signed and stored");

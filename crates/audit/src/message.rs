@@ -28,6 +28,7 @@
 //! | `OrgChange` | 110113 Security Alert | 110129 Security Configuration | E | user (requestor), node | the organisation (alert subject) |
 //! | `AuditRead` | 110101 Audit Log Used | | R | user (requestor), node | the audit log |
 //! | `AccessDenied` | 110113 Security Alert | 110132 Use of Restricted Function | E | user (requestor), node | what was refused; study, patient when known |
+//! | `Forget` | 110110 Patient Record | | D | user (requestor) | study |
 //!
 //! "User" is the actor ([`AuditEvent::user`]: UserID, UserIsRequestor true, its
 //! [`AuditEvent::role`] as an extra RoleIDCode in code system `99LUMEN`, and the source address
@@ -130,6 +131,7 @@ const EV_INSTANCES_ACCESSED: Code = dcm("110103", "DICOM Instances Accessed");
 const EV_INSTANCES_TRANSFERRED: Code = dcm("110104", "DICOM Instances Transferred");
 const EV_EXPORT: Code = dcm("110106", "Export");
 const EV_IMPORT: Code = dcm("110107", "Import");
+const EV_PATIENT_RECORD: Code = dcm("110110", "Patient Record");
 const EV_QUERY: Code = dcm("110112", "Query");
 const EV_SECURITY_ALERT: Code = dcm("110113", "Security Alert");
 const EV_USER_AUTHENTICATION: Code = dcm("110114", "User Authentication");
@@ -191,6 +193,7 @@ pub fn event_codes(action: AuditAction, channel: AuditChannel) -> EventCodes {
         AuditAction::OrgChange => (EV_SECURITY_ALERT, Some(TYPE_SECURITY_CONFIGURATION), "E"),
         AuditAction::AuditRead => (EV_AUDIT_LOG_USED, None, "R"),
         AuditAction::AccessDenied => (EV_SECURITY_ALERT, Some(TYPE_RESTRICTED_FUNCTION), "E"),
+        AuditAction::Forget => (EV_PATIENT_RECORD, None, "D"),
     };
     EventCodes {
         event_id,
@@ -295,7 +298,11 @@ pub fn audit_message(event: &AuditEvent, source: &AuditSource) -> String {
             w.participant(&user.with_role(ROLE_SOURCE));
             w.participant(&node.with_role(ROLE_DESTINATION));
         }
-        AuditAction::View | AuditAction::Review | AuditAction::Sign | AuditAction::Addendum => {
+        AuditAction::View
+        | AuditAction::Review
+        | AuditAction::Sign
+        | AuditAction::Addendum
+        | AuditAction::Forget => {
             w.participant(&user);
         }
         AuditAction::Export => {

@@ -256,6 +256,26 @@ pub fn verified_cosigners(
     }
 }
 
+/// The time a checkpoint was last vouched for (POSIX seconds), for freshness: the newest
+/// timestamp among the verified cosignatures `cosigned`, or, when there are none,
+/// `written`, the time the log wrote the checkpoint.
+///
+/// C2SP gives no other time: a checkpoint (c2sp.org/tlog-checkpoint) is origin, size and
+/// root only, and the log's Ed25519 signature is not timestamped; cosignature/v1 is the one
+/// signed time, a witness's statement that this was the latest checkpoint it saw at that
+/// moment. Without cosignatures, `written` is what the log's storage says (the file's
+/// modification time, or the server's `Last-Modified`), which only the log vouches for.
+pub fn checkpoint_time(cosigned: &[Cosigned], written: Option<u64>) -> Option<u64> {
+    cosigned.iter().map(|c| c.timestamp).max().or(written)
+}
+
+/// Whether a checkpoint whose time is `time` (see [`checkpoint_time`]) is older than
+/// `max_age` seconds at `now`; a checkpoint with no time at all is stale. A time in the
+/// future (clock skew) counts as age 0.
+pub fn is_stale(time: Option<u64>, now: u64, max_age: u64) -> bool {
+    time.is_none_or(|t| now.saturating_sub(t) > max_age)
+}
+
 /// Adds signature lines (such as a witness's `add-checkpoint` answer) to a signed note,
 /// keeping only those of `witnesses` that verify.
 ///
@@ -356,6 +376,23 @@ mod tests {
             .unwrap();
         let forged = add_cosignatures(&other, line.as_bytes(), std::slice::from_ref(&v));
         assert!(matches!(forged, Err(NoteKeyError::BadSignature(_))));
+    }
+
+    #[test]
+    fn freshness_uses_the_newest_cosignature_else_the_write_time() {
+        let c = |timestamp| Cosigned {
+            name: "w".into(),
+            timestamp,
+        };
+        // The newest cosignature wins over the write time, even an older one.
+        assert_eq!(checkpoint_time(&[c(100), c(250)], Some(300)), Some(250));
+        assert_eq!(checkpoint_time(&[], Some(300)), Some(300));
+        assert_eq!(checkpoint_time(&[], None), None);
+        // Stale strictly past the limit; the future is fresh; no time at all is stale.
+        assert!(!is_stale(Some(1000), 1300, 300));
+        assert!(is_stale(Some(1000), 1301, 300));
+        assert!(!is_stale(Some(2000), 1000, 0));
+        assert!(is_stale(None, 1000, 300));
     }
 
     #[test]

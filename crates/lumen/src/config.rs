@@ -73,7 +73,7 @@ pub struct Config {
 }
 
 /// The ledger's settings (`[ledger]` table).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LedgerConfig {
     /// The log's origin line and key name, a schema-less URL (default
@@ -87,6 +87,22 @@ pub struct LedgerConfig {
     pub witnesses: Vec<LedgerPeer>,
     /// How many of `witnesses` must cosign for a checkpoint to be final.
     pub quorum: usize,
+    /// The age in seconds past which the latest checkpoint is flagged as not fresh (a
+    /// warning in the log, `"fresh": false` in `GET /api/ledger/status`); the node renews
+    /// its checkpoint and the witnesses' cosignatures after half of it. Default 300.
+    pub max_checkpoint_age_s: u64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            origin: None,
+            witness_of: Vec::new(),
+            witnesses: Vec::new(),
+            quorum: 0,
+            max_checkpoint_age_s: 300,
+        }
+    }
 }
 
 /// Another node's ledger endpoint and key (`[[ledger.witness_of]]`, `[[ledger.witnesses]]`).
@@ -445,6 +461,10 @@ impl Config {
             cfg.ledger.witnesses.len()
         );
         anyhow::ensure!(
+            cfg.ledger.max_checkpoint_age_s >= 10,
+            "[ledger] max_checkpoint_age_s must be at least 10 seconds"
+        );
+        anyhow::ensure!(
             cfg.audit.retention_days >= 183,
             "[audit] retention_days must be at least 183 (six months)"
         );
@@ -550,6 +570,9 @@ impl Config {
             report_font: None,
             ledger_vkey: None,
             witness: None,
+            ledger_witnesses: Vec::new(),
+            ledger_quorum: self.ledger.quorum,
+            ledger_max_age: Duration::from_secs(self.ledger.max_checkpoint_age_s),
         }
     }
 }

@@ -1,15 +1,16 @@
-//! `lumen ledger`: the node's ledger key, and the audit of a log, offline from a data
-//! directory or remotely from its URL, as a member hospital or an auditor would.
+//! `lumen ledger`: the node's ledger key, the audit of a log, offline from a data
+//! directory or remotely from its URL, as a member hospital or an auditor would, and the
+//! deletion of a study's salts (PIPL Art. 47).
 //!
-//! Neither command opens the archive (no lock is taken), so both work beside a running
-//! server.
+//! `key` and `verify` do not open the archive (no lock is taken), so they work beside a
+//! running server; `forget` opens it, like `lumen export`, so the server must be stopped.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use lumen_ledger::cosign::{CosignatureVerifier, verified_cosigners};
+use lumen_ledger::cosign::{CosignatureVerifier, checkpoint_time, is_stale, verified_cosigners};
 use lumen_ledger::note::parse_verifier;
 use lumen_ledger::{StoreError, TileStore, verify_log};
 
@@ -29,6 +30,20 @@ enum LedgerCommand {
     /// Verify a log: its checkpoint's signature, every entry bundle, every hash tile and
     /// the root (exit 0 when intact, non-zero with the reason otherwise).
     Verify(VerifyArgs),
+    /// Carry out a deletion request (PIPL Art. 47): delete the salts of a study's ledger
+    /// entries, so that they can no longer be linked to its events (the log is unchanged
+    /// and still verifies). Opens the archive: stop `lumen serve` first.
+    Forget(ForgetArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ForgetArgs {
+    /// Data directory of the archive [env: LUMEN_DATA].
+    #[arg(long, env = "LUMEN_DATA", default_value_os_t = crate::default_data())]
+    data: PathBuf,
+    /// Study Instance UID whose entries to forget.
+    #[arg(long)]
+    study: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,6 +77,11 @@ struct VerifyArgs {
     /// How many of the witnesses must have cosigned the checkpoint.
     #[arg(long, default_value_t = 0)]
     quorum: usize,
+    /// Fail when the checkpoint is older than this many seconds: its newest cosignature of
+    /// a --witness-key, or, with none, when the node wrote it (the file's modification time
+    /// with --data, the server's Last-Modified with --url).
+    #[arg(long, value_name = "SECONDS")]
+    max_age: Option<u64>,
 }
 
 /// Runs `lumen ledger`.
@@ -87,7 +107,43 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LedgerCommand::Verify(a) => verify(a),
+        LedgerCommand::Forget(a) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(forget(a))
+        }
     }
+}
+
+async fn forget(a: ForgetArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(a.data.is_dir(), "no data directory {}", a.data.display());
+    let conf = Config::load(None, Default::default())?;
+    let store = lumen_store::Store::open(lumen_store::StoreConfig {
+        data_dir: a.data.clone(),
+        router: None,
+        ..conf.store_config()
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot open the archive in {} (stop `lumen serve` on it first)",
+            a.data.display()
+        )
+    })?;
+    let app = lumen_app::App::new(store, conf.app_settings());
+    let actor = lumen_app::Actor::command_line(&conf.org);
+    let forgotten = app
+        .forget_study_ledger(&actor, &a.study)
+        .await
+        .context("cannot forget the study's ledger salts")?;
+    println!(
+        "forgot the salts of {forgotten} ledger entries of study {}: they stay in the log, \
+         unlinkable",
+        a.study
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -101,7 +157,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         "--quorum {} needs at least as many --witness-key",
         a.quorum
     );
-    let (result, checkpoint, what, verifier) = match (&a.data, &a.url) {
+    let (result, checkpoint, written, what, verifier) = match (&a.data, &a.url) {
         (Some(data), None) => {
             let vkey = match &a.key {
                 Some(k) => k.clone(),
@@ -121,9 +177,11 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             let files = lumen_store::LedgerFiles::new(data);
             let result = verify_log(&files, &*verifier);
             let checkpoint = files.read("checkpoint").ok().flatten();
+            let written = files.checkpoint_written().ok().flatten();
             (
                 result,
                 checkpoint,
+                written,
                 files.root().display().to_string(),
                 verifier,
             )
@@ -133,8 +191,8 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             let verifier = parse_verifier(vkey).context("--key")?;
             let remote = Remote::new(url);
             let result = verify_log(&remote, &*verifier);
-            let checkpoint = remote.read("checkpoint").ok().flatten();
-            (result, checkpoint, url.clone(), verifier)
+            let (checkpoint, written) = remote.checkpoint().unwrap_or_default();
+            (result, checkpoint, written, url.clone(), verifier)
         }
         _ => anyhow::bail!("give --data DIR or --url URL --key VKEY"),
     };
@@ -145,7 +203,8 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    if !witnesses.is_empty() {
+    let mut cosigned = Vec::new();
+    if !witnesses.is_empty() || a.max_age.is_some() {
         let checkpoint = checkpoint.unwrap_or_default();
         // The cosignatures counted must be on the checkpoint that was verified.
         let same = lumen_ledger::open_checkpoint(&checkpoint, &*verifier)
@@ -154,7 +213,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
             eprintln!("ledger at {what}: the checkpoint changed during verification; run again");
             return Ok(ExitCode::FAILURE);
         }
-        let cosigned = match verified_cosigners(&checkpoint, &witnesses) {
+        cosigned = match verified_cosigners(&checkpoint, &witnesses) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("ledger at {what} does NOT verify: a witness cosignature: {e}");
@@ -169,6 +228,28 @@ fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                 "ledger at {what} does NOT verify: {} of the witnesses cosigned the checkpoint, {} required",
                 cosigned.len(),
                 a.quorum
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    if let Some(max_age) = a.max_age {
+        let time = checkpoint_time(&cosigned, written);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if is_stale(time, now, max_age) {
+            let age = match time {
+                Some(t) => format!("{} s old", now.saturating_sub(t)),
+                None => "of unknown age (no cosignature, no write time)".to_string(),
+            };
+            let basis = if cosigned.is_empty() {
+                "when the node wrote it"
+            } else {
+                "its newest cosignature"
+            };
+            eprintln!(
+                "ledger at {what} is NOT fresh: the checkpoint (size {}) is {age} by {basis}, more than --max-age {max_age} s",
+                log.size
             );
             return Ok(ExitCode::FAILURE);
         }
@@ -203,6 +284,35 @@ impl Remote {
             prefix: prefix.trim_end_matches('/').to_string(),
             agent,
         }
+    }
+}
+
+impl Remote {
+    /// The checkpoint and its `Last-Modified` time (POSIX seconds), if the server sent one.
+    fn checkpoint(&self) -> Result<(Option<Vec<u8>>, Option<u64>), StoreError> {
+        let url = format!("{}/checkpoint", self.prefix);
+        let mut r = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| StoreError(format!("{url}: {e}")))?;
+        if r.status().as_u16() != 200 {
+            return Ok((None, None));
+        }
+        let written = r
+            .headers()
+            .get("last-modified")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs());
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .map_err(|e| StoreError(format!("{url}: {e}")))?;
+        Ok((Some(body), written))
     }
 }
 

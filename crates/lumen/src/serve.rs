@@ -191,6 +191,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         lumen_store::ledger_key(&config.data, &config.ledger_origin()).context("the ledger key")?,
     );
     tracing::info!(vkey = %ledger_signer.vkey(), "ledger verifier key");
+    // Temporary files a crash left half-written in DATA/ledger/.tmp (this process holds the
+    // data directory's lock: no other writes the log).
+    match store.ledger_files().sweep_tmp() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(files = n, "removed leftover ledger temporary files"),
+        Err(e) => tracing::warn!(error = %e, "cannot sweep the ledger's temporary files"),
+    }
     // As a witness of other nodes' logs: a cosigning key of its own.
     let witness_role = if config.ledger.witness_of.is_empty() {
         None
@@ -246,6 +253,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             report_font: report_font(&config.web)?,
             ledger_vkey: Some(ledger_signer.vkey()),
             witness: witness_role,
+            ledger_witnesses: log_witnesses.iter().map(|w| w.key.clone()).collect(),
             ..config.app_settings()
         },
     );
@@ -326,6 +334,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             Arc::new(crate::ledger_cli::HttpWitnessClient::new()),
             config.ledger.quorum,
         )
+        .with_max_age(std::time::Duration::from_secs(
+            config.ledger.max_checkpoint_age_s,
+        ))
         .spawn(std::time::Duration::from_secs(1));
     let audit_app = use_cases.clone();
     // One handler for both DIMSE listeners: same access rules, same retrieve cache.

@@ -4,6 +4,10 @@
 //! `/ledger/`); the entry's inclusion proof is served; `lumen ledger key` prints the key
 //! the checkpoint is signed with; `lumen ledger verify` passes offline and over HTTP, and
 //! fails with a clear reason once one byte of a hash tile or an entry bundle is altered.
+//! A checkpoint older than `--max-age` fails verification and `GET /api/ledger/status`
+//! reports freshness; a restarted node sweeps leftover temp files and renews its
+//! checkpoint; `lumen ledger forget` deletes a study's salts, audited, and the log still
+//! verifies.
 
 mod util;
 
@@ -248,6 +252,179 @@ fn signed_report_is_published_proved_and_verified() {
         assert!(!out.status.success());
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("accessible by group or others"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A data directory with CT_small imported and its report signed on a server started
+/// with `config`, whose checkpoint has the entry; the server still runs.
+fn signed_on_server(tmp: &Path, shared: &Path, config: &str) -> (std::path::PathBuf, Server) {
+    let data = tmp.join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let ct = shared.join("dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
+    let out = run(Command::new(lumen_bin())
+        .arg("import")
+        .arg("--data")
+        .arg(&data)
+        .arg(&ct));
+    assert!(
+        out.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg = write_config(&tmp.join("cfg"), config);
+    let server = Server::start_in(&data, &["--config", &cfg.to_string_lossy()]);
+    let base = server.http();
+    let (status, body) = post(
+        &format!("{base}/api/studies/{STUDY}/report/sign"),
+        Some(&server.auth()),
+        br#"{"lang":"en"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    wait_checkpoint(&base, "no checkpoint of size 1", |cp| {
+        checkpoint_size(cp) == 1
+    });
+    (data, server)
+}
+
+#[test]
+fn a_checkpoint_older_than_max_age_is_flagged() {
+    let Some(shared) = shared_data() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (data, mut server) =
+        signed_on_server(tmp.path(), &shared, "[ledger]\nmax_checkpoint_age_s = 60\n");
+    let base = server.http();
+
+    // The node reports its checkpoint as fresh, without login.
+    let (status, body) = get(&format!("{base}/api/ledger/status"));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let st: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        (
+            &st["size"],
+            &st["fresh"],
+            &st["max_age_s"],
+            &st["quorum_reached"]
+        ),
+        (&1.into(), &true.into(), &60.into(), &true.into()),
+        "{st}"
+    );
+    // The checkpoint says when the node wrote it; a remote audit with --max-age passes.
+    let r = agent()
+        .get(&format!("{base}/ledger/checkpoint"))
+        .call()
+        .expect("checkpoint");
+    assert!(r.headers().get("last-modified").is_some());
+    let vkey = String::from_utf8_lossy(&lumen(&["ledger", "key"], &data).stdout)
+        .trim()
+        .to_string();
+    let out = run(Command::new(lumen_bin()).args([
+        "ledger",
+        "verify",
+        "--url",
+        &format!("{base}/ledger"),
+        "--key",
+        &vkey,
+        "--max-age",
+        "60",
+    ]));
+    assert!(
+        out.status.success(),
+        "verify --url --max-age: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.stop();
+
+    // Written an hour ago (the node stopped): not fresh for --max-age 300.
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(data.join("ledger/checkpoint"))
+        .expect("checkpoint")
+        .set_modified(hour_ago)
+        .expect("mtime");
+    let out = lumen(&["ledger", "verify", "--max-age", "300"], &data);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "a stale checkpoint passes");
+    assert!(
+        err.contains("NOT fresh") && err.contains("when the node wrote it"),
+        "{err}"
+    );
+    assert!(
+        lumen(&["ledger", "verify", "--max-age", "7200"], &data)
+            .status
+            .success()
+    );
+
+    // Restarted: the node sweeps what an interrupted write left in ledger/.tmp, and renews
+    // its idle checkpoint, which is fresh again.
+    let leftover = data.join("ledger/.tmp/1-0");
+    std::fs::write(&leftover, b"half a tile").expect("leftover");
+    let cfg = tmp.path().join("cfg/lumen.toml");
+    let server = Server::start_in(&data, &["--config", &cfg.to_string_lossy()]);
+    assert!(
+        !leftover.exists(),
+        "the leftover temp file is swept at start"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = get(&format!("{}/api/ledger/status", server.http()));
+        let st: Value = serde_json::from_slice(&body).unwrap_or_default();
+        if status == 200 && st["fresh"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not renewed: {status} {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server);
+    assert!(
+        lumen(&["ledger", "verify", "--max-age", "300"], &data)
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn forgetting_a_study_keeps_the_log_verifiable() {
+    let Some(shared) = shared_data() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (data, mut server) = signed_on_server(tmp.path(), &shared, "");
+    server.stop();
+
+    // A deletion request: the salt is deleted, audited as the command line's; the log
+    // is unchanged and still verifies.
+    let out = lumen(&["ledger", "forget", "--study", STUDY], &data);
+    assert!(
+        out.status.success(),
+        "forget: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("forgot the salts of 1 ledger entries"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = lumen(&["ledger", "verify"], &data);
+    assert!(
+        out.status.success(),
+        "verify after forget: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if have_tool("sqlite3") {
+        let out = run(Command::new("sqlite3")
+            .args(["-cmd", ".timeout 30000"])
+            .arg(data.join("index.sqlite"))
+            .arg(
+                "SELECT count(*) FROM ledger_entries WHERE salt IS NULL; \
+                 SELECT user || ' ' || channel || ' ' || study_uid FROM audit \
+                 WHERE action = 'forget';",
+            ));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            text,
+            format!("1\ncli cli {STUDY}\n"),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );

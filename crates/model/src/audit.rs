@@ -48,6 +48,9 @@ pub enum AuditAction {
     AuditRead,
     /// A request refused for want of credentials or permission, outside the above.
     AccessDenied,
+    /// A deletion request carried out (PIPL Art. 47): the ledger salts of a study deleted,
+    /// so that its ledger entries can no longer be linked to it.
+    Forget,
 }
 
 impl AuditAction {
@@ -71,11 +74,12 @@ impl AuditAction {
             AuditAction::OrgChange => "org-change",
             AuditAction::AuditRead => "audit-read",
             AuditAction::AccessDenied => "access-denied",
+            AuditAction::Forget => "forget",
         }
     }
 
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 18] = [
         AuditAction::Query,
         AuditAction::Retrieve,
         AuditAction::View,
@@ -93,6 +97,7 @@ impl AuditAction {
         AuditAction::OrgChange,
         AuditAction::AuditRead,
         AuditAction::AccessDenied,
+        AuditAction::Forget,
     ];
 
     /// True for security events (logins, accounts), as opposed to patient data access.

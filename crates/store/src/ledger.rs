@@ -239,6 +239,44 @@ impl LedgerFiles {
         }
     }
 
+    /// When the checkpoint was last written (its modification time, POSIX seconds); `None`
+    /// when there is none.
+    pub fn checkpoint_written(&self) -> Result<Option<u64>, StoreError> {
+        match fs::metadata(self.root.join(lumen_ledger::tiles::CHECKPOINT)) {
+            Ok(m) => Ok(m
+                .modified()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes the temporary files an interrupted write left in `DATA/ledger/.tmp` (a
+    /// crash between creating one and renaming it), all but this process's own; returns
+    /// how many. For the start of the only writer (`lumen serve`, which holds the data
+    /// directory's lock): never while another process may be writing the log.
+    pub fn sweep_tmp(&self) -> Result<usize, StoreError> {
+        let own = format!("{}-", std::process::id());
+        let entries = match fs::read_dir(self.root.join(".tmp")) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_type()?.is_file()
+                && !entry.file_name().to_string_lossy().starts_with(&own)
+            {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn write_atomic(&self, path: &str, data: &[u8]) -> Result<(), StoreError> {
         let dest = self
             .file(path)
@@ -357,4 +395,35 @@ fn check_private(path: &Path) -> Result<(), StoreError> {
 #[cfg(not(unix))]
 fn check_private(_path: &Path) -> Result<(), StoreError> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftover_temp_files_are_swept_but_not_the_log() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mut files = LedgerFiles::new(tmp.path());
+        // Nothing to sweep in a new data directory.
+        assert_eq!(files.sweep_tmp().expect("sweep"), 0);
+        files.write("checkpoint", b"cp").expect("write");
+        // Two files an interrupted writer (another, dead process) left, and one of ours.
+        let dir = tmp.path().join("ledger/.tmp");
+        fs::write(dir.join("4242-0"), b"half a tile").expect("leftover");
+        fs::write(dir.join("4242-1"), b"").expect("leftover");
+        let ours = dir.join(format!("{}-999", std::process::id()));
+        fs::write(&ours, b"being written").expect("ours");
+        assert_eq!(files.sweep_tmp().expect("sweep"), 2);
+        let left: Vec<_> = fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert_eq!(left, vec![ours]);
+        // The published files are untouched.
+        assert_eq!(
+            files.read_resource("checkpoint").expect("read"),
+            Some(b"cp".to_vec())
+        );
+    }
 }

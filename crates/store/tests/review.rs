@@ -153,12 +153,12 @@ async fn a_signed_report_is_final() {
         Err(ReviewError::NotSigned)
     ));
     store
-        .commit_signature(STUDY, &p, "1.2.3.4.100", "1.2.3.4.101", &entry(1))
+        .commit_signature(STUDY, &p, "1.2.3.4.100", "1.2.3.4.101", Some(&entry(1)))
         .await
         .unwrap();
     // A retry of the commit records nothing more (not even a second ledger entry).
     store
-        .commit_signature(STUDY, &p, "1.2.3.4.100", "1.2.3.4.101", &entry(9))
+        .commit_signature(STUDY, &p, "1.2.3.4.100", "1.2.3.4.101", Some(&entry(9)))
         .await
         .unwrap();
     let rep = store.report(STUDY).await.unwrap();
@@ -196,7 +196,7 @@ async fn a_signed_report_is_final() {
         .unwrap();
     assert_eq!(pa.version, 2);
     store
-        .commit_signature(STUDY, &pa, "1.2.3.4.200", "1.2.3.4.201", &entry(2))
+        .commit_signature(STUDY, &pa, "1.2.3.4.200", "1.2.3.4.201", Some(&entry(2)))
         .await
         .unwrap();
     let rep = store.report(STUDY).await.unwrap();

@@ -1,7 +1,8 @@
 //! The ledger's front door: the published log, read-only and public (it holds no patient
 //! data), at `/ledger/checkpoint` and `/ledger/tile/...` in the C2SP tlog-tiles layout, and
 //! `GET /api/ledger/entries/{index}/proof`, an entry's inclusion proof in the latest
-//! checkpoint; and, on a node that witnesses others, `POST /ledger/add-checkpoint`
+//! checkpoint, `GET /api/ledger/status` (its age, cosignatures and freshness); and, on a
+//! node that witnesses others, `POST /ledger/add-checkpoint`
 //! (c2sp.org/tlog-witness), authenticated by the log's signature on the checkpoint.
 
 use axum::Json;
@@ -42,9 +43,27 @@ async fn resource(state: &AppState, path: String) -> Result<Response, ApiError> 
     let mut r = bytes.into_response();
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if path == "checkpoint" {
+        // When the node wrote it: an auditor's measure of freshness without cosignatures.
+        if let Some(written) = state.app.ledger_checkpoint_written().await? {
+            let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(written);
+            if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(time)) {
+                r.headers_mut().insert(header::LAST_MODIFIED, v);
+            }
+        }
+    }
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     Ok(r)
+}
+
+/// `GET /api/ledger/status`: the latest checkpoint's size, root, age, verified
+/// cosignatures, whether the quorum is reached and whether it is fresh (public, as the
+/// checkpoint is).
+pub async fn status(
+    State(state): State<AppState>,
+) -> Result<Json<lumen_app::ledger::LedgerStatus>, ApiError> {
+    Ok(Json(state.app.ledger_status().await?))
 }
 
 /// `GET /api/ledger/entries/{index}/proof`: the entry, its leaf hash and its inclusion

@@ -220,6 +220,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/studies/{study}/report.pdf", get(report::report_pdf))
         .route("/api/studies/{study}/export", get(export::export))
         .route("/api/ledger/entries/{index}/proof", get(ledger::proof))
+        .route("/api/ledger/status", get(ledger::status))
         .route("/ledger/add-checkpoint", post(ledger::add_checkpoint))
         .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT));
     let mut app = Router::new()
