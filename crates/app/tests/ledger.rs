@@ -93,6 +93,7 @@ async fn forgetting_a_study_keeps_the_tree_but_unlinks_its_entries() {
     let rows = app.store().study_ledger_entries(STUDY).await.expect("rows");
     let published = proof_verifies(&app, 0).await;
     assert!(opens(&rows[0].event, rows[0].salt, &published.commitment));
+    let before_event = rows[0].event.clone();
 
     // Only the command line may carry out a deletion request.
     let system = Actor::system("local");
@@ -114,10 +115,22 @@ async fn forgetting_a_study_keeps_the_tree_but_unlinks_its_entries() {
     let after = app.ledger_proof(0).await.expect("proof");
     assert_eq!(after, before);
     let published = proof_verifies(&app, 0).await;
-    let rows = app.store().study_ledger_entries(STUDY).await.expect("rows");
-    assert!(rows.iter().all(|r| r.salt.is_none()));
-    assert!(!opens(&rows[0].event, rows[0].salt, &published.commitment));
-    assert!(!opens(&rows[0].event, Some([0; 32]), &published.commitment));
+    // The node's own index no longer says which study or event the entries were.
+    assert!(
+        app.store()
+            .study_ledger_entries(STUDY)
+            .await
+            .expect("rows")
+            .is_empty()
+    );
+    let rows = app.store().ledger_entries(0, 2).await.expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r.salt.is_none() && r.study_uid.is_none() && r.event == "{}")
+    );
+    assert!(!opens(&before_event, rows[0].salt, &published.commitment));
+    assert!(!opens(&before_event, Some([0; 32]), &published.commitment));
     // The other study's entry still opens; the whole log still verifies.
     let other = app.store().ledger_entries(2, 1).await.expect("rows");
     assert!(opens(

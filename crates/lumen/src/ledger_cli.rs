@@ -139,8 +139,8 @@ async fn forget(a: ForgetArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("cannot forget the study's ledger salts")?;
     println!(
-        "forgot the salts of {forgotten} ledger entries of study {}: they stay in the log, \
-         unlinkable",
+        "forgot the salts of {forgotten} ledger entries of study {} (and the index's record of \
+         their study and events): they stay in the log, unlinkable",
         a.study
     );
     Ok(ExitCode::SUCCESS)

@@ -144,11 +144,14 @@ impl Store {
         rows.iter().map(row).collect()
     }
 
-    /// Deletes the salts of a study's entries (a PIPL Art. 47 deletion): the entries stay in
-    /// the tree but can no longer be linked to the events. Returns how many were forgotten.
+    /// Forgets a study's entries (a PIPL Art. 47 deletion): their salts, and the index's own
+    /// record of the study and the event each one commits to. The entries stay in the tree
+    /// but can no longer be linked to the events, by anyone, this node included. Returns how
+    /// many were forgotten.
     pub async fn forget_ledger_salts(&self, study_uid: &str) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE ledger_entries SET salt = NULL WHERE study_uid = ? AND salt IS NOT NULL",
+            "UPDATE ledger_entries SET salt = NULL, study_uid = NULL, event = '{}'
+             WHERE study_uid = ?",
         )
         .bind(study_uid)
         .execute(&self.writer)

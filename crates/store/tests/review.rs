@@ -221,6 +221,8 @@ async fn a_signed_report_is_final() {
         "UPDATE ledger_entries SET commitment = zeroblob(32)",
         "UPDATE ledger_entries SET seq = seq + 10",
         "UPDATE ledger_entries SET salt = zeroblob(32)",
+        "UPDATE ledger_entries SET study_uid = '1.2.3'",
+        "UPDATE ledger_entries SET event = '{\"actor\":\"x\"}'",
     ] {
         assert!(sqlx::query(sql).execute(&mut db).await.is_err(), "{sql}");
     }
@@ -237,11 +239,27 @@ async fn a_signed_report_is_final() {
         vec![(0, 1), (1, 2)]
     );
     assert_eq!(store.ledger_entries(1, 10).await.unwrap().len(), 1);
-    // Deleting the salts (PIPL Art. 47) is the one change allowed.
+    // A deletion request (PIPL Art. 47) is the one change allowed: the salts, the study and
+    // the events go; the tree's entries stay.
     assert_eq!(store.forget_ledger_salts(STUDY).await.unwrap(), 2);
-    let entries = store.study_ledger_entries(STUDY).await.unwrap();
-    assert!(entries.iter().all(|e| e.salt.is_none()));
+    assert!(store.study_ledger_entries(STUDY).await.unwrap().is_empty());
+    let entries = store.ledger_entries(0, 10).await.unwrap();
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.salt.is_none() && e.study_uid.is_none() && e.event == "{}")
+    );
     assert_eq!(entries[0].commitment, [1; 32]);
+    // Nothing forgotten can be put back.
+    let mut db = raw(tmp.path()).await;
+    for sql in [
+        "UPDATE ledger_entries SET study_uid = '1.2.3'",
+        "UPDATE ledger_entries SET salt = zeroblob(32)",
+        "UPDATE ledger_entries SET event = 'x'",
+    ] {
+        assert!(sqlx::query(sql).execute(&mut db).await.is_err(), "{sql}");
+    }
+    db.close().await.unwrap();
 }
 
 fn entry(n: u8) -> lumen_store::NewLedgerEntry {
