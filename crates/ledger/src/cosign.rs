@@ -67,28 +67,9 @@ impl Cosigner {
     ///
     /// A malformed key, another type, or a key ID that does not match.
     pub fn from_skey(skey: &str) -> Result<Self, NoteKeyError> {
-        let bad = |why: &str| NoteKeyError::Key(why.to_string());
-        let rest = skey
-            .trim()
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or_else(|| bad("not a signed-note private key"))?;
-        // Names and key IDs hold no `+`; the base64 key may.
-        let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(id16), Some(key64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("expected PRIVATE+KEY+name+keyid+key"));
-        };
-        let key = BASE64_STANDARD
-            .decode(key64)
-            .map_err(|_| bad("the key is not base64"))?;
-        let [ALG_COSIGNATURE_V1, seed @ ..] = key.as_slice() else {
-            return Err(bad("not a cosignature/v1 key"));
-        };
-        let seed: [u8; 32] = seed.try_into().map_err(|_| bad("wrong key length"))?;
-        let cosigner = Self::from_seed(name, seed)?;
-        if format!("{:08x}", key_id(name, &cosigner.key.verifying_key())) != id16 {
-            return Err(bad("the key ID does not match the key"));
-        }
+        let key = crate::note::PrivateKey::parse(skey, ALG_COSIGNATURE_V1, "a cosignature/v1")?;
+        let cosigner = Self::from_seed(key.name, key.seed)?;
+        key.check_id(key_id(key.name, &cosigner.key.verifying_key()))?;
         Ok(cosigner)
     }
 

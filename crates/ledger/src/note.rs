@@ -52,6 +52,52 @@ impl std::fmt::Debug for LogSigner {
 
 const ALG_ED25519: u8 = 0x01;
 
+/// A signed-note private key, `PRIVATE+KEY+name+keyid+base64(type || seed)`, as read from a
+/// key file: the log's key and a witness's cosigning key share the form, not the type.
+pub(crate) struct PrivateKey<'a> {
+    pub(crate) name: &'a str,
+    id16: &'a str,
+    pub(crate) seed: [u8; 32],
+}
+
+impl<'a> PrivateKey<'a> {
+    /// Reads `skey`, which must be of signature type `alg` (`what` names it in errors).
+    pub(crate) fn parse(skey: &'a str, alg: u8, what: &str) -> Result<Self, NoteKeyError> {
+        let bad = |why: &str| NoteKeyError::Key(why.to_string());
+        let rest = skey
+            .trim()
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or_else(|| bad("not a signed-note private key"))?;
+        // Names and key IDs hold no `+`; the base64 key may.
+        let mut parts = rest.splitn(3, '+');
+        let (Some(name), Some(id16), Some(key64)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("expected PRIVATE+KEY+name+keyid+key"));
+        };
+        let key = BASE64_STANDARD
+            .decode(key64)
+            .map_err(|_| bad("the key is not base64"))?;
+        let [found, seed @ ..] = key.as_slice() else {
+            return Err(bad("the key is empty"));
+        };
+        if *found != alg {
+            return Err(bad(&format!("not {what} key")));
+        }
+        let seed: [u8; 32] = seed.try_into().map_err(|_| bad("wrong key length"))?;
+        Ok(PrivateKey { name, id16, seed })
+    }
+
+    /// Checks the key ID the key was written with against the one its key has.
+    pub(crate) fn check_id(&self, id: u32) -> Result<(), NoteKeyError> {
+        if format!("{id:08x}") != self.id16 {
+            return Err(NoteKeyError::Key(
+                "the key ID does not match the key".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl LogSigner {
     /// A key from 32 random bytes the caller drew (this crate draws no randomness).
     ///
@@ -74,28 +120,9 @@ impl LogSigner {
     ///
     /// A malformed key, another algorithm, or a key ID that does not match.
     pub fn from_skey(skey: &str) -> Result<Self, NoteKeyError> {
-        let bad = |why: &str| NoteKeyError::Key(why.to_string());
-        let rest = skey
-            .trim()
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or_else(|| bad("not a signed-note private key"))?;
-        // Names and key IDs hold no `+`; the base64 key may.
-        let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(id16), Some(key64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("expected PRIVATE+KEY+name+keyid+key"));
-        };
-        let key = BASE64_STANDARD
-            .decode(key64)
-            .map_err(|_| bad("the key is not base64"))?;
-        let [ALG_ED25519, seed @ ..] = key.as_slice() else {
-            return Err(bad("not an Ed25519 key"));
-        };
-        let seed: [u8; 32] = seed.try_into().map_err(|_| bad("wrong key length"))?;
-        let signer = Self::from_seed(name, seed)?;
-        if format!("{:08x}", signer.key_id()) != id16 {
-            return Err(bad("the key ID does not match the key"));
-        }
+        let key = PrivateKey::parse(skey, ALG_ED25519, "an Ed25519")?;
+        let signer = Self::from_seed(key.name, key.seed)?;
+        key.check_id(signer.key_id())?;
         Ok(signer)
     }
 
