@@ -82,11 +82,13 @@ impl Blobs {
     /// a file that was already in place). The directory's sync is shared with concurrent
     /// writers into the same directory.
     pub(crate) fn sync(&self, unsynced: Unsynced) -> io::Result<()> {
-        unsynced.file.sync_data()?;
-        if unsynced.new_entry {
-            self.dir_syncs.sync(&unsynced.dir, unsynced.dir_ticket)?;
-        }
-        Ok(())
+        // The directory's sync runs beside the file's: each waits on a disk flush.
+        let dir = unsynced
+            .new_entry
+            .then(|| self.dir_syncs.start(&unsynced.dir, unsynced.dir_ticket));
+        let file = unsynced.file.sync_data();
+        let dir = dir.map_or(Ok(()), PendingDirSync::wait);
+        file.and(dir)
     }
 
     /// Puts a temporary file in place at `relative` and returns the syncs still owed. A
@@ -215,12 +217,45 @@ pub(crate) struct Unsynced {
     dir_ticket: u64,
 }
 
-/// Directory syncs shared between concurrent writers: a sync that starts after a file was
-/// renamed into a directory makes that rename durable too, so a writer whose rename an
-/// already finished sync covered has nothing left to do. Several associations sending
-/// one series (one directory) then pay one directory sync between them, not one each.
+/// Directory syncs shared between concurrent writers, run on a thread of their own beside
+/// the file's sync. A sync that starts after a file was renamed into a directory makes that
+/// rename durable too, so a writer whose rename an already finished sync covered has
+/// nothing left to do: several associations sending one series (one directory) pay one
+/// directory sync between them, not one each.
 #[derive(Debug, Default)]
 pub(crate) struct DirSyncs {
+    table: Arc<DirTable>,
+    /// The syncing thread's queue, started with the first sync (none if it could not be).
+    worker: std::sync::OnceLock<Option<std::sync::mpsc::Sender<DirJob>>>,
+}
+
+/// A directory sync asked of the syncing thread: the directory, the rename's ticket, and
+/// where the outcome goes.
+type DirJob = (PathBuf, u64, std::sync::mpsc::SyncSender<io::Result<()>>);
+
+/// A directory sync under way.
+pub(crate) enum PendingDirSync {
+    /// Finished already (covered by an earlier sync, or run here).
+    Done(io::Result<()>),
+    /// Running on the syncing thread.
+    Running(std::sync::mpsc::Receiver<io::Result<()>>),
+}
+
+impl PendingDirSync {
+    /// Waits for the outcome.
+    pub(crate) fn wait(self) -> io::Result<()> {
+        match self {
+            PendingDirSync::Done(r) => r,
+            PendingDirSync::Running(rx) => rx
+                .recv()
+                .unwrap_or_else(|_| Err(io::Error::other("the directory sync thread stopped"))),
+        }
+    }
+}
+
+/// Each directory's renames and syncs.
+#[derive(Debug, Default)]
+struct DirTable {
     dirs: Mutex<HashMap<PathBuf, Arc<DirState>>>,
     /// Directory syncs made so far.
     performed: std::sync::atomic::AtomicU64,
@@ -236,6 +271,38 @@ struct DirState {
 }
 
 impl DirSyncs {
+    /// Records a rename into `dir` (after it happened) and returns its ticket.
+    fn renamed(&self, dir: &Path) -> u64 {
+        self.table.renamed(dir)
+    }
+
+    /// Starts making the rename with `ticket` durable on the syncing thread, so that it
+    /// runs beside the file's own sync; [`PendingDirSync::wait`] gives the outcome.
+    pub(crate) fn start(&self, dir: &Path, ticket: u64) -> PendingDirSync {
+        let worker = self.worker.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<DirJob>();
+            let table = self.table.clone();
+            std::thread::Builder::new()
+                .name("lumen-dir-sync".into())
+                .spawn(move || {
+                    for (dir, ticket, reply) in rx {
+                        let _ = reply.send(table.sync(&dir, ticket));
+                    }
+                })
+                .ok()
+                .map(|_| tx)
+        });
+        let (reply, outcome) = std::sync::mpsc::sync_channel(1);
+        match worker {
+            Some(tx) if tx.send((dir.to_path_buf(), ticket, reply)).is_ok() => {
+                PendingDirSync::Running(outcome)
+            }
+            _ => PendingDirSync::Done(self.table.sync(dir, ticket)),
+        }
+    }
+}
+
+impl DirTable {
     /// Directories remembered at most; past that the table starts again (forgetting only
     /// costs a sync that could have been shared).
     const MAX_DIRS: usize = 4096;
@@ -317,7 +384,7 @@ mod tests {
     #[test]
     fn a_directory_sync_covers_every_rename_before_it() {
         let d = tempfile::tempdir().unwrap();
-        let syncs = DirSyncs::default();
+        let syncs = DirTable::default();
         let t1 = syncs.renamed(d.path());
         let t2 = syncs.renamed(d.path());
         // The second writer syncs first: its sync covers the first writer's rename too.
@@ -341,12 +408,28 @@ mod tests {
     #[test]
     fn a_forgotten_directory_is_synced_again() {
         let d = tempfile::tempdir().unwrap();
-        let syncs = DirSyncs::default();
+        let syncs = DirTable::default();
         let t = syncs.renamed(d.path());
         // The table starts again (as when it holds MAX_DIRS directories).
         syncs.dirs.lock().unwrap().clear();
         syncs.sync(d.path(), t).unwrap();
         assert_eq!(syncs.performed.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn directory_syncs_run_on_their_own_thread_and_are_shared() {
+        let d = tempfile::tempdir().unwrap();
+        let syncs = DirSyncs::default();
+        let t1 = syncs.renamed(d.path());
+        let t2 = syncs.renamed(d.path());
+        let a = syncs.start(d.path(), t1);
+        a.wait().unwrap();
+        syncs.start(d.path(), t2).wait().unwrap();
+        assert_eq!(syncs.table.performed.load(Ordering::Relaxed), 1);
+        // A directory that is gone is an error, not a hang.
+        let gone = d.path().join("gone");
+        let t = syncs.renamed(&gone);
+        assert!(syncs.start(&gone, t).wait().is_err());
     }
 
     #[test]
