@@ -77,21 +77,7 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let conf = crate::config::Config::load(None, Default::default())?;
-    let store = Store::open(StoreConfig {
-        data_dir: args.data.clone(),
-        router: None,
-        ..conf.store_config()
-    })
-    .await
-    .with_context(|| {
-        format!(
-            "cannot open the archive in {} (stop `lumen serve` on it first)",
-            args.data.display()
-        )
-    })?;
-    let app = lumen_app::App::new(store, conf.app_settings());
-    let actor = lumen_app::Actor::command_line(&conf.org);
+    let (app, actor) = open_offline(&args.data).await?;
     let options = args.deidentify.then(|| Options {
         retain_longitudinal_modified_dates: args.retain_dates,
         retain_uids: args.retain_uids,
@@ -163,4 +149,26 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Opens the archive in `data` for a command that works on it alone (`lumen serve` must
+/// be stopped: the data directory is locked), with the command line as the actor.
+pub(crate) async fn open_offline(
+    data: &std::path::Path,
+) -> anyhow::Result<(lumen_app::App, lumen_app::Actor)> {
+    let conf = crate::config::Config::load(None, Default::default())?;
+    let store = Store::open(StoreConfig {
+        data_dir: data.to_path_buf(),
+        router: None,
+        ..conf.store_config()
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot open the archive in {} (stop `lumen serve` on it first)",
+            data.display()
+        )
+    })?;
+    let actor = lumen_app::Actor::command_line(&conf.org);
+    Ok((lumen_app::App::new(store, conf.app_settings()), actor))
 }

@@ -119,21 +119,7 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
 
 async fn forget(a: ForgetArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(a.data.is_dir(), "no data directory {}", a.data.display());
-    let conf = Config::load(None, Default::default())?;
-    let store = lumen_store::Store::open(lumen_store::StoreConfig {
-        data_dir: a.data.clone(),
-        router: None,
-        ..conf.store_config()
-    })
-    .await
-    .with_context(|| {
-        format!(
-            "cannot open the archive in {} (stop `lumen serve` on it first)",
-            a.data.display()
-        )
-    })?;
-    let app = lumen_app::App::new(store, conf.app_settings());
-    let actor = lumen_app::Actor::command_line(&conf.org);
+    let (app, actor) = crate::export::open_offline(&a.data).await?;
     let forgotten = app
         .forget_study_ledger(&actor, &a.study)
         .await
