@@ -237,6 +237,72 @@ mod tests {
         assert_eq!(parse_conflict(b"42"), None);
     }
 
+    /// A split view: the log shows one tree of size 3 to witness A and another to witness
+    /// B. Each cosigns what it saw, but neither checkpoint gathers a quorum of 2, and as
+    /// soon as the log grows either view, the witness that saw the other refuses it.
+    #[test]
+    fn a_fork_shown_to_two_witnesses_never_reaches_a_quorum_and_is_caught_when_it_grows() {
+        let log = LogSigner::from_seed("lumen.example/a", [1; 32]).unwrap();
+        let a = Cosigner::from_seed("lumen.example/wa", [2; 32]).unwrap();
+        let b = Cosigner::from_seed("lumen.example/wb", [3; 32]).unwrap();
+        let (av, bv) = (
+            CosignatureVerifier::new(&a.vkey()).unwrap(),
+            CosignatureVerifier::new(&b.vkey()).unwrap(),
+        );
+        let both = [av.clone(), bv.clone()];
+        let lv = log.verifier();
+        let (mut x, mut y) = (MemoryStore::default(), MemoryStore::default());
+        let seen_by_a =
+            integrate(&mut x, &log, &[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]).unwrap();
+        let seen_by_b =
+            integrate(&mut y, &log, &[b"a".to_vec(), b"b".to_vec(), b"X".to_vec()]).unwrap();
+        let first = |cp: &[u8]| AddCheckpoint {
+            old_size: 0,
+            proof: vec![],
+            checkpoint: cp.to_vec(),
+        };
+        let ok_a = add_checkpoint(
+            &first(&seen_by_a.checkpoint),
+            "lumen.example/a",
+            &*lv,
+            None,
+            &a,
+            1,
+        )
+        .unwrap();
+        let ok_b = add_checkpoint(
+            &first(&seen_by_b.checkpoint),
+            "lumen.example/a",
+            &*lv,
+            None,
+            &b,
+            1,
+        )
+        .unwrap();
+        assert_eq!(ok_a.state.size, ok_b.state.size);
+        assert_ne!(ok_a.state.root, ok_b.state.root);
+        // Each checkpoint carries one valid cosignature of the two: no quorum of 2.
+        for (cp, ok) in [
+            (&seen_by_a.checkpoint, &ok_a),
+            (&seen_by_b.checkpoint, &ok_b),
+        ] {
+            let with = add_cosignatures(cp, ok.body.as_bytes(), &both).unwrap();
+            assert_eq!(verified_cosigners(&with, &both).unwrap().len(), 1);
+        }
+        // The log grows A's view and shows it to B: B's tree is not a prefix of it.
+        let grown = integrate(&mut x, &log, &[b"d".to_vec()]).unwrap();
+        let req = AddCheckpoint {
+            old_size: 3,
+            proof: consistency_proof(&x, 3, 4).unwrap(),
+            checkpoint: grown.checkpoint.clone(),
+        };
+        let err =
+            add_checkpoint(&req, "lumen.example/a", &*lv, Some(ok_b.state), &b, 2).unwrap_err();
+        assert_eq!(err.status(), 422, "{err:?}");
+        // A, which saw that view, accepts it.
+        assert!(add_checkpoint(&req, "lumen.example/a", &*lv, Some(ok_a.state), &a, 2).is_ok());
+    }
+
     #[test]
     fn a_witness_cosigns_extensions_and_refuses_forks_and_rollbacks() {
         let log = LogSigner::from_seed("lumen.example/a", [1; 32]).unwrap();
