@@ -57,21 +57,28 @@ fn flip_byte(path: &Path, at: usize) {
     std::fs::write(path, b).expect("altered file");
 }
 
-#[test]
-fn signed_report_is_published_proved_and_verified() {
-    let Some(shared) = shared_data() else { return };
-    let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).expect("data dir");
+/// Imports CT_small into a new data directory `data` with `lumen import`.
+fn import_ct_small(data: &Path, shared: &Path) {
+    std::fs::create_dir_all(data).expect("data dir");
     let ct = shared.join("dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
-    let mut c = Command::new(lumen_bin());
-    c.arg("import").arg("--data").arg(&data).arg(&ct);
-    let out = run(&mut c);
+    let out = run(Command::new(lumen_bin())
+        .arg("import")
+        .arg("--data")
+        .arg(data)
+        .arg(&ct));
     assert!(
         out.status.success(),
         "import: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn signed_report_is_published_proved_and_verified() {
+    let Some(shared) = shared_data() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    import_ct_small(&data, &shared);
 
     let server = Server::start_in(&data, &[]);
     let base = server.http();
@@ -262,18 +269,7 @@ fn signed_report_is_published_proved_and_verified() {
 /// with `config`, whose checkpoint has the entry; the server still runs.
 fn signed_on_server(tmp: &Path, shared: &Path, config: &str) -> (std::path::PathBuf, Server) {
     let data = tmp.join("data");
-    std::fs::create_dir_all(&data).expect("data dir");
-    let ct = shared.join("dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
-    let out = run(Command::new(lumen_bin())
-        .arg("import")
-        .arg("--data")
-        .arg(&data)
-        .arg(&ct));
-    assert!(
-        out.status.success(),
-        "import: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_ct_small(&data, shared);
     let cfg = write_config(&tmp.join("cfg"), config);
     let server = Server::start_in(&data, &["--config", &cfg.to_string_lossy()]);
     let base = server.http();
@@ -547,18 +543,7 @@ fn three_nodes_witness_reach_quorum_and_catch_up() {
         ),
     );
 
-    let ct = shared.join("dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
-    std::fs::create_dir_all(&a).expect("a");
-    let out = run(Command::new(lumen_bin())
-        .arg("import")
-        .arg("--data")
-        .arg(&a)
-        .arg(&ct));
-    assert!(
-        out.status.success(),
-        "import: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_ct_small(&a, &shared);
     let cfg = |p: &Path| p.to_string_lossy().into_owned();
     let _b = Server::start_on(&b, ports[2], ports[3], &["--config", &cfg(&cfg_b)]);
     let mut node_c = Server::start_on(&c, ports[4], ports[5], &["--config", &cfg(&cfg_c)]);

@@ -53,8 +53,9 @@ impl Blobs {
         self.root.join(relative)
     }
 
-    /// Writes `bytes` to a new temporary file (not synced), before the object's name is
-    /// known: ingest writes while the content hash that names it is still being computed.
+    /// Writes `bytes` to a new temporary file (not synced) and has the disk start writing
+    /// them, before the object's name is known: ingest writes first, then parses and
+    /// hashes the object while the disk works.
     pub(crate) fn write_tmp(&self, bytes: &[u8]) -> io::Result<TmpFile> {
         let path = tempfile_in(&self.root.join("tmp"))?;
         let written = (|| {

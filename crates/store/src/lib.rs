@@ -18,6 +18,7 @@
 
 mod accounts;
 mod blobs;
+mod content;
 mod ledger;
 mod outbox;
 mod query_sql;
@@ -40,8 +41,6 @@ use sqlx::{Row, SqlitePool};
 
 pub use accounts::{AuditFilter, NewUser, OrgRow, SessionRow, UserRow};
 use blobs::Blobs;
-
-mod content;
 pub use ledger::{LedgerFiles, LedgerRow, NewLedgerEntry, has_ledger_key, ledger_key, witness_key};
 pub use outbox::{Arrival, LEGACY_QUEUE_FILE, Origin, OutboxEntry, Router, RoutingQueue};
 use writer::{Commit, Job, Pending};
@@ -404,8 +403,10 @@ impl Store {
         // path is derived from the content, so an identical re-send finds the very file the
         // index already lists, and a new instance, the common case, saves a round trip.
         // The bytes go to a temporary file first, and the disk starts writing them while
-        // the object is parsed: the sync that follows then has less left to wait for. (An
-        // object refused by the checks leaves only a removed temporary file.)
+        // the object is parsed: the sync that follows then has less left to wait for. The
+        // price is paid by the rare cases: an object refused by the checks, or an identical
+        // re-send (known only once parsed and hashed), leaves a temporary file that is
+        // removed at once.
         let tmp = self.blobs.write_tmp(&bytes).map_err(internal)?;
         let parsed = match prepare(bytes, self.config.accept_unknown_sop_classes) {
             Ok(p) => p,
@@ -460,10 +461,11 @@ impl Store {
             |e: std::io::Error| internal(format!("could not sync the object file: {e}"));
         // The file's syncs run beside the index commit (syncs of the file, its directory
         // and the write-ahead log cost about as much together as one alone; concurrent
-        // ingests into one series share a directory sync). Meanwhile the index lists the instance with `synced = 0`,
-        // so that a power loss in between un-indexes it at the next start; nobody is
-        // answered before both are done. A replacement is not overlapped: the index must
-        // never point at new bytes that could still be lost while the old ones are gone.
+        // ingests into one series share a directory sync). Meanwhile the index lists the
+        // instance with `synced = 0`, so that a power loss in between un-indexes it at the
+        // next start; nobody is answered before both are done. A replacement is not
+        // overlapped: the index must never point at new bytes that could still be lost
+        // while the old ones are gone.
         let overlap = self.config.on_conflict == ConflictPolicy::Reject;
         let committed = if overlap {
             let answer = self.send_commit(parsed, origin, org, &rel, true)?;
