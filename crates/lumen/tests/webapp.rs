@@ -890,6 +890,20 @@ return document.querySelector('.viewer').dataset.hu;"#)
         "the signed report read-only",
     )
     .await;
+    // The signature's ledger entry, its inclusion proof checked in the browser once the
+    // next checkpoint has published it.
+    let ledger = b
+        .wait_js(
+            "const l = document.querySelector('.report-panel [data-ledger]'); \
+             return l && l.dataset.ledger !== 'pending' ? l.dataset.ledger + ': ' + l.textContent : null",
+            Duration::from_secs(30),
+            "the report's ledger entry checked",
+        )
+        .await;
+    assert!(
+        ledger.as_str().is_some_and(|l| l.starts_with("verified: ")),
+        "{ledger}"
+    );
     b.screenshot("report-signed-en.png").await;
 
     // Download the PDF through the browser and read its text.
