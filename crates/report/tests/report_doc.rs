@@ -346,3 +346,52 @@ fn encapsulated_pdf_and_text_sr_are_valid_dicom() {
     dciodvfy_clean(&sr.bytes, "basic text SR");
     let _ = Path::new("");
 }
+
+#[test]
+fn the_patient_copy_adds_a_page_with_the_link_and_its_qr_code() {
+    let Some(font) = font() else { return };
+    if !tool("pdftotext") {
+        return;
+    }
+    let url = "https://pacs.example.org/film/3q2-7wEVR6bGq0m7yCqz1Bv5zT3nY4uXh0lK8sQdAaE";
+    let link = lumen_report::pdf::PatientLinkPage {
+        url: url.into(),
+        expires_at: "2026-12-08 06:05 UTC".into(),
+        qr: lumen_report::qr::QrMatrix::encode(url).expect("qr"),
+    };
+    let signed = ReportState::Signed {
+        by: "李医生".into(),
+        at: "2026-11-27 06:00 UTC".into(),
+    };
+    let zh = document(
+        Lang::ZhCn,
+        draft(&input(Lang::ZhCn), Lang::ZhCn),
+        signed.clone(),
+    );
+    let plain = pdf(&zh, &font).expect("pdf");
+    let copy = lumen_report::pdf::patient_copy(&zh, &font, &link).expect("copy");
+    assert!(copy.starts_with(b"%PDF") && copy.len() > plain.len());
+    let text = squash(&pdftotext(&copy));
+    for want in [
+        "胸部CT报告",
+        "已签署：李医生",
+        "云胶片",
+        "有效期至2026-12-0806:05UTC",
+        "不可用于诊断",
+        "第2页，共2页",
+        "pacs.example.org/film/",
+    ] {
+        assert!(text.contains(want), "patient copy lacks {want}:\n{text}");
+    }
+    let en = document(Lang::En, draft(&input(Lang::En), Lang::En), signed);
+    let text = squash(&pdftotext(
+        &lumen_report::pdf::patient_copy(&en, &font, &link).expect("copy"),
+    ));
+    for want in [
+        "cloudfilm",
+        "Validuntil2026-12-0806:05UTC",
+        "notfordiagnosis",
+    ] {
+        assert!(text.contains(want), "patient copy lacks {want}:\n{text}");
+    }
+}
