@@ -56,6 +56,17 @@ pub fn link_hours(hours: Option<i64>) -> Result<i64, AppError> {
     Ok(h)
 }
 
+/// The QR code of a link's URL as an SVG image (240 pixels wide), for the web app to show.
+///
+/// # Errors
+///
+/// The URL is too long for a QR code.
+pub fn qr_svg(url: &str) -> Result<String, AppError> {
+    Ok(lumen_report::qr::QrMatrix::encode(url)
+        .map_err(AppError::internal)?
+        .svg(240))
+}
+
 /// Where a link stands at a given time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -125,6 +136,8 @@ pub struct NewLink {
     pub path: String,
     /// The creation's entry in the ledger.
     pub ledger_index: u64,
+    /// When it stops working, ms since the epoch.
+    pub expires_at_ms: i64,
 }
 
 /// What a read through a link is, for its audit record.
@@ -322,7 +335,45 @@ impl App {
             path: format!("/film/{token}"),
             token,
             ledger_index,
+            expires_at_ms: expires_at,
         })
+    }
+
+    /// The patient's copy of the signed report: creates a link (as
+    /// [`App::create_patient_link`]) and prints its QR code, URL and expiry on the last page
+    /// of the report. `url_of` makes the link's URL from its path (`/film/<token>`).
+    /// Refused (409) while the report is not signed, before any link is made.
+    pub async fn patient_copy(
+        &self,
+        study: &str,
+        hours: Option<i64>,
+        actor: &Actor,
+        url_of: impl FnOnce(&str) -> String,
+    ) -> Result<(NewLink, Vec<u8>), AppError> {
+        self.authorize_study(
+            actor,
+            Permission::PatientLink,
+            AuditAction::PatientLink,
+            study,
+            "patient copy",
+        )
+        .await?;
+        link_hours(hours)?;
+        let (doc, font) = self.signed_document(study).await?;
+        let link = self.create_patient_link(study, hours, actor).await?;
+        let url = url_of(&link.path);
+        let page = lumen_report::pdf::PatientLinkPage {
+            qr: lumen_report::qr::QrMatrix::encode(&url).map_err(AppError::internal)?,
+            url,
+            expires_at: lumen_report::time::Civil::from_ms(link.expires_at_ms).shown(),
+        };
+        let pdf = tokio::task::spawn_blocking(move || {
+            lumen_report::pdf::patient_copy(&doc, &font, &page)
+        })
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)?;
+        Ok((link, pdf))
     }
 
     /// A study's links, newest first (without tokens).
