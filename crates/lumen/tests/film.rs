@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use util::*;
 
@@ -646,6 +646,49 @@ impl Browser {
         }
     }
 
+    /// Clicks the first element matching `css`, waiting (with a deadline) for it.
+    async fn click(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match self.c().find(Locator::Css(css)).await {
+                Ok(el) => match el.click().await {
+                    Ok(_) => return,
+                    Err(e) if Instant::now() >= deadline => panic!("click {css}: {e}"),
+                    Err(_) => {}
+                },
+                Err(e) if Instant::now() >= deadline => panic!("no {css}: {e}"),
+                Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Signs in through the login page as `user`.
+    async fn login(&self, server: &Server, user: &str, password: &str) {
+        self.c()
+            .goto(&format!("{}/login", server.http()))
+            .await
+            .expect("open /login");
+        for (name, value) in [("username", user), ("password", password)] {
+            let css = format!("form#login-form input[name={name}]");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let field = loop {
+                match self.c().find(Locator::Css(&css)).await {
+                    Ok(f) => break f,
+                    Err(e) if Instant::now() >= deadline => panic!("no {css}: {e}"),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            };
+            field.send_keys(value).await.expect("type");
+        }
+        self.click("#login-submit").await;
+        self.wait_js(
+            "return location.pathname === '/' && document.body.dataset.ready === 'true'",
+            "the app after signing in",
+        )
+        .await;
+    }
+
     async fn close(mut self) {
         if let Some(c) = self.client.take() {
             let _ = c.close().await;
@@ -745,5 +788,69 @@ async fn the_link_opens_the_study_in_chromium_without_login_until_revoked() {
         json!(0)
     );
     b.screenshot("film-revoked.png").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_radiologist_hands_out_and_revokes_a_link_in_the_report_panel() {
+    let Some(shared) = shared_data() else { return };
+    if !(have_tool("chromium") && have_tool("chromedriver")) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    import_samples(&data, &shared);
+    let server = tokio::task::block_in_place(|| {
+        let server = Server::start_in(&data, &[]);
+        sign(&server);
+        server
+    });
+    let b = Browser::start("en-US").await;
+    b.login(&server, TEST_USERS[0].0, TEST_USERS[0].2).await;
+    b.c()
+        .goto(&format!("{}/?lang=en#/study/{CT}", server.http()))
+        .await
+        .expect("open the study");
+    b.click("[data-tab=report]").await;
+    b.wait_js(
+        "const p = document.querySelector('.report-panel'); return p && p.dataset.status === 'signed'",
+        "the signed report",
+    )
+    .await;
+    b.click(".report-panel .plink summary").await;
+    b.click(".report-panel .plink-create").await;
+    let url = b
+        .wait_js(
+            "const a = document.querySelector('.plink-url');
+             return a && document.querySelector('.plink-qr svg') ? a.href : '';",
+            "the new link and its QR code",
+        )
+        .await;
+    let url = string(&url);
+    assert!(
+        url.starts_with(&format!("{}/film/", server.http())),
+        "{url}"
+    );
+    b.wait_js(
+        "return document.querySelectorAll('.plink-list li[data-state=active]').length === 1",
+        "the link in the list",
+    )
+    .await;
+    b.js("document.querySelector('.plink-new').scrollIntoView()")
+        .await;
+    b.screenshot("report-panel-link.png").await;
+    let opened = tokio::task::block_in_place(|| call("GET", &url, None, None));
+    assert_eq!(opened.status, 200);
+
+    b.click(".plink-list li[data-state=active] .plink-revoke")
+        .await;
+    b.wait_js(
+        "return document.querySelectorAll('.plink-list li[data-state=revoked]').length === 1
+           && !document.querySelector('.plink-url')",
+        "the revoked link",
+    )
+    .await;
+    let refused = tokio::task::block_in_place(|| call("GET", &url, None, None));
+    assert_eq!(refused.status, 404);
     b.close().await;
 }
