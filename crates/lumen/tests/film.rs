@@ -339,6 +339,7 @@ fn a_patient_link_opens_its_study_only_until_revoked_or_expired() {
         .header("x-patient-link-url")
         .expect("link url")
         .to_string();
+    let _ = std::fs::write(artifacts().join("patient-copy.pdf"), &copy.body);
     assert!(copy_url.starts_with(&format!("{base}/film/")));
     if let Some(text) = pdftotext(&copy.body) {
         let flat: String = text.chars().filter(|c| !c.is_whitespace()).collect();

@@ -97,4 +97,23 @@ mod tests {
         );
         assert!(QrMatrix::encode(&"x".repeat(5000)).is_err());
     }
+
+    #[test]
+    fn a_decoder_reads_the_link_back() {
+        let url = "http://127.0.0.1:8080/film/uulkBDTijkE_845ANwTkzWXrSvV4w_4QX29gzE9yIhY";
+        let m = QrMatrix::encode(url).expect("encode");
+        // Rasterised at 4 pixels a module with the quiet zone, as a scanner would see it.
+        let (scale, n) = (4, m.width() + 2 * QUIET_ZONE);
+        let side = n * scale;
+        let mut img = rqrr::PreparedImage::prepare_from_greyscale(side, side, |x, y| {
+            let (mx, my) = (x / scale, y / scale);
+            let dark =
+                mx >= QUIET_ZONE && my >= QUIET_ZONE && m.is_dark(mx - QUIET_ZONE, my - QUIET_ZONE);
+            if dark { 0 } else { 255 }
+        });
+        let grids = img.detect_grids();
+        assert_eq!(grids.len(), 1);
+        let (_, text) = grids[0].decode().expect("decode");
+        assert_eq!(text, url);
+    }
 }
