@@ -383,6 +383,30 @@ fn the_patient_copy_adds_a_page_with_the_link_and_its_qr_code() {
     ] {
         assert!(text.contains(want), "patient copy lacks {want}:\n{text}");
     }
+    // The printed code scans: page 2 rasterised (pdftoppm) and read back by a decoder.
+    if tool("pdftoppm") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let pdf_path = tmp.path().join("copy.pdf");
+        std::fs::write(&pdf_path, &copy).expect("write");
+        let out = Command::new("pdftoppm")
+            .args(["-f", "2", "-l", "2", "-r", "150", "-gray"])
+            .arg(&pdf_path)
+            .arg(tmp.path().join("page"))
+            .output()
+            .expect("pdftoppm");
+        assert!(out.status.success(), "pdftoppm failed");
+        let pgm = std::fs::read_dir(tmp.path())
+            .expect("dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|e| e == "pgm"))
+            .expect("a PGM page");
+        let (w, h, pixels) = read_pgm(&std::fs::read(pgm).expect("pgm"));
+        let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| pixels[y * w + x]);
+        let grids = img.detect_grids();
+        assert_eq!(grids.len(), 1, "one QR code on the page");
+        let (_, text) = grids[0].decode().expect("the printed code decodes");
+        assert_eq!(text, url);
+    }
     let en = document(Lang::En, draft(&input(Lang::En), Lang::En), signed);
     let text = squash(&pdftotext(
         &lumen_report::pdf::patient_copy(&en, &font, &link).expect("copy"),
@@ -394,4 +418,26 @@ fn the_patient_copy_adds_a_page_with_the_link_and_its_qr_code() {
     ] {
         assert!(text.contains(want), "patient copy lacks {want}:\n{text}");
     }
+}
+
+/// A binary PGM (P5, 8-bit) image: width, height, pixels.
+fn read_pgm(b: &[u8]) -> (usize, usize, Vec<u8>) {
+    // Header: "P5", width, height, maxval, each separated by whitespace, then one byte.
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 4 {
+        while b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        fields.push(String::from_utf8_lossy(&b[start..i]).into_owned());
+    }
+    assert_eq!(fields[0], "P5");
+    let w: usize = fields[1].parse().expect("width");
+    let h: usize = fields[2].parse().expect("height");
+    let data = b[i + 1..i + 1 + w * h].to_vec();
+    (w, h, data)
 }
