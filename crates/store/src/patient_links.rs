@@ -97,7 +97,7 @@ impl Store {
         let sql = format!("SELECT {COLS} FROM patient_links WHERE token_hash = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(token_hash)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(link_row).transpose()
     }
@@ -107,7 +107,7 @@ impl Store {
         let sql = format!("SELECT {COLS} FROM patient_links WHERE id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(link_row).transpose()
     }
@@ -149,5 +149,110 @@ impl Store {
         let seq = insert_entry(&mut tx, entry).await?;
         tx.commit().await?;
         Ok(Some(seq))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreConfig;
+
+    fn entry(kind: &str) -> NewLedgerEntry {
+        NewLedgerEntry {
+            kind: kind.into(),
+            time: 1_790_000_000,
+            commitment: [1; 32],
+            salt: [2; 32],
+            study_uid: Some("1.2.3".into()),
+            event: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_link_is_kept_revoked_once_and_never_extended() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store = Store::open(StoreConfig::new(tmp.path()))
+            .await
+            .expect("open");
+        let link = NewPatientLink {
+            id: "link-one".into(),
+            token_hash: "ab".repeat(32),
+            study_uid: "1.2.3".into(),
+            org: "local".into(),
+            created_by: "dr".into(),
+            created_at: 1_000,
+            expires_at: 10_000,
+        };
+        assert_eq!(
+            store
+                .create_patient_link(&link, &entry("patient-link.created"))
+                .await
+                .expect("create"),
+            0
+        );
+        // The same token twice is refused, and the failed transaction leaves no entry.
+        let twice = NewPatientLink {
+            id: "link-two".into(),
+            ..link.clone()
+        };
+        assert!(
+            store
+                .create_patient_link(&twice, &entry("patient-link.created"))
+                .await
+                .is_err()
+        );
+        assert_eq!(store.ledger_entries(0, 10).await.expect("rows").len(), 1);
+        let found = store
+            .patient_link_by_token_hash(&"ab".repeat(32))
+            .await
+            .expect("find")
+            .expect("the link");
+        assert_eq!((found.id.as_str(), found.revoked_at), ("link-one", None));
+        assert_eq!(store.patient_links("1.2.3").await.expect("list").len(), 1);
+
+        // Revoked once, with its entry; a second revocation changes nothing.
+        let revoked = entry("patient-link.revoked");
+        let revoke = |at| store.revoke_patient_link("link-one", "tech", at, &revoked);
+        assert_eq!(revoke(5_000).await.expect("revoke"), Some(1));
+        assert_eq!(revoke(6_000).await.expect("again"), None);
+        let row = store
+            .patient_link("link-one")
+            .await
+            .expect("get")
+            .expect("row");
+        assert_eq!(
+            (row.revoked_at, row.revoked_by.as_deref()),
+            (Some(5_000), Some("tech"))
+        );
+        assert_eq!(store.ledger_entries(0, 10).await.expect("rows").len(), 2);
+
+        // The index itself refuses deleting a link, un-revoking it, extending its life or
+        // pointing it at another study; shortening its life is allowed.
+        for sql in [
+            "DELETE FROM patient_links",
+            "UPDATE patient_links SET revoked_at = NULL, revoked_by = NULL",
+            "UPDATE patient_links SET expires_at = 20000",
+            "UPDATE patient_links SET study_uid = '9.9.9'",
+            "UPDATE patient_links SET token_hash = 'x'",
+        ] {
+            assert!(
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&store.writer)
+                    .await
+                    .is_err(),
+                "{sql}"
+            );
+        }
+        sqlx::query("UPDATE patient_links SET expires_at = 2000")
+            .execute(&store.writer)
+            .await
+            .expect("shortened");
+        assert!(
+            sqlx::query("UPDATE patient_links SET expires_at = 1000")
+                .execute(&store.writer)
+                .await
+                .is_err(),
+            "a link must expire after it was created"
+        );
     }
 }
