@@ -22,6 +22,7 @@ mod content;
 mod ledger;
 mod outbox;
 mod query_sql;
+mod stats;
 mod writer;
 
 use std::collections::HashSet;
@@ -43,6 +44,7 @@ pub use accounts::{AuditFilter, NewUser, OrgRow, SessionRow, UserRow};
 use blobs::Blobs;
 pub use ledger::{LedgerFiles, LedgerRow, NewLedgerEntry, has_ledger_key, ledger_key, witness_key};
 pub use outbox::{Arrival, LEGACY_QUEUE_FILE, Origin, OutboxEntry, Router, RoutingQueue};
+pub use stats::Gauges;
 use writer::{Commit, Job, Pending};
 
 /// What to do when an object arrives whose SOP Instance UID is stored with other content.
