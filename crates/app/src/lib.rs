@@ -30,6 +30,7 @@ pub mod export;
 pub mod film;
 mod guarded;
 pub mod ledger;
+pub mod metrics;
 pub mod policy;
 pub mod query;
 pub mod receive;
