@@ -506,6 +506,15 @@ fn a_patient_link_opens_its_study_only_until_revoked_or_expired() {
         "{kinds:?}"
     );
 
+    // Metrics name film requests by their route template, never by the token.
+    let metrics = call("GET", &format!("{base}/metrics"), None, None).text();
+    assert!(
+        metrics.contains("route=\"/film/{token}\""),
+        "film requests are counted by template"
+    );
+    let short_token = short_url.rsplit('/').next().unwrap_or_default();
+    assert!(!metrics.contains(&token) && !metrics.contains(short_token));
+
     // The log shows film requests with the token left out.
     let log = server.log();
     assert!(!log.contains(&token), "the token is in the log");
