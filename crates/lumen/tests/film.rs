@@ -6,7 +6,8 @@
 //! expired link answer the same "no longer valid" page; every opening and refusal is in the
 //! audit trail, creation and revocation on the ledger, and no token in the log. In Chromium,
 //! the link opens the study without login (the first slice painted, the report linked), and
-//! after revocation shows the invalid-link page.
+//! after revocation, as after expiry, shows the invalid-link page; a radiologist hands out and
+//! revokes a link in the report panel.
 
 mod util;
 
@@ -798,6 +799,48 @@ async fn the_link_opens_the_study_in_chromium_without_login_until_revoked() {
         json!(0)
     );
     b.screenshot("film-revoked.png").await;
+
+    // Expired: a second link, opened once, then past its time (its expiry moved back in the
+    // index while the server is stopped) shows the same page.
+    if !have_tool("sqlite3") {
+        b.close().await;
+        return;
+    }
+    let second = tokio::task::block_in_place(|| create_link(&server, 1));
+    let second_url = string(&second["url"]);
+    b.c().goto(&second_url).await.expect("open the second link");
+    b.wait_js(
+        "const i = document.querySelector('.film-image');
+         return i && i.complete && i.naturalWidth > 0;",
+        "the second link's first slice",
+    )
+    .await;
+    let mut server = server;
+    let server = tokio::task::block_in_place(|| {
+        server.stop();
+        let out = run(Command::new("sqlite3")
+            .arg(data.join("index.sqlite"))
+            .arg(format!(
+                "UPDATE patient_links SET expires_at = created_at + 1 WHERE id = '{}'",
+                string(&second["id"])
+            )));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Server::start_in(&data, &[])
+    });
+    b.c()
+        .goto(&server_url(&server, &second_url))
+        .await
+        .expect("open the expired link");
+    b.wait_js(
+        "const m = document.querySelector('#film-invalid');
+         return m && m.innerText.includes('no longer valid');",
+        "the invalid-link page of an expired link",
+    )
+    .await;
     b.close().await;
 }
 
