@@ -348,7 +348,10 @@ impl App {
         e.patient_name = access.patient_name.clone();
         if matches!(
             action,
-            AuditAction::Sign | AuditAction::Addendum | AuditAction::Export
+            AuditAction::Sign
+                | AuditAction::Addendum
+                | AuditAction::Export
+                | AuditAction::PatientLink
         ) {
             self.auditor.record_durable(e).await;
         } else {

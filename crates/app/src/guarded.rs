@@ -13,7 +13,7 @@ use crate::report::{ReportSections, ReportView};
 use crate::review::{Correction, NewFinding, ReviewView};
 use crate::{Actor, App, AppError, AuditAction, AuditOutcome, Finding};
 
-fn outcome<T>(r: &Result<T, AppError>) -> AuditOutcome {
+pub(crate) fn outcome<T>(r: &Result<T, AppError>) -> AuditOutcome {
     match r {
         Ok(_) => AuditOutcome::Success,
         Err(AppError::Forbidden(_) | AppError::NotFound(_)) => AuditOutcome::Denied,
@@ -24,7 +24,7 @@ fn outcome<T>(r: &Result<T, AppError>) -> AuditOutcome {
 impl App {
     /// Authorizes `actor` for `p` on `study`, runs `f` and audits its outcome.
     #[allow(clippy::too_many_arguments)]
-    async fn audited<T>(
+    pub(crate) async fn audited<T>(
         &self,
         actor: &Actor,
         p: Permission,

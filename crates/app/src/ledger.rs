@@ -28,6 +28,10 @@ pub const REPORT_SIGNED: &str = "report.signed";
 pub const REPORT_ADDENDUM: &str = "report.addendum";
 /// Event type: a study exported (de-identified or as stored).
 pub const STUDY_EXPORTED: &str = "study.exported";
+/// Event type: a patient link (云胶片) created.
+pub const PATIENT_LINK_CREATED: &str = "patient-link.created";
+/// Event type: a patient link revoked.
+pub const PATIENT_LINK_REVOKED: &str = "patient-link.revoked";
 
 /// Most entries integrated in one checkpoint.
 const BATCH: u32 = 4096;

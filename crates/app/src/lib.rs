@@ -11,6 +11,8 @@
 //! - [`export`]: a study's instances for research and AI training, de-identified
 //!   (PS3.15 Annex E) or as stored;
 //! - [`query`]: QIDO-RS and C-FIND searches and the worklist;
+//! - [`film`]: patient links (云胶片): a short-lived link that opens a read-only viewer of
+//!   one study and its signed report without an account;
 //! - [`ledger`]: the events recorded on the node's tamper-evident ledger, the sequencer that
 //!   publishes them, and inclusion proofs;
 //! - [`routing`]: `[[route]]` rules, asked by the index writer for every new instance, and
@@ -25,6 +27,7 @@ mod ai_results;
 pub mod audit;
 pub mod auth;
 pub mod export;
+pub mod film;
 mod guarded;
 pub mod ledger;
 pub mod metrics;

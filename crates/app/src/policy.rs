@@ -20,6 +20,10 @@
 //! | RequeueAi      |       | yes         |              |          |            | yes          |
 //! | ManageUsers    | yes   |             |              |          |            | yes          |
 //! | ReadAudit      | yes   |             |              |          |            | yes          |
+//! | PatientLink    |       | yes         | yes          |          |            |              |
+//!
+//! A patient link (云胶片, [`crate::film`]) acts as [`Role::PatientLink`], which may do nothing
+//! here: its token opens only the film endpoints of its one study.
 //!
 //! Every study belongs to one organisation; an actor sees only its own organisation's
 //! studies (the command line, run by whoever administers the machine, sees all). A study of
@@ -47,6 +51,9 @@ pub enum Role {
     Operator,
     /// Lumen itself (AI runner, routing worker).
     System,
+    /// A patient opening a patient link (云胶片): no permission at all; the link's token
+    /// itself scopes what it opens ([`crate::film`]).
+    PatientLink,
 }
 
 impl Role {
@@ -60,6 +67,7 @@ impl Role {
             Role::DicomPeer => "dicom-peer",
             Role::Operator => "operator",
             Role::System => "system",
+            Role::PatientLink => "patient-link",
         }
     }
 
@@ -88,8 +96,12 @@ impl Role {
                     | P::Sign
                     | P::Export
                     | P::RequeueAi
+                    | P::PatientLink
             ),
-            Role::Technologist => matches!(p, P::Query | P::Worklist | P::Retrieve | P::Store),
+            Role::Technologist => matches!(
+                p,
+                P::Query | P::Worklist | P::Retrieve | P::Store | P::PatientLink
+            ),
             Role::Referrer => matches!(p, P::Query | P::Retrieve | P::ReadReport),
             Role::DicomPeer => matches!(p, P::Query | P::Retrieve | P::Store),
             Role::Operator => matches!(
@@ -103,7 +115,11 @@ impl Role {
                     | P::ReadAudit
                     | P::Forget
             ),
-            Role::System => !matches!(p, P::ManageUsers | P::ReadAudit | P::Forget),
+            Role::System => !matches!(
+                p,
+                P::ManageUsers | P::ReadAudit | P::Forget | P::PatientLink
+            ),
+            Role::PatientLink => false,
         }
     }
 
@@ -159,6 +175,8 @@ pub enum Permission {
     ReadAudit,
     /// Carry out a deletion request (PIPL Art. 47): delete a study's ledger salts.
     Forget,
+    /// Create, list and revoke a study's patient links (云胶片).
+    PatientLink,
 }
 
 /// What the policy learnt about a study an actor may act on: for the audit record.
@@ -247,7 +265,7 @@ impl App {
 mod tests {
     use super::*;
 
-    const ALL: [Permission; 13] = [
+    const ALL: [Permission; 14] = [
         Permission::Query,
         Permission::Worklist,
         Permission::Retrieve,
@@ -261,6 +279,7 @@ mod tests {
         Permission::RequeueAi,
         Permission::ManageUsers,
         Permission::ReadAudit,
+        Permission::PatientLink,
     ];
 
     fn allowed(r: Role) -> Vec<Permission> {
@@ -273,7 +292,7 @@ mod tests {
         assert_eq!(allowed(Role::Admin), [P::ManageUsers, P::ReadAudit]);
         assert_eq!(
             allowed(Role::Technologist),
-            [P::Query, P::Worklist, P::Retrieve, P::Store]
+            [P::Query, P::Worklist, P::Retrieve, P::Store, P::PatientLink]
         );
         assert_eq!(
             allowed(Role::Referrer),
@@ -294,6 +313,20 @@ mod tests {
         }
         assert!(!Role::System.may(P::ReadAudit));
         assert!(Role::Operator.all_orgs() && !Role::Radiologist.all_orgs());
+        // Patient links: radiologists and technologists hand them out; a link itself may
+        // do nothing that the policy decides, and sees no organisation but its own.
+        assert!(Role::Radiologist.may(P::PatientLink) && Role::Technologist.may(P::PatientLink));
+        for r in [
+            Role::Admin,
+            Role::Referrer,
+            Role::DicomPeer,
+            Role::Operator,
+            Role::System,
+        ] {
+            assert!(!r.may(P::PatientLink), "{r:?}");
+        }
+        assert!(allowed(Role::PatientLink).is_empty() && !Role::PatientLink.all_orgs());
+        assert!("patient-link".parse::<Role>().is_err());
     }
 
     #[test]

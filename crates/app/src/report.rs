@@ -424,6 +424,44 @@ impl App {
         Ok(view(study, &r, &rec, Some(lang), &ledger))
     }
 
+    /// The document of the signed report as it stands (the report and its addenda), with
+    /// the report font: for the patient's copy.
+    pub(crate) async fn signed_document(
+        &self,
+        study: &str,
+    ) -> Result<(ReportDocument, lumen_report::pdf::ReportFont), AppError> {
+        let font = self.settings.report_font.clone().ok_or_else(|| {
+            AppError::Unavailable(
+                "no report font that shows Chinese is installed; install fonts-noto-cjk or set \
+                 [web] report_font"
+                    .into(),
+            )
+        })?;
+        let r = self.study_review(study).await?;
+        let rec = self.store.report(study).await?;
+        let v = rec
+            .versions
+            .iter()
+            .find(|v| v.kind == "report")
+            .ok_or_else(|| {
+                AppError::Conflict("the report is not signed; a patient copy needs one".into())
+            })?;
+        // The report's own signature: its text with every addendum signed since.
+        let p = PendingSignature {
+            version: v.version,
+            kind: v.kind.clone(),
+            lang: v.lang.clone(),
+            content: v.content.clone(),
+            signer_id: v.signer_id.clone(),
+            signer: v.signer.clone(),
+            signed_at: v.signed_at,
+        };
+        let text = SignedText::of(&rec, &p);
+        let ctx = study_context(&r, study);
+        let doc = report_document(&r, study, &ctx, &text, &self.settings.institution);
+        Ok((doc, font))
+    }
+
     /// Signs an addendum to a signed report.
     pub(crate) async fn add_addendum_inner(
         &self,

@@ -29,6 +29,7 @@
 //! | `AuditRead` | 110101 Audit Log Used | | R | user (requestor), node | the audit log |
 //! | `AccessDenied` | 110113 Security Alert | 110132 Use of Restricted Function | E | user (requestor), node | what was refused; study, patient when known |
 //! | `Forget` | 110110 Patient Record | | D | user (requestor) | study |
+//! | `PatientLink` | 110110 Patient Record | | U | user (requestor) | study, patient |
 //!
 //! "User" is the actor ([`AuditEvent::user`]: UserID, UserIsRequestor true, its
 //! [`AuditEvent::role`] as an extra RoleIDCode in code system `99LUMEN`, and the source address
@@ -194,6 +195,7 @@ pub fn event_codes(action: AuditAction, channel: AuditChannel) -> EventCodes {
         AuditAction::AuditRead => (EV_AUDIT_LOG_USED, None, "R"),
         AuditAction::AccessDenied => (EV_SECURITY_ALERT, Some(TYPE_RESTRICTED_FUNCTION), "E"),
         AuditAction::Forget => (EV_PATIENT_RECORD, None, "D"),
+        AuditAction::PatientLink => (EV_PATIENT_RECORD, None, "U"),
     };
     EventCodes {
         event_id,
@@ -302,7 +304,8 @@ pub fn audit_message(event: &AuditEvent, source: &AuditSource) -> String {
         | AuditAction::Review
         | AuditAction::Sign
         | AuditAction::Addendum
-        | AuditAction::Forget => {
+        | AuditAction::Forget
+        | AuditAction::PatientLink => {
             w.participant(&user);
         }
         AuditAction::Export => {

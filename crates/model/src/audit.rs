@@ -51,6 +51,10 @@ pub enum AuditAction {
     /// A deletion request carried out (PIPL Art. 47): the ledger salts of a study deleted,
     /// so that its ledger entries can no longer be linked to it.
     Forget,
+    /// A patient link (云胶片) created or revoked: who may see a study changed, with the
+    /// patient's consent. Openings of a link are recorded as `View` and `Retrieve` by the
+    /// link (user `patient-link:<id>`), refused ones as `AccessDenied`.
+    PatientLink,
 }
 
 impl AuditAction {
@@ -75,11 +79,12 @@ impl AuditAction {
             AuditAction::AuditRead => "audit-read",
             AuditAction::AccessDenied => "access-denied",
             AuditAction::Forget => "forget",
+            AuditAction::PatientLink => "patient-link",
         }
     }
 
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 18] = [
+    pub const ALL: [AuditAction; 19] = [
         AuditAction::Query,
         AuditAction::Retrieve,
         AuditAction::View,
@@ -98,6 +103,7 @@ impl AuditAction {
         AuditAction::AuditRead,
         AuditAction::AccessDenied,
         AuditAction::Forget,
+        AuditAction::PatientLink,
     ];
 
     /// True for security events (logins, accounts), as opposed to patient data access.

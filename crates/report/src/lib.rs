@@ -15,6 +15,7 @@ mod dataset;
 pub mod document;
 pub mod draft;
 pub mod pdf;
+pub mod qr;
 pub mod seg;
 pub mod source;
 pub mod sr;

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use krilla::Document;
-use krilla::geom::{PathBuilder, Point};
+use krilla::geom::{PathBuilder, Point, Rect};
 use krilla::page::PageSettings;
 use krilla::paint::{Fill, Stroke};
 use krilla::text::{Font, TextDirection};
@@ -229,8 +229,38 @@ fn display_date(d: &str) -> String {
     }
 }
 
+/// A patient link (云胶片) printed on the patient's copy of a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientLinkPage {
+    /// The link.
+    pub url: String,
+    /// When it stops working, as displayed (e.g. `2026-12-08 06:05 UTC`).
+    pub expires_at: String,
+    /// The link's QR code.
+    pub qr: crate::qr::QrMatrix,
+}
+
 /// Renders the report as PDF bytes. The same document and font give the same bytes.
 pub fn pdf(doc: &ReportDocument, font: &ReportFont) -> Result<Vec<u8>> {
+    render(doc, font, None)
+}
+
+/// The patient's copy of a signed report: the report's pages, then a page with the
+/// patient link's QR code, its URL and expiry, and the notice that the viewer is for the
+/// patient's reference, not for diagnosis.
+pub fn patient_copy(
+    doc: &ReportDocument,
+    font: &ReportFont,
+    link: &PatientLinkPage,
+) -> Result<Vec<u8>> {
+    render(doc, font, Some(link))
+}
+
+fn render(
+    doc: &ReportDocument,
+    font: &ReportFont,
+    link: Option<&PatientLinkPage>,
+) -> Result<Vec<u8>> {
     let l = doc.lang;
     let width = PAGE_W - 2.0 * MARGIN;
     let mut lines: Vec<Line> = Vec::new();
@@ -338,9 +368,10 @@ pub fn pdf(doc: &ReportDocument, font: &ReportFont) -> Result<Vec<u8>> {
             }
             y += h;
         }
-        pages
+        pages + usize::from(link.is_some())
     };
-    for page_no in 1..=total_pages {
+    let text_pages = total_pages - usize::from(link.is_some());
+    for page_no in 1..=text_pages {
         let settings = PageSettings::from_wh(PAGE_W, PAGE_H)
             .ok_or_else(|| ReportError::Encode("page size".into()))?;
         let mut page = document.start_page_with(settings);
@@ -379,22 +410,148 @@ pub fn pdf(doc: &ReportDocument, font: &ReportFont) -> Result<Vec<u8>> {
             }
             i += 1;
         }
-        let footer = match l {
-            Lang::En => format!("Page {page_no} of {total_pages}"),
-            Lang::ZhCn => format!("第 {page_no} 页，共 {total_pages} 页"),
-        };
-        surface.draw_text(
-            Point::from_xy(MARGIN, PAGE_H - MARGIN / 2.0),
-            font.font.clone(),
-            8.0,
-            &footer,
-            false,
-            TextDirection::Auto,
-        );
+        footer(&mut surface, font, l, page_no, total_pages);
+        surface.finish();
+        page.finish();
+    }
+    if let Some(link) = link {
+        let settings = PageSettings::from_wh(PAGE_W, PAGE_H)
+            .ok_or_else(|| ReportError::Encode("page size".into()))?;
+        let mut page = document.start_page_with(settings);
+        let mut surface = page.surface();
+        link_page(&mut surface, font, l, link, width);
+        footer(&mut surface, font, l, total_pages, total_pages);
         surface.finish();
         page.finish();
     }
     document
         .finish()
         .map_err(|e| ReportError::Encode(format!("PDF: {e:?}")))
+}
+
+fn footer(
+    surface: &mut krilla::surface::Surface<'_>,
+    font: &ReportFont,
+    l: Lang,
+    page_no: usize,
+    total_pages: usize,
+) {
+    let footer = match l {
+        Lang::En => format!("Page {page_no} of {total_pages}"),
+        Lang::ZhCn => format!("第 {page_no} 页，共 {total_pages} 页"),
+    };
+    surface.draw_text(
+        Point::from_xy(MARGIN, PAGE_H - MARGIN / 2.0),
+        font.font.clone(),
+        8.0,
+        &footer,
+        false,
+        TextDirection::Auto,
+    );
+}
+
+/// The patient link's page: title, QR code (dark modules as filled squares), URL, expiry
+/// and the notice.
+fn link_page(
+    surface: &mut krilla::surface::Surface<'_>,
+    font: &ReportFont,
+    l: Lang,
+    link: &PatientLinkPage,
+    width: f32,
+) {
+    let mut y = MARGIN;
+    let mut text = |surface: &mut krilla::surface::Surface<'_>, t: &str, size: f32, gap: f32| {
+        for line in wrap(font, t, size, width) {
+            y += gap + size * 1.45;
+            surface.draw_text(
+                Point::from_xy(MARGIN, y),
+                font.font.clone(),
+                size,
+                &line,
+                false,
+                TextDirection::Auto,
+            );
+        }
+        y
+    };
+    text(
+        surface,
+        l.pick(
+            "Your images online (cloud film)",
+            "云胶片：在线查看您的影像",
+        ),
+        17.0,
+        0.0,
+    );
+    let top = text(
+        surface,
+        l.pick(
+            "Scan the code with your phone to see your study and this report, without an account.",
+            "用手机扫描二维码，无需账号即可查看您的检查影像和本报告。",
+        ),
+        BODY,
+        6.0,
+    ) + 16.0;
+    // The code: 200 pt wide with its quiet zone, dark modules as squares.
+    let n = link.qr.width() + 2 * crate::qr::QUIET_ZONE;
+    let module = 200.0 / n as f32;
+    let origin = (MARGIN, top);
+    let mut pb = PathBuilder::new();
+    for yy in 0..link.qr.width() {
+        for xx in 0..link.qr.width() {
+            if link.qr.is_dark(xx, yy) {
+                let x = origin.0 + (xx + crate::qr::QUIET_ZONE) as f32 * module;
+                let y = origin.1 + (yy + crate::qr::QUIET_ZONE) as f32 * module;
+                if let Some(r) = Rect::from_xywh(x, y, module, module) {
+                    pb.push_rect(r);
+                }
+            }
+        }
+    }
+    if let Some(path) = pb.finish() {
+        surface.set_stroke(None);
+        surface.set_fill(Some(Fill::default()));
+        surface.draw_path(&path);
+    }
+    let mut y2 = top + 200.0 + 8.0;
+    let mut text2 = |surface: &mut krilla::surface::Surface<'_>, t: &str, size: f32, gap: f32| {
+        for line in wrap(font, t, size, width) {
+            y2 += gap + size * 1.45;
+            surface.draw_text(
+                Point::from_xy(MARGIN, y2),
+                font.font.clone(),
+                size,
+                &line,
+                false,
+                TextDirection::Auto,
+            );
+        }
+    };
+    text2(surface, &link.url, 8.0, 0.0);
+    let valid = match l {
+        Lang::En => format!(
+            "Valid until {}. The hospital can revoke it earlier.",
+            link.expires_at
+        ),
+        Lang::ZhCn => format!("有效期至 {}。医院可提前撤销。", link.expires_at),
+    };
+    text2(surface, &valid, BODY, 8.0);
+    text2(
+        surface,
+        l.pick(
+            "For your reference only: the images online are not for diagnosis.",
+            "仅供患者本人参考，在线影像不可用于诊断。",
+        ),
+        BODY,
+        4.0,
+    );
+    text2(
+        surface,
+        l.pick(
+            "Keep this page private: whoever has the link can see your images until it expires.",
+            "请妥善保管本页：任何持有链接的人在有效期内都能查看您的影像。",
+        ),
+        BODY,
+        4.0,
+    );
 }

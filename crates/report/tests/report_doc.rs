@@ -346,3 +346,98 @@ fn encapsulated_pdf_and_text_sr_are_valid_dicom() {
     dciodvfy_clean(&sr.bytes, "basic text SR");
     let _ = Path::new("");
 }
+
+#[test]
+fn the_patient_copy_adds_a_page_with_the_link_and_its_qr_code() {
+    let Some(font) = font() else { return };
+    if !tool("pdftotext") {
+        return;
+    }
+    let url = "https://pacs.example.org/film/3q2-7wEVR6bGq0m7yCqz1Bv5zT3nY4uXh0lK8sQdAaE";
+    let link = lumen_report::pdf::PatientLinkPage {
+        url: url.into(),
+        expires_at: "2026-12-08 06:05 UTC".into(),
+        qr: lumen_report::qr::QrMatrix::encode(url).expect("qr"),
+    };
+    let signed = ReportState::Signed {
+        by: "李医生".into(),
+        at: "2026-11-27 06:00 UTC".into(),
+    };
+    let zh = document(
+        Lang::ZhCn,
+        draft(&input(Lang::ZhCn), Lang::ZhCn),
+        signed.clone(),
+    );
+    let plain = pdf(&zh, &font).expect("pdf");
+    let copy = lumen_report::pdf::patient_copy(&zh, &font, &link).expect("copy");
+    assert!(copy.starts_with(b"%PDF") && copy.len() > plain.len());
+    let text = squash(&pdftotext(&copy));
+    for want in [
+        "胸部CT报告",
+        "已签署：李医生",
+        "云胶片",
+        "有效期至2026-12-0806:05UTC",
+        "不可用于诊断",
+        "第2页，共2页",
+        "pacs.example.org/film/",
+    ] {
+        assert!(text.contains(want), "patient copy lacks {want}:\n{text}");
+    }
+    // The printed code scans: page 2 rasterised (pdftoppm) and read back by a decoder.
+    if tool("pdftoppm") {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let pdf_path = tmp.path().join("copy.pdf");
+        std::fs::write(&pdf_path, &copy).expect("write");
+        let out = Command::new("pdftoppm")
+            .args(["-f", "2", "-l", "2", "-r", "150", "-gray"])
+            .arg(&pdf_path)
+            .arg(tmp.path().join("page"))
+            .output()
+            .expect("pdftoppm");
+        assert!(out.status.success(), "pdftoppm failed");
+        let pgm = std::fs::read_dir(tmp.path())
+            .expect("dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|e| e == "pgm"))
+            .expect("a PGM page");
+        let (w, h, pixels) = read_pgm(&std::fs::read(pgm).expect("pgm"));
+        let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| pixels[y * w + x]);
+        let grids = img.detect_grids();
+        assert_eq!(grids.len(), 1, "one QR code on the page");
+        let (_, text) = grids[0].decode().expect("the printed code decodes");
+        assert_eq!(text, url);
+    }
+    let en = document(Lang::En, draft(&input(Lang::En), Lang::En), signed);
+    let text = squash(&pdftotext(
+        &lumen_report::pdf::patient_copy(&en, &font, &link).expect("copy"),
+    ));
+    for want in [
+        "cloudfilm",
+        "Validuntil2026-12-0806:05UTC",
+        "notfordiagnosis",
+    ] {
+        assert!(text.contains(want), "patient copy lacks {want}:\n{text}");
+    }
+}
+
+/// A binary PGM (P5, 8-bit) image: width, height, pixels.
+fn read_pgm(b: &[u8]) -> (usize, usize, Vec<u8>) {
+    // Header: "P5", width, height, maxval, each separated by whitespace, then one byte.
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 4 {
+        while b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        fields.push(String::from_utf8_lossy(&b[start..i]).into_owned());
+    }
+    assert_eq!(fields[0], "P5");
+    let w: usize = fields[1].parse().expect("width");
+    let h: usize = fields[2].parse().expect("height");
+    let data = b[i + 1..i + 1 + w * h].to_vec();
+    (w, h, data)
+}

@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod error;
 mod export;
+mod film;
 mod ledger;
 mod media;
 mod qido;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderMap, header};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use lumen_store::Store;
 
 pub use error::ApiError;
@@ -73,12 +74,18 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
 }
 
-/// The DICOMweb base URL as the client sees it (`http://host:port/dicom-web`): the
+/// The DICOMweb base URL as the client sees it (`http://host:port/dicom-web`): see
+/// [`public_origin`].
+pub(crate) fn base_url(config: &WebConfig, headers: &HeaderMap) -> String {
+    format!("{}/dicom-web", public_origin(config, headers))
+}
+
+/// This server's URL as the client sees it (`http://host:port`, no trailing slash): the
 /// configured public URL, else built from the Host header. Some clients (dicomweb-client)
 /// send a Host header without the port; the port we listen on is added then.
-pub(crate) fn base_url(config: &WebConfig, headers: &HeaderMap) -> String {
+pub(crate) fn public_origin(config: &WebConfig, headers: &HeaderMap) -> String {
     if let Some(url) = &config.public_url {
-        return format!("{}/dicom-web", url.trim_end_matches('/'));
+        return url.trim_end_matches('/').to_string();
     }
     let host = headers
         .get(header::HOST)
@@ -104,9 +111,9 @@ pub(crate) fn base_url(config: &WebConfig, headers: &HeaderMap) -> String {
             if !has_port
                 && ((scheme == "http" && port != 80) || (config.secure_cookies && port != 443)) =>
         {
-            format!("{scheme}://{host}:{port}/dicom-web")
+            format!("{scheme}://{host}:{port}")
         }
-        _ => format!("{scheme}://{host}/dicom-web"),
+        _ => format!("{scheme}://{host}"),
     }
 }
 
@@ -219,6 +226,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/studies/{study}/report.pdf", get(report::report_pdf))
         .route("/api/studies/{study}/export", get(export::export))
+        // Patient links (云胶片, issue 13).
+        .route("/api/studies/{study}/patient-link", post(film::create_link))
+        .route("/api/studies/{study}/patient-links", get(film::list_links))
+        .route(
+            "/api/studies/{study}/patient-copy",
+            post(film::patient_copy),
+        )
+        .route("/api/patient-links/{id}", delete(film::revoke_link))
         .route("/api/ledger/entries/{index}/proof", get(ledger::proof))
         .route("/api/ledger/status", get(ledger::status))
         .route("/ledger/add-checkpoint", post(ledger::add_checkpoint))
@@ -234,6 +249,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ledger/checkpoint", get(ledger::checkpoint))
         .route("/ledger/tile/{*path}", get(ledger::tile))
         .merge(api)
+        // The patient's viewer: public, authorised by the link's token alone; never
+        // DICOMweb.
+        .merge(film::router())
         .nest("/dicom-web", dicomweb)
         .with_state(state)
         .layer(axum::middleware::from_fn(track))
@@ -341,9 +359,11 @@ fn method_label(m: &axum::http::Method) -> &'static str {
 
 /// The trace span of a request: method and path only. The query string is left out
 /// because QIDO-RS and worklist queries carry patient names and IDs
-/// (`?PatientName=...`, `?q=...`), which must not reach the log at any level.
+/// (`?PatientName=...`, `?q=...`), which must not reach the log at any level; a patient
+/// link's token, a secret in its path, is replaced by `…` (`/film/…/api/study`).
 fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+    let path = film::redacted_path(req.uri().path());
+    tracing::debug_span!("request", method = %req.method(), path = %path)
 }
 
 #[cfg(test)]
@@ -387,6 +407,23 @@ mod trace_tests {
         });
         let logged = fields.0.lock().map(|s| s.clone()).unwrap_or_default();
         assert!(logged.contains("/dicom-web/studies"), "{logged}");
+        // A patient link's token never reaches the log.
+        let fields = Fields::default();
+        let subscriber = tracing_subscriber::registry().with(fields.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let req = axum::http::Request::get(
+                "/film/S3CRET-tok3n_abcdefghijklmnopqrstuvwxyz0123456/series/1.2/instances/1.3/rendered",
+            )
+            .body(axum::body::Body::empty())
+            .expect("request");
+            let _span = request_span(&req);
+        });
+        let film = fields.0.lock().map(|s| s.clone()).unwrap_or_default();
+        assert!(
+            film.contains("/film/…/series/1.2/instances/1.3/rendered"),
+            "{film}"
+        );
+        assert!(!film.contains("S3CRET"), "{film}");
         assert!(
             !logged.contains("WANG") && !logged.contains("P123"),
             "{logged}"

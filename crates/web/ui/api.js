@@ -104,6 +104,22 @@ export const auditLog = (params) => {
 };
 export const reportPdfUrl = (study) => `/api/studies/${enc(study)}/report.pdf`;
 
+/** Patient links (云胶片): create one (its URL and QR code are shown once), list, revoke. */
+export const createPatientLink = (study, hours) =>
+  sendJson('POST', `/api/studies/${enc(study)}/patient-link`, { expires_in_hours: hours });
+export const patientLinks = (study) => getJson(`/api/studies/${enc(study)}/patient-links`);
+export const revokePatientLink = (id) => sendJson('DELETE', `/api/patient-links/${enc(id)}`);
+
+/** The patient's copy of the signed report (a new link's QR code on its last page): a Blob. */
+export async function patientCopy(study, hours) {
+  const r = await check(await fetch(`/api/studies/${enc(study)}/patient-copy`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken() },
+    body: JSON.stringify({ expires_in_hours: hours }),
+  }));
+  return r.blob();
+}
+
 /** QIDO-RS: the series of a study. */
 export const studySeries = (study) =>
   getJson(`/dicom-web/studies/${enc(study)}/series?includefield=0008103E`, { headers: { Accept: 'application/dicom+json' } });

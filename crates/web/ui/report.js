@@ -5,6 +5,7 @@
 import { t, lang, fmtDateTime } from './i18n.js';
 import * as api from './api.js';
 import { toast } from './toast.js';
+import { PatientLinks } from './plink.js';
 
 const SECTIONS = ['findings', 'impression', 'recommendation'];
 
@@ -218,6 +219,10 @@ export class ReportPanel {
       b.textContent = t('report.signAddendum');
       b.addEventListener('click', () => this.addendum());
       el.append(b);
+      // Patient links (云胶片): kept across re-renders, so that a new link stays shown.
+      this.links = this.links || new PatientLinks(this.study);
+      el.append(this.links.el);
+      this.links.render();
     }
   }
 }
