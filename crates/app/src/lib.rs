@@ -13,6 +13,8 @@
 //! - [`query`]: QIDO-RS and C-FIND searches and the worklist;
 //! - [`ledger`]: the events recorded on the node's tamper-evident ledger, the sequencer that
 //!   publishes them, and inclusion proofs;
+//! - [`share`]: sharing studies with consortium members (shares, grants, revocation, the
+//!   worker that pushes them signed, the report flowing back);
 //! - [`routing`]: `[[route]]` rules, asked by the index writer for every new instance, and
 //!   the worker that forwards the outbox to peers with C-STORE.
 //!
@@ -35,6 +37,7 @@ pub mod review;
 mod review_geometry;
 pub mod routing;
 mod seg_overlay;
+pub mod share;
 
 use std::sync::Arc;
 
@@ -146,6 +149,8 @@ pub struct Settings {
     /// The age past which the latest checkpoint is flagged as not fresh
     /// (`[ledger] max_checkpoint_age_s`).
     pub ledger_max_age: std::time::Duration,
+    /// This node's consortium (`[node]`, `[[consortium.member]]`), when it is in one.
+    pub consortium: Option<Arc<lumen_share::Consortium>>,
 }
 
 impl Default for Settings {
@@ -161,6 +166,7 @@ impl Default for Settings {
             ledger_witnesses: Vec::new(),
             ledger_quorum: 0,
             ledger_max_age: ledger::DEFAULT_MAX_AGE,
+            consortium: None,
         }
     }
 }
@@ -235,6 +241,8 @@ pub struct App {
     sessions: Arc<auth::SessionCache>,
     /// Witness decisions run one at a time (check and record are atomic).
     witness_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Sharing's nonces and cross-site views seen.
+    shares: Arc<share::ShareState>,
 }
 
 impl App {
@@ -248,6 +256,7 @@ impl App {
             throttle: Arc::default(),
             sessions: Arc::default(),
             witness_lock: Arc::default(),
+            shares: Arc::default(),
         }
     }
 

@@ -18,6 +18,7 @@
 //! | Store          |       |             | yes          |          | yes        | yes          |
 //! | Export         |       | yes         |              |          |            | yes          |
 //! | RequeueAi      |       | yes         |              |          |            | yes          |
+//! | Share          |       | yes         | yes          |          |            |              |
 //! | ManageUsers    | yes   |             |              |          |            | yes          |
 //! | ReadAudit      | yes   |             |              |          |            | yes          |
 //!
@@ -47,6 +48,10 @@ pub enum Role {
     Operator,
     /// Lumen itself (AI runner, routing worker).
     System,
+    /// A consortium member, through a signed node request: stores what it shared with this
+    /// node, or its report of what this node shared with it (`lumen_app::share` checks
+    /// which); nothing else.
+    Node,
 }
 
 impl Role {
@@ -60,6 +65,7 @@ impl Role {
             Role::DicomPeer => "dicom-peer",
             Role::Operator => "operator",
             Role::System => "system",
+            Role::Node => "node",
         }
     }
 
@@ -88,8 +94,14 @@ impl Role {
                     | P::Sign
                     | P::Export
                     | P::RequeueAi
+                    | P::Share
             ),
-            Role::Technologist => matches!(p, P::Query | P::Worklist | P::Retrieve | P::Store),
+            Role::Technologist => {
+                matches!(
+                    p,
+                    P::Query | P::Worklist | P::Retrieve | P::Store | P::Share
+                )
+            }
             Role::Referrer => matches!(p, P::Query | P::Retrieve | P::ReadReport),
             Role::DicomPeer => matches!(p, P::Query | P::Retrieve | P::Store),
             Role::Operator => matches!(
@@ -104,6 +116,7 @@ impl Role {
                     | P::Forget
             ),
             Role::System => !matches!(p, P::ManageUsers | P::ReadAudit | P::Forget),
+            Role::Node => matches!(p, P::Store),
         }
     }
 
@@ -159,6 +172,8 @@ pub enum Permission {
     ReadAudit,
     /// Carry out a deletion request (PIPL Art. 47): delete a study's ledger salts.
     Forget,
+    /// Share a study with a consortium member, and revoke the share.
+    Share,
 }
 
 /// What the policy learnt about a study an actor may act on: for the audit record.
@@ -247,7 +262,7 @@ impl App {
 mod tests {
     use super::*;
 
-    const ALL: [Permission; 13] = [
+    const ALL: [Permission; 14] = [
         Permission::Query,
         Permission::Worklist,
         Permission::Retrieve,
@@ -261,6 +276,7 @@ mod tests {
         Permission::RequeueAi,
         Permission::ManageUsers,
         Permission::ReadAudit,
+        Permission::Share,
     ];
 
     fn allowed(r: Role) -> Vec<Permission> {
@@ -273,8 +289,10 @@ mod tests {
         assert_eq!(allowed(Role::Admin), [P::ManageUsers, P::ReadAudit]);
         assert_eq!(
             allowed(Role::Technologist),
-            [P::Query, P::Worklist, P::Retrieve, P::Store]
+            [P::Query, P::Worklist, P::Retrieve, P::Store, P::Share]
         );
+        // A consortium node only stores (what the share rules let it).
+        assert_eq!(allowed(Role::Node), [P::Store]);
         assert_eq!(
             allowed(Role::Referrer),
             [P::Query, P::Retrieve, P::ReadReport]

@@ -70,6 +70,44 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The tamper-evident ledger (`[ledger]` table).
     pub ledger: LedgerConfig,
+    /// This node in a consortium (`[node]` table: `id`, `name`).
+    pub node: NodeConfig,
+    /// The consortium's members (`[[consortium.member]]` tables).
+    pub consortium: ConsortiumConfig,
+}
+
+/// This node's identity in a consortium (`[node]`); its key is the ledger's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node's id (the `keyid` of its signed requests); unset: in no consortium.
+    pub id: Option<String>,
+    /// Its name, shown to the other members (default `[web] institution`).
+    pub name: Option<String>,
+}
+
+/// The consortium (`[consortium]` table).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsortiumConfig {
+    /// The members (`[[consortium.member]]`); an entry for this node itself is ignored.
+    pub member: Vec<MemberConfig>,
+}
+
+/// A consortium member (`[[consortium.member]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    /// Its node id.
+    pub id: String,
+    /// Its name (the hospital's; default: the id).
+    pub name: Option<String>,
+    /// Its HTTP base URL (`https://pacs.hospital-b.example`).
+    pub url: String,
+    /// Its verifier key (`lumen ledger key` on that node).
+    pub key: String,
+    /// Its DICOM address, `AET@HOST:PORT`.
+    pub dicom: Option<String>,
 }
 
 /// The ledger's settings (`[ledger]` table).
@@ -346,6 +384,8 @@ impl Default for Config {
             audit: AuditConfig::default(),
             tls: TlsConfig::default(),
             ledger: LedgerConfig::default(),
+            node: NodeConfig::default(),
+            consortium: ConsortiumConfig::default(),
         }
     }
 }
@@ -484,6 +524,7 @@ impl Config {
                 a.org
             );
         }
+        cfg.consortium_members()?;
         for r in &cfg.route {
             anyhow::ensure!(
                 peers.iter().any(|p| p.aet == r.destination),
@@ -510,6 +551,37 @@ impl Config {
                 port: p.port,
             })
             .collect())
+    }
+
+    /// This node's consortium (`None` without `[node] id`).
+    pub fn consortium_members(&self) -> anyhow::Result<Option<lumen_share::Consortium>> {
+        let Some(id) = &self.node.id else {
+            anyhow::ensure!(
+                self.consortium.member.is_empty(),
+                "[[consortium.member]] needs this node's id ([node] id)"
+            );
+            return Ok(None);
+        };
+        let members = self
+            .consortium
+            .member
+            .iter()
+            .map(|m| {
+                lumen_share::Member::new(
+                    &m.id,
+                    m.name.as_deref(),
+                    &m.url,
+                    m.dicom.as_deref(),
+                    &m.key,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let name = self
+            .node
+            .name
+            .clone()
+            .unwrap_or_else(|| self.web.institution.clone());
+        Ok(Some(lumen_share::Consortium::new(id, &name, members)?))
     }
 
     /// The router the store asks for every new instance (`None` without `[[route]]` rules).
@@ -573,6 +645,7 @@ impl Config {
             ledger_witnesses: Vec::new(),
             ledger_quorum: self.ledger.quorum,
             ledger_max_age: Duration::from_secs(self.ledger.max_checkpoint_age_s),
+            consortium: None,
         }
     }
 }

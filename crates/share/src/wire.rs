@@ -60,8 +60,6 @@ pub struct ShareNotice {
     pub purpose: String,
     /// On what basis.
     pub consent: ConsentBasis,
-    /// Modalities in the study.
-    pub modalities: Vec<String>,
     /// How many instances will follow.
     pub instances: u64,
 }

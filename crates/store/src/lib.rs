@@ -22,6 +22,7 @@ mod content;
 mod ledger;
 mod outbox;
 mod query_sql;
+mod shares;
 mod writer;
 
 use std::collections::HashSet;
@@ -43,6 +44,7 @@ pub use accounts::{AuditFilter, NewUser, OrgRow, SessionRow, UserRow};
 use blobs::Blobs;
 pub use ledger::{LedgerFiles, LedgerRow, NewLedgerEntry, has_ledger_key, ledger_key, witness_key};
 pub use outbox::{Arrival, LEGACY_QUEUE_FILE, Origin, OutboxEntry, Router, RoutingQueue};
+pub use shares::{GrantRow, QueuedInstance, ShareOutboxEntry, ShareRow, kind as share_kind};
 use writer::{Commit, Job, Pending};
 
 /// What to do when an object arrives whose SOP Instance UID is stored with other content.
@@ -252,6 +254,8 @@ pub struct Store {
     synced: writer::Synced,
     /// Woken when an ingest queued outbox rows.
     outbox_wake: Arc<tokio::sync::Notify>,
+    /// Woken when something was queued for consortium members.
+    share_wake: Arc<tokio::sync::Notify>,
     _lock: std::sync::Arc<std::fs::File>,
 }
 
@@ -328,6 +332,7 @@ impl Store {
             committer,
             synced,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            share_wake: Arc::new(tokio::sync::Notify::new()),
             _lock: std::sync::Arc::new(lock),
         };
         store.sweep().await?;
@@ -340,6 +345,7 @@ impl Store {
             .execute(&store.writer)
             .await?;
         store.release_outbox_claims().await?;
+        store.release_share_claims().await?;
         store.import_legacy_outbound().await?;
         Ok(store)
     }

@@ -14,6 +14,7 @@ mod media;
 mod qido;
 mod report;
 mod review;
+mod shares;
 mod stow;
 mod ui;
 mod wado;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderMap, header};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use lumen_store::Store;
 
 pub use error::ApiError;
@@ -222,7 +223,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/ledger/entries/{index}/proof", get(ledger::proof))
         .route("/api/ledger/status", get(ledger::status))
         .route("/ledger/add-checkpoint", post(ledger::add_checkpoint))
+        // Sharing with consortium members (issue 13).
+        .route("/api/shares", get(shares::list).post(shares::create))
+        .route("/api/shares/{id}", delete(shares::revoke))
+        .route("/consortium/shares", post(shares::notice))
+        .route("/consortium/shares/{id}", get(shares::status))
+        .route("/consortium/shares/{id}/revoke", post(shares::revoked))
         .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT));
+    // Node-to-node STOW-RS: signed over the whole body, read whole (a batch of instances).
+    let consortium = Router::new()
+        .route("/consortium/studies/{study}", post(shares::store))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            shares::NODE_BODY_LIMIT,
+        ));
     let mut app = Router::new()
         .route("/health", get(health))
         .route("/", get(auth::index))
@@ -232,6 +245,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ledger/checkpoint", get(ledger::checkpoint))
         .route("/ledger/tile/{*path}", get(ledger::tile))
         .merge(api)
+        .merge(consortium)
         .nest("/dicom-web", dicomweb)
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::disable())

@@ -92,6 +92,8 @@ pub async fn worklist(
                 "ai_status": r.ai_status,
                 "lung_rads": r.lung_rads,
                 "report_status": r.report_status,
+                "shared_from": r.shared_from,
+                "reported_by": r.reported_by,
             })
         })
         .collect();
