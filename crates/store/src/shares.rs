@@ -266,16 +266,16 @@ impl Store {
         rows.iter().map(share).collect()
     }
 
-    /// Records that `member_name`'s signed report of a shared study arrived (the first
-    /// time only), with its ledger entries. `false` when it was recorded before.
+    /// Records that an object of `member_name`'s signed report of a shared study arrived,
+    /// with its ledger entries; the share names the first member that reported it.
     pub async fn share_reported(
         &self,
         id: &str,
         member_name: &str,
         entries: &[NewLedgerEntry],
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
+        sqlx::query(
             "UPDATE shares SET reported_by = ?, reported_ms = ? WHERE id = ? AND reported_by IS NULL",
         )
         .bind(member_name)
@@ -283,14 +283,11 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
         for e in entries {
             insert_entry(&mut tx, e).await?;
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(())
     }
 
     /// Records a grant from a member (a share notice), with its ledger entries. A notice

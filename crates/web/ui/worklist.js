@@ -142,6 +142,14 @@ export function showWorklist(main, params) {
       rb.className = `badge rep-${s.report_status}`;
       rb.textContent = t(`report.status.${s.report_status || 'unread'}`);
       rep.append(rb);
+      // Shared studies: who sent it here, or which hospital reported it.
+      for (const [key, name] of [['worklist.sharedFrom', s.shared_from], ['worklist.reportedBy', s.reported_by]]) {
+        if (!name) continue;
+        const sb = document.createElement('span');
+        sb.className = 'badge shared';
+        sb.textContent = t(key, { name });
+        rep.append(' ', sb);
+      }
       tr.addEventListener('click', () => open(s.study_uid));
       tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(s.study_uid); });
     });

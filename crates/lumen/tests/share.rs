@@ -1,0 +1,553 @@
+//! Sharing between three real `lumen serve` nodes on loopback (issue 13): clinic A,
+//! hospital B and clinic C, each with its own node key (the ledger's) and the same
+//! consortium list. DCMTK's storescu sends a CT series to A; A shares it with B with the
+//! patient's consent; B's radiologist finds it in the worklist (marked with the sending
+//! clinic) and opens it; C, with no grant, gets nothing through any door (QIDO-RS, WADO-RS,
+//! the worklist, node requests signed with its own key, or claiming to be another member, or
+//! unsigned). B signs while A is down; the signed report reaches A once A is back (the
+//! outbox retries) as an SR series in QIDO-RS, and A's worklist names the reading hospital.
+//! A duplicate delivery stores nothing twice. A revokes; B's access ends within a minute and
+//! its copies are gone. The three ledgers verify and hold the share events.
+
+mod util;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use util::*;
+
+/// How many LIDC-IDRI-0001 slices A receives (two STOW-RS batches of 20 and 10 to B).
+const SLICES: usize = 30;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// A request with an optional bearer token and JSON body: status and body.
+fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let a = agent();
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut r = match (method, body) {
+        ("GET", _) => {
+            let mut b = a.get(url);
+            if let Some(h) = &auth {
+                b = b.header("Authorization", h);
+            }
+            b.call()
+        }
+        ("DELETE", _) => {
+            let mut b = a.delete(url);
+            if let Some(h) = &auth {
+                b = b.header("Authorization", h);
+            }
+            b.call()
+        }
+        (_, body) => {
+            let mut b = a.post(url);
+            if let Some(h) = &auth {
+                b = b.header("Authorization", h);
+            }
+            b.send_json(body.unwrap_or(json!({})))
+        }
+    }
+    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, failing after `secs` with `what`.
+fn poll<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what} within {secs} s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn write_config(path: &Path, text: &str) -> String {
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+    std::fs::write(path, text).expect("config");
+    path.to_string_lossy().into_owned()
+}
+
+/// `lumen ledger key` (creates the key when the data directory has none).
+fn key_of(data: &Path, config: &str) -> String {
+    let out = run(Command::new(lumen_bin())
+        .args(["ledger", "key", "--data"])
+        .arg(data)
+        .args(["--config", config]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The kinds of the published ledger entries of the node at `base`, once its checkpoint
+/// holds at least `at_least` entries.
+fn ledger_kinds(base: &str, at_least: u64) -> Vec<String> {
+    let size = poll(20, "ledger checkpoint", || {
+        let (s, v) = call("GET", &format!("{base}/ledger/checkpoint"), None, None);
+        let text = v.as_str().unwrap_or("").to_string();
+        let size: u64 = text
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        (s == 200 && size >= at_least).then_some(size)
+    });
+    (0..size)
+        .map(|i| {
+            let (s, v) = call(
+                "GET",
+                &format!("{base}/api/ledger/entries/{i}/proof"),
+                None,
+                None,
+            );
+            assert_eq!(s, 200, "{v}");
+            let entry = v["entry"].as_str().unwrap_or("").to_string();
+            entry.split(' ').nth(1).unwrap_or("").to_string()
+        })
+        .collect()
+}
+
+fn verify(data: &Path) {
+    let out = run(Command::new(lumen_bin())
+        .args(["ledger", "verify", "--data"])
+        .arg(data));
+    assert!(
+        out.status.success(),
+        "ledger of {}: {}{}",
+        data.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A node request signed with `data`'s node key as `keyid`, for `to`: status.
+#[allow(clippy::too_many_arguments)]
+fn node_request(
+    data: &Path,
+    keyid: &str,
+    to: &str,
+    method: &str,
+    base: &str,
+    path: &str,
+    body: &[u8],
+    content_type: &str,
+) -> u16 {
+    let skey = std::fs::read_to_string(data.join("ledger.key")).expect("node key");
+    let signer = lumen_ledger::LogSigner::from_skey(&skey).expect("key");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nonce = format!(
+        "{now}-{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let h = lumen_share::httpsig::sign(&signer, keyid, to, method, path, body, now, &nonce)
+        .expect("sign");
+    let url = format!("{base}{path}");
+    let a = agent();
+    let r = if method == "GET" {
+        let mut b = a.get(&url);
+        for (k, v) in h.pairs() {
+            b = b.header(k, v);
+        }
+        b.call()
+    } else {
+        let mut b = a.post(&url).header("Content-Type", content_type);
+        for (k, v) in h.pairs() {
+            b = b.header(k, v);
+        }
+        b.send(body)
+    };
+    r.unwrap_or_else(|e| panic!("{url}: {e}")).status().as_u16()
+}
+
+fn study_instances(base: &str, token: &str, study: &str) -> Option<usize> {
+    let (s, v) = call(
+        "GET",
+        &format!("{base}/dicom-web/studies/{study}/metadata"),
+        Some(token),
+        None,
+    );
+    (s == 200).then(|| v.as_array().map_or(0, Vec::len))
+}
+
+fn worklist_item(base: &str, token: &str, study: &str) -> Option<Value> {
+    let (s, v) = call("GET", &format!("{base}/api/worklist"), Some(token), None);
+    assert_eq!(s, 200, "{v}");
+    v["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["study_uid"] == study).cloned())
+}
+
+/// Files under `dir` (recursively).
+fn files_under(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(Result::ok)
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() { files_under(&p) } else { 1 }
+        })
+        .sum()
+}
+
+#[test]
+fn three_nodes_share_report_back_and_revoke() {
+    let Some(shared) = shared_data() else { return };
+    if !have_tool("storescu") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let names = ["a", "b", "c"];
+    let ids = ["clinic-a", "hospital-b", "clinic-c"];
+    let titles = ["Clinic A", "Hospital B", "Clinic C"];
+    let data: Vec<_> = names.iter().map(|n| tmp.path().join(n)).collect();
+    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[2 * i]);
+    let base_cfg = |i: usize| {
+        format!(
+            "[node]\nid = \"{}\"\nname = \"{}\"\n[web]\ninstitution = \"{}\"\n\
+             [ledger]\norigin = \"lumen.local/{}\"\n[ai]\nenabled = false\n",
+            ids[i], titles[i], titles[i], names[i]
+        )
+    };
+    // The node keys first (`lumen ledger key` creates each), then one member list for all.
+    let keys: Vec<String> = (0..3)
+        .map(|i| {
+            let cfg = write_config(&tmp.path().join(format!("cfg-{i}.toml")), &base_cfg(i));
+            key_of(&data[i], &cfg)
+        })
+        .collect();
+    let mut members = String::new();
+    for i in 0..3 {
+        members.push_str(&format!(
+            "[[consortium.member]]\nid = \"{}\"\nname = \"{}\"\nurl = \"{}\"\nkey = \"{}\"\n",
+            ids[i],
+            titles[i],
+            url(i),
+            keys[i]
+        ));
+    }
+    let cfgs: Vec<String> = (0..3)
+        .map(|i| {
+            write_config(
+                &tmp.path().join(format!("cfg-{i}.toml")),
+                &format!("{}{members}", base_cfg(i)),
+            )
+        })
+        .collect();
+    let start = |i: usize| {
+        Server::start_on(
+            &data[i],
+            ports[2 * i],
+            ports[2 * i + 1],
+            &["--config", &cfgs[i]],
+        )
+    };
+    let mut a = start(0);
+    let b = start(1);
+    let c = start(2);
+    let (base_a, base_b, base_c) = (url(0), url(1), url(2));
+
+    // A CT series arrives at clinic A over DICOM.
+    let files: Vec<_> = lidc_files(&shared).into_iter().take(SLICES).collect();
+    let st = run(Command::new("storescu")
+        .args(["-aet", "CLINIC_CT", "-aec", "LUMEN", "127.0.0.1"])
+        .arg(a.dicom_port.to_string())
+        .args(&files));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let (s, v) = call(
+        "GET",
+        &format!("{base_a}/dicom-web/studies"),
+        Some(&a.token),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    let study = v[0]["0020000D"]["Value"][0]
+        .as_str()
+        .expect("study at A")
+        .to_string();
+
+    // Sharing needs the patient's consent (or an emergency) and a member.
+    let shares = format!("{base_a}/api/shares");
+    let (s, v) = call(
+        "POST",
+        &shares,
+        Some(&a.token),
+        Some(json!({"study_uid": study, "to": "hospital-b", "purpose": "second opinion"})),
+    );
+    assert_eq!(s, 400, "{v}");
+    let (s, _) = call(
+        "POST",
+        &shares,
+        Some(&a.token),
+        Some(json!({"study_uid": study, "to": "nowhere", "purpose": "x", "consent": true})),
+    );
+    assert_eq!(s, 400);
+    let shared_at = Instant::now();
+    let (s, v) = call(
+        "POST",
+        &shares,
+        Some(&a.token),
+        Some(json!({"study_uid": study, "to": "hospital-b",
+                    "purpose": "second opinion on a nodule", "consent": true})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let share_id = v["id"].as_str().expect("share id").to_string();
+
+    // B: the study is in the radiologist's worklist, marked with the sending clinic, and
+    // opens; the first slices are there before the whole series.
+    let first = poll(60, "shared study at B", || {
+        study_instances(&base_b, &b.token, &study).filter(|n| *n > 0)
+    });
+    eprintln!(
+        "first {first} instances at B after {:?}",
+        shared_at.elapsed()
+    );
+    poll(60, "whole study at B", || {
+        study_instances(&base_b, &b.token, &study).filter(|n| *n == SLICES)
+    });
+    let item = worklist_item(&base_b, &b.token, &study).expect("in B's worklist");
+    assert_eq!(item["shared_from"], "Clinic A", "{item}");
+    let (s, _) = call(
+        "GET",
+        &format!("{base_b}/api/studies/{study}/review"),
+        Some(&b.token),
+        None,
+    );
+    assert_eq!(s, 200);
+
+    // C (no grant) gets nothing: QIDO-RS, WADO-RS, the worklist.
+    let (s, v) = call(
+        "GET",
+        &format!("{base_c}/dicom-web/studies"),
+        Some(&c.token),
+        None,
+    );
+    assert_eq!((s, v.as_array().map_or(0, Vec::len)), (200, 0), "{v}");
+    assert_eq!(study_instances(&base_c, &c.token, &study), None);
+    assert!(worklist_item(&base_c, &c.token, &study).is_none());
+    // ... nor A's share status with its own key, nor as B with its key, nor unsigned.
+    let status_path = format!("/consortium/shares/{share_id}");
+    assert_eq!(
+        node_request(
+            &data[2],
+            "clinic-c",
+            "clinic-a",
+            "GET",
+            &base_a,
+            &status_path,
+            b"",
+            ""
+        ),
+        404
+    );
+    assert_eq!(
+        node_request(
+            &data[2],
+            "hospital-b",
+            "clinic-a",
+            "GET",
+            &base_a,
+            &status_path,
+            b"",
+            ""
+        ),
+        401
+    );
+    let (s, _) = call("GET", &format!("{base_a}{status_path}"), None, None);
+    assert_eq!(s, 401);
+    // B itself may ask.
+    assert_eq!(
+        node_request(
+            &data[1],
+            "hospital-b",
+            "clinic-a",
+            "GET",
+            &base_a,
+            &status_path,
+            b"",
+            ""
+        ),
+        200
+    );
+    // C cannot push into B's copy, nor announce a share as A.
+    let bogus = json!({"share_id": "x", "study_uid": study, "origin": "clinic-a",
+                       "to": "hospital-b", "purpose": "x", "consent": "consent", "instances": 0});
+    let body = serde_json::to_vec(&bogus).expect("json");
+    assert_eq!(
+        node_request(
+            &data[2],
+            "clinic-a",
+            "hospital-b",
+            "POST",
+            &base_b,
+            "/consortium/shares",
+            &body,
+            "application/json"
+        ),
+        401
+    );
+    assert_eq!(
+        node_request(
+            &data[2],
+            "clinic-c",
+            "hospital-b",
+            "POST",
+            &base_b,
+            &format!("/consortium/studies/{study}"),
+            b"--x--\r\n",
+            "multipart/related; type=\"application/dicom\"; boundary=x"
+        ),
+        404
+    );
+
+    // B signs while A is down: the report reaches A once A is back (within a minute).
+    a.stop();
+    let (s, v) = call(
+        "POST",
+        &format!("{base_b}/api/studies/{study}/report/sign"),
+        Some(&b.token),
+        Some(json!({"lang": "en"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    std::thread::sleep(Duration::from_secs(2));
+    let a = Server::start_on(&data[0], ports[0], ports[1], &["--config", &cfgs[0]]);
+    let back = Instant::now();
+    let sr_series = format!("{base_a}/dicom-web/studies/{study}/series?Modality=SR");
+    poll(60, "B's SR at A", || {
+        let (s, v) = call("GET", &sr_series, Some(&a.token), None);
+        (s == 200 && v.as_array().is_some_and(|x| !x.is_empty())).then_some(())
+    });
+    eprintln!("report at A {:?} after A came back", back.elapsed());
+    let item = poll(30, "A's worklist names B", || {
+        worklist_item(&base_a, &a.token, &study).filter(|i| i["reported_by"] == "Hospital B")
+    });
+    assert_eq!(item["report_status"], "signed", "{item}");
+
+    // A duplicate delivery stores nothing twice: the SR again, signed by B.
+    let count = |base: &str, token: &str| study_instances(base, token, &study).unwrap_or(0);
+    let before = count(&base_a, &a.token);
+    let (s, v) = call("GET", &sr_series, Some(&a.token), None);
+    assert_eq!(s, 200);
+    let sr_uid = v[0]["0020000E"]["Value"][0]
+        .as_str()
+        .expect("sr series")
+        .to_string();
+    let (_, ct, sr_body) = a.get_raw(
+        &format!("/dicom-web/studies/{study}/series/{sr_uid}"),
+        Some("multipart/related; type=\"application/dicom\""),
+    );
+    let dup = node_request(
+        &data[1],
+        "hospital-b",
+        "clinic-a",
+        "POST",
+        &base_a,
+        &format!("/consortium/studies/{study}"),
+        &sr_body,
+        &ct,
+    );
+    assert_eq!(dup, 200);
+    assert_eq!(count(&base_a, &a.token), before);
+    // B may store its report into A's study, never images.
+    let (s, v) = call(
+        "GET",
+        &format!("{base_a}/dicom-web/studies/{study}/series?Modality=CT"),
+        Some(&a.token),
+        None,
+    );
+    assert_eq!(s, 200);
+    let ct_uid = v[0]["0020000E"]["Value"][0]
+        .as_str()
+        .expect("ct series")
+        .to_string();
+    let (_, ct, ct_body) = a.get_raw(
+        &format!("/dicom-web/studies/{study}/series/{ct_uid}"),
+        Some("multipart/related; type=\"application/dicom\""),
+    );
+    let refused = node_request(
+        &data[1],
+        "hospital-b",
+        "clinic-a",
+        "POST",
+        &base_a,
+        &format!("/consortium/studies/{study}"),
+        &ct_body,
+        &ct,
+    );
+    assert_eq!(refused, 409);
+
+    // Revocation: B's access ends within a minute, and its copies are gone.
+    let (s, v) = call(
+        "DELETE",
+        &format!("{shares}/{share_id}"),
+        Some(&a.token),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "revoked");
+    let revoked = Instant::now();
+    poll(60, "B's access ends", || {
+        study_instances(&base_b, &b.token, &study)
+            .is_none()
+            .then_some(())
+    });
+    eprintln!(
+        "B's access ended {:?} after the revocation",
+        revoked.elapsed()
+    );
+    assert!(worklist_item(&base_b, &b.token, &study).is_none());
+    assert_eq!(files_under(&data[1].join("objects")), 0);
+    // A keeps its study.
+    assert!(count(&base_a, &a.token) > SLICES);
+
+    // The three ledgers verify and hold the share events.
+    let kinds_a = ledger_kinds(&base_a, 5);
+    for k in [
+        "share.created",
+        "share.consent",
+        "share.report-received",
+        "share.revoked",
+    ] {
+        assert!(kinds_a.iter().any(|x| x == k), "A lacks {k}: {kinds_a:?}");
+    }
+    let kinds_b = ledger_kinds(&base_b, 4);
+    for k in [
+        "share.granted",
+        "share.viewed",
+        "report.signed",
+        "share.revoked",
+    ] {
+        assert!(kinds_b.iter().any(|x| x == k), "B lacks {k}: {kinds_b:?}");
+    }
+    let kinds_c = ledger_kinds(&base_c, 0);
+    assert!(kinds_c.is_empty(), "{kinds_c:?}");
+    for d in &data {
+        verify(d);
+    }
+}
