@@ -151,6 +151,8 @@ pub struct Settings {
     pub ledger_max_age: std::time::Duration,
     /// This node's consortium (`[node]`, `[[consortium.member]]`), when it is in one.
     pub consortium: Option<Arc<lumen_share::Consortium>>,
+    /// Studies shared by rule as they arrive (`[[share.rule]]`).
+    pub share_rules: Vec<share::ShareRule>,
 }
 
 impl Default for Settings {
@@ -167,6 +169,7 @@ impl Default for Settings {
             ledger_quorum: 0,
             ledger_max_age: ledger::DEFAULT_MAX_AGE,
             consortium: None,
+            share_rules: Vec::new(),
         }
     }
 }

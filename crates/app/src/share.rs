@@ -67,6 +67,39 @@ const REPORT_CLASSES: [&str; 4] = [
 /// CT image classes, sent first.
 const CT_CLASSES: [&str; 2] = ["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1"];
 
+/// A rule that shares arriving studies (`[[share.rule]]`): every study with an instance of
+/// `modality` (and/or sent by `calling_ae` over DICOM) is shared with `to`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRule {
+    /// Only instances of this modality.
+    #[serde(default)]
+    pub modality: Option<String>,
+    /// Only instances sent by this calling AE title.
+    #[serde(default)]
+    pub calling_ae: Option<String>,
+    /// The member's id.
+    pub to: String,
+    /// Why (recorded on the share).
+    pub purpose: String,
+    /// The consent basis: `recorded-at-registration` (the patient consented to this
+    /// recipient and purpose when registered), `consent` or `emergency`.
+    pub consent: String,
+}
+
+impl ShareRule {
+    /// Whether an arrival matches.
+    pub fn matches(&self, calling_ae: Option<&str>, modality: &str) -> bool {
+        self.calling_ae
+            .as_deref()
+            .is_none_or(|a| calling_ae.is_some_and(|c| a.trim() == c.trim()))
+            && self
+                .modality
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(modality))
+    }
+}
+
 /// A share as the web app asks for it (`POST /api/shares`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -112,6 +145,8 @@ pub(crate) struct ShareState {
     nonces: Mutex<HashMap<String, u64>>,
     /// `user|study|day` of the cross-site views already on the ledger.
     viewed: Mutex<HashSet<String>>,
+    /// Shares by rule are decided one at a time (one share per study and member).
+    rules: tokio::sync::Mutex<()>,
 }
 
 fn now_s() -> u64 {
@@ -153,6 +188,26 @@ impl App {
     /// Shares a study with a member: checked, recorded with its consent and ledger entries,
     /// audited, and queued for the share worker.
     pub async fn create_share(&self, actor: &Actor, req: &NewShare) -> Result<ShareRow, AppError> {
+        let consent = match (req.consent, req.emergency) {
+            (_, true) => ConsentBasis::Emergency,
+            (true, false) => ConsentBasis::Consent,
+            (false, false) => {
+                return Err(AppError::Invalid(
+                    "the patient's separate consent to this share is required (consent: true), \
+                     or an emergency (emergency: true)"
+                        .into(),
+                ));
+            }
+        };
+        self.create_share_as(actor, req, consent).await
+    }
+
+    async fn create_share_as(
+        &self,
+        actor: &Actor,
+        req: &NewShare,
+        consent: ConsentBasis,
+    ) -> Result<ShareRow, AppError> {
         let consortium = self.consortium()?;
         let detail = format!("share with {}", clip(&req.to));
         let access = self
@@ -173,17 +228,6 @@ impl App {
                 "a purpose is required (at most 500 bytes)".into(),
             ));
         }
-        let consent = match (req.consent, req.emergency) {
-            (_, true) => ConsentBasis::Emergency,
-            (true, false) => ConsentBasis::Consent,
-            (false, false) => {
-                return Err(AppError::Invalid(
-                    "the patient's separate consent to this share is required (consent: true), \
-                     or an emergency (emergency: true)"
-                        .into(),
-                ));
-            }
-        };
         let (org, ..) = self
             .store
             .study_access(&req.study_uid)
@@ -402,6 +446,66 @@ impl App {
             name: member.name.clone(),
             actor: Actor::node(member, &self.settings.node_org, source.clone()),
         })
+    }
+
+    /// An instance just stored (new or replaced) by a user, an AE or the command line: it
+    /// follows the study's active shares, and the `[[share.rule]]` rules it matches share
+    /// its study (once per member; a revoked share is not renewed by a rule).
+    pub(crate) async fn share_arrival(&self, actor: &Actor, i: &Ingested) -> Result<(), AppError> {
+        if self.settings.consortium.is_none()
+            || actor.role == Role::Node
+            || i.status == IngestStatus::AlreadyPresent
+        {
+            return Ok(());
+        }
+        let priority = if CT_CLASSES.contains(&i.sop_class_uid.as_str()) {
+            1
+        } else {
+            2
+        };
+        let calling_ae = i.origin.calling_ae();
+        let rules: Vec<&ShareRule> = self
+            .settings
+            .share_rules
+            .iter()
+            .filter(|r| r.matches(calling_ae, &i.modality))
+            .collect();
+        let _one = if rules.is_empty() {
+            None
+        } else {
+            Some(self.shares.rules.lock().await)
+        };
+        let shares = self.store.shares(Some(&i.study_uid), None).await?;
+        for s in shares.iter().filter(|s| s.status == "active") {
+            self.store
+                .queue_share_instance(s, &i.sop_instance_uid, priority)
+                .await?;
+        }
+        for r in rules {
+            if shares.iter().any(|s| s.to == r.to) {
+                continue;
+            }
+            let consent = ConsentBasis::parse(&r.consent).unwrap_or(ConsentBasis::Consent);
+            let (org, ..) = self
+                .store
+                .study_access(&i.study_uid)
+                .await?
+                .ok_or_else(crate::policy::no_study)?;
+            let system = Actor {
+                user_id: "rule".into(),
+                display_name: "share rule".into(),
+                ..Actor::system(&org)
+            };
+            let req = NewShare {
+                study_uid: i.study_uid.clone(),
+                to: r.to.clone(),
+                purpose: r.purpose.clone(),
+                consent: consent != ConsentBasis::Emergency,
+                emergency: consent == ConsentBasis::Emergency,
+            };
+            self.create_share_as(&system, &req, consent).await?;
+        }
+        Ok(())
     }
 
     /// A member's share notice: the grant is recorded (ledger, audit).

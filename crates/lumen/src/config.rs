@@ -74,6 +74,17 @@ pub struct Config {
     pub node: NodeConfig,
     /// The consortium's members (`[[consortium.member]]` tables).
     pub consortium: ConsortiumConfig,
+    /// Sharing by rule (`[[share.rule]]` tables).
+    pub share: ShareConfig,
+}
+
+/// Sharing settings (`[share]` table).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShareConfig {
+    /// Rules that share arriving studies (`modality`, `calling_ae`, `to`, `purpose`,
+    /// `consent`).
+    pub rule: Vec<lumen_app::share::ShareRule>,
 }
 
 /// This node's identity in a consortium (`[node]`); its key is the ledger's.
@@ -386,6 +397,7 @@ impl Default for Config {
             ledger: LedgerConfig::default(),
             node: NodeConfig::default(),
             consortium: ConsortiumConfig::default(),
+            share: ShareConfig::default(),
         }
     }
 }
@@ -524,7 +536,24 @@ impl Config {
                 a.org
             );
         }
-        cfg.consortium_members()?;
+        let consortium = cfg.consortium_members()?;
+        for r in &cfg.share.rule {
+            anyhow::ensure!(
+                consortium
+                    .as_ref()
+                    .is_some_and(|c| c.member(&r.to).is_some()),
+                "[[share.rule]] to = \"{}\" is not a consortium member",
+                r.to
+            );
+            anyhow::ensure!(
+                lumen_share::wire::ConsentBasis::parse(&r.consent).is_some(),
+                "[[share.rule]] consent must be recorded-at-registration, consent or emergency"
+            );
+            anyhow::ensure!(
+                !r.purpose.trim().is_empty() && (r.modality.is_some() || r.calling_ae.is_some()),
+                "[[share.rule]] needs a purpose and a modality or calling_ae"
+            );
+        }
         for r in &cfg.route {
             anyhow::ensure!(
                 peers.iter().any(|p| p.aet == r.destination),
@@ -646,6 +675,7 @@ impl Config {
             ledger_quorum: self.ledger.quorum,
             ledger_max_age: Duration::from_secs(self.ledger.max_checkpoint_age_s),
             consortium: None,
+            share_rules: self.share.rule.clone(),
         }
     }
 }

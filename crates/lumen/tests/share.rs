@@ -6,8 +6,10 @@
 //! the worklist, node requests signed with its own key, or claiming to be another member, or
 //! unsigned). B signs while A is down; the signed report reaches A once A is back (the
 //! outbox retries) as an SR series in QIDO-RS, and A's worklist names the reading hospital.
-//! A duplicate delivery stores nothing twice. A revokes; B's access ends within a minute and
-//! its copies are gone. The three ledgers verify and hold the share events.
+//! B crashes before its outbox could send, and the report still arrives once both are up.
+//! A duplicate delivery stores nothing twice; refused node requests are audited. A revokes;
+//! B's access ends within a minute and its copies are gone. A rule shares what a
+//! consultation AE sends to A. The three ledgers verify and hold the share events.
 
 mod util;
 
@@ -17,6 +19,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use util::*;
+
+/// CT_small.dcm of pydicom's test files (shared by rule).
+const CT_SMALL: &str = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
 
 /// How many LIDC-IDRI-0001 slices A receives (two STOW-RS batches of 20 and 10 to B).
 const SLICES: usize = 30;
@@ -248,11 +253,14 @@ fn three_nodes_share_report_back_and_revoke() {
             keys[i]
         ));
     }
+    // A shares what its consultation AE sends with B, by rule.
+    let rule = "[[share.rule]]\ncalling_ae = \"CONSULT_CT\"\nto = \"hospital-b\"\n\
+                purpose = \"consultation\"\nconsent = \"recorded-at-registration\"\n";
     let cfgs: Vec<String> = (0..3)
         .map(|i| {
             write_config(
                 &tmp.path().join(format!("cfg-{i}.toml")),
-                &format!("{}{members}", base_cfg(i)),
+                &format!("{}{members}{}", base_cfg(i), if i == 0 { rule } else { "" }),
             )
         })
         .collect();
@@ -265,7 +273,7 @@ fn three_nodes_share_report_back_and_revoke() {
         )
     };
     let mut a = start(0);
-    let b = start(1);
+    let mut b = start(1);
     let c = start(2);
     let (base_a, base_b, base_c) = (url(0), url(1), url(2));
 
@@ -435,6 +443,9 @@ fn three_nodes_share_report_back_and_revoke() {
         Some(json!({"lang": "en"})),
     );
     assert_eq!(s, 200, "{v}");
+    // B crashes before it could send; its outbox is in its index and survives.
+    b.kill9();
+    let b = start(1);
     std::thread::sleep(Duration::from_secs(2));
     let a = Server::start_on(&data[0], ports[0], ports[1], &["--config", &cfgs[0]]);
     let back = Instant::now();
@@ -502,7 +513,34 @@ fn three_nodes_share_report_back_and_revoke() {
     );
     assert_eq!(refused, 409);
 
+    // The refused node requests are in A's audit trail (the reason there, not in the answer).
+    let (s, v) = call(
+        "GET",
+        &format!("{base_a}/api/audit?user=node:unverified"),
+        Some(&a.admin_token),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    let refused: Vec<&Value> = v.as_array().map(|x| x.iter().collect()).unwrap_or_default();
+    assert!(
+        refused.iter().any(|e| e["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("bad signature"))),
+        "{v}"
+    );
+    assert!(
+        refused.iter().any(|e| e["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("missing Signature"))),
+        "{v}"
+    );
+
     // Revocation: B's access ends within a minute, and its copies are gone.
+    assert_eq!(
+        study_instances(&base_b, &b.token, &study),
+        Some(SLICES + 2),
+        "B serves the study and its report until the revocation"
+    );
     let (s, v) = call(
         "DELETE",
         &format!("{shares}/{share_id}"),
@@ -522,9 +560,37 @@ fn three_nodes_share_report_back_and_revoke() {
         revoked.elapsed()
     );
     assert!(worklist_item(&base_b, &b.token, &study).is_none());
-    assert_eq!(files_under(&data[1].join("objects")), 0);
+    // The files go right after the index rows.
+    poll(60, "B's copies removed", || {
+        (files_under(&data[1].join("objects")) == 0).then_some(())
+    });
     // A keeps its study.
     assert!(count(&base_a, &a.token) > SLICES);
+
+    // A rule shares what the consultation AE sends to A; B gets it without a click.
+    let ct_small = shared.join("dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
+    let st = run(Command::new("storescu")
+        .args(["-aet", "CONSULT_CT", "-aec", "LUMEN", "127.0.0.1"])
+        .arg(a.dicom_port.to_string())
+        .arg(&ct_small));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    poll(60, "the study shared by rule at B", || {
+        study_instances(&base_b, &b.token, CT_SMALL).filter(|n| *n == 1)
+    });
+    let item = worklist_item(&base_b, &b.token, CT_SMALL).expect("in B's worklist");
+    assert_eq!(item["shared_from"], "Clinic A", "{item}");
+    let (s, v) = call(
+        "GET",
+        &format!("{base_a}/api/shares?study={CT_SMALL}"),
+        Some(&a.token),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["shares"][0]["consent"], "recorded-at-registration", "{v}");
 
     // The three ledgers verify and hold the share events.
     let kinds_a = ledger_kinds(&base_a, 5);

@@ -553,6 +553,30 @@ impl Store {
         Ok(())
     }
 
+    /// Queues an instance that arrived after its study was shared, for the share's member.
+    pub async fn queue_share_instance(
+        &self,
+        s: &ShareRow,
+        sop_uid: &str,
+        priority: i64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.writer.acquire().await?;
+        queue(
+            &mut conn,
+            &s.to,
+            kind::INSTANCE,
+            &s.id,
+            &s.study_uid,
+            sop_uid,
+            priority,
+            now_ms(),
+        )
+        .await?;
+        drop(conn);
+        self.share_wake.notify_one();
+        Ok(())
+    }
+
     /// Queues a signed report's objects for the origin of the study's grant.
     pub async fn queue_report_objects(
         &self,
