@@ -377,6 +377,59 @@ impl App {
         Ok(self.store.shares(study, org.as_deref()).await?)
     }
 
+    /// Refuses (audited, 401) a node request whose headers already fail
+    /// ([`lumen_share::httpsig::precheck`]), before its body is read.
+    pub async fn precheck_node(
+        &self,
+        method: &str,
+        target: &str,
+        header: impl Fn(&str) -> Option<String>,
+        source: Option<String>,
+    ) -> Result<(), AppError> {
+        let why = match self.settings.consortium.as_deref() {
+            None => "this node is in no consortium".to_string(),
+            Some(c) => {
+                match lumen_share::httpsig::precheck(c, header, now_s(), SIGNATURE_WINDOW_S) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => e.to_string(),
+                }
+            }
+        };
+        Err(self.refuse_node(method, target, &why, source).await)
+    }
+
+    /// Audits a refused node request with its reason; the answer carries none.
+    async fn refuse_node(
+        &self,
+        method: &str,
+        target: &str,
+        why: &str,
+        source: Option<String>,
+    ) -> AppError {
+        let actor = Actor {
+            user_id: "node:unverified".into(),
+            display_name: "unverified node".into(),
+            role: Role::Node,
+            org: self.settings.node_org.clone(),
+            institution: String::new(),
+            channel: AuditChannel::Http,
+            source,
+            session: None,
+            must_change_password: false,
+        };
+        let detail = format!("node request {method} {} refused: {why}", clip(target));
+        tracing::warn!(%detail, "consortium request refused");
+        self.audit_event(
+            &actor,
+            AuditAction::AccessDenied,
+            AuditOutcome::Denied,
+            None,
+            &detail,
+        )
+        .await;
+        AppError::Unauthenticated("node authentication failed".into())
+    }
+
     /// Verifies a node request's signature (RFC 9421) and that its nonce is fresh: the
     /// member who signed it. A refusal is audited with its reason and answered without one.
     pub async fn verify_node(
@@ -387,30 +440,9 @@ impl App {
         body: &[u8],
         source: Option<String>,
     ) -> Result<NodeCaller, AppError> {
-        let src = &source;
-        let refused = |why: String| async move {
-            let actor = Actor {
-                user_id: "node:unverified".into(),
-                display_name: "unverified node".into(),
-                role: Role::Node,
-                org: self.settings.node_org.clone(),
-                institution: String::new(),
-                channel: AuditChannel::Http,
-                source: src.clone(),
-                session: None,
-                must_change_password: false,
-            };
-            let detail = format!("node request {method} {} refused: {why}", clip(target));
-            tracing::warn!(%detail, "consortium request refused");
-            self.audit_event(
-                &actor,
-                AuditAction::AccessDenied,
-                AuditOutcome::Denied,
-                None,
-                &detail,
-            )
-            .await;
-            AppError::Unauthenticated("node authentication failed".into())
+        let refused = |why: String| {
+            let source = source.clone();
+            async move { self.refuse_node(method, target, &why, source).await }
         };
         let Some(consortium) = self.settings.consortium.as_deref() else {
             return Err(refused("this node is in no consortium".into()).await);

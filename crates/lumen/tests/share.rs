@@ -445,7 +445,7 @@ fn three_nodes_share_report_back_and_revoke() {
     assert_eq!(s, 200, "{v}");
     // B crashes before it could send; its outbox is in its index and survives.
     b.kill9();
-    let b = start(1);
+    let mut b = start(1);
     std::thread::sleep(Duration::from_secs(2));
     let a = Server::start_on(&data[0], ports[0], ports[1], &["--config", &cfgs[0]]);
     let back = Instant::now();
@@ -591,6 +591,25 @@ fn three_nodes_share_report_back_and_revoke() {
     );
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["shares"][0]["consent"], "recorded-at-registration", "{v}");
+    let rule_share = v["shares"][0]["id"].as_str().expect("id").to_string();
+
+    // Revoked while B is down: once B is back (the revocation retried, or B's re-check of
+    // its grants), B's access ends within a minute.
+    b.stop();
+    let (s, v) = call(
+        "DELETE",
+        &format!("{shares}/{rule_share}"),
+        Some(&a.token),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    std::thread::sleep(Duration::from_secs(2));
+    let b = start(1);
+    poll(60, "B's access to the rule share ends", || {
+        study_instances(&base_b, &b.token, CT_SMALL)
+            .is_none()
+            .then_some(())
+    });
 
     // The three ledgers verify and hold the share events.
     let kinds_a = ledger_kinds(&base_a, 5);

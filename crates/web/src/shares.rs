@@ -161,16 +161,33 @@ pub async fn revoked(
 }
 
 /// `POST /consortium/studies/{study}`: STOW-RS from a member, into a study it shared with
-/// this node, or its report of a study this node shared with it.
+/// this node, or its report of a study this node shared with it. The headers are checked
+/// before the body is read; the body (at most [`NODE_BODY_LIMIT`]) is then read whole,
+/// since the signature covers its digest.
 pub async fn store(
     State(s): State<AppState>,
     peer: Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     Path(study): Path<String>,
-    body: Bytes,
+    req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let target = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| uri.path().to_string());
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    s.app
+        .precheck_node(method.as_str(), &target, header, peer.0.clone())
+        .await?;
+    let body = axum::body::to_bytes(body, NODE_BODY_LIMIT)
+        .await
+        .map_err(|_| ApiError::TooLarge("node request body too large or unreadable".into()))?;
     let c = caller(&s, &method, &uri, &headers, &body, peer.0).await?;
     let mode = s.app.node_may_store(&c, &study).await?;
     let url_study = study.clone();
