@@ -1270,3 +1270,39 @@ fn referenced(answer: &[u8]) -> HashSet<String> {
 fn clip(s: &str) -> String {
     s.chars().take(64).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(modality: Option<&str>, ae: Option<&str>) -> ShareRule {
+        ShareRule {
+            modality: modality.map(str::to_string),
+            calling_ae: ae.map(str::to_string),
+            to: "hospital-b".into(),
+            purpose: "consultation".into(),
+            consent: "recorded-at-registration".into(),
+        }
+    }
+
+    #[test]
+    fn share_rules_match_modality_and_calling_ae() {
+        assert!(rule(Some("CT"), None).matches(None, "CT"));
+        assert!(rule(Some("ct"), None).matches(Some("X"), "CT"));
+        assert!(!rule(Some("CT"), None).matches(None, "MR"));
+        assert!(rule(None, Some("CONSULT")).matches(Some("CONSULT"), "MR"));
+        // A rule on the calling AE matches only C-STORE arrivals from it.
+        assert!(!rule(None, Some("CONSULT")).matches(None, "CT"));
+        assert!(!rule(Some("CT"), Some("CONSULT")).matches(Some("OTHER"), "CT"));
+    }
+
+    #[test]
+    fn stow_answers_name_the_stored_instances() {
+        let answer = br#"{"00081199": {"vr": "SQ", "Value": [
+            {"00081155": {"vr": "UI", "Value": ["1.2.3"]}},
+            {"00081155": {"vr": "UI", "Value": ["1.2.4"]}}]}}"#;
+        let got = referenced(answer);
+        assert!(got.contains("1.2.3") && got.contains("1.2.4") && got.len() == 2);
+        assert!(referenced(b"not json").is_empty());
+    }
+}

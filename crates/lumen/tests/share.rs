@@ -10,7 +10,8 @@
 //! A revocation whose notice is lost still ends B's access through B's re-check of its grants.
 //! A duplicate delivery stores nothing twice; refused node requests are audited. A revokes;
 //! B's access ends within a minute and its copies are gone. A rule shares what a
-//! consultation AE sends to A. The three ledgers verify and hold the share events.
+//! consultation AE sends to A, and an emergency share is recorded as such. The three
+//! ledgers verify and hold the share events.
 
 mod util;
 
@@ -606,7 +607,7 @@ fn three_nodes_share_report_back_and_revoke() {
             &format!("url = \"{dead}\""),
         ),
     );
-    let a = Server::start_on(&data[0], ports[0], ports[1], &["--config", &lost]);
+    let mut a = Server::start_on(&data[0], ports[0], ports[1], &["--config", &lost]);
     let (s, v) = call(
         "DELETE",
         &format!("{shares}/{rule_share}"),
@@ -624,6 +625,23 @@ fn three_nodes_share_report_back_and_revoke() {
         "B's re-check ended its access {:?} after the revocation",
         revoked.elapsed()
     );
+
+    // An emergency share of the same study (A reachable again): recorded as such, and B
+    // holds the study again under the new grant.
+    a.stop();
+    let a = Server::start_on(&data[0], ports[0], ports[1], &["--config", &cfgs[0]]);
+    let (s, v) = call(
+        "POST",
+        &shares,
+        Some(&a.token),
+        Some(json!({"study_uid": CT_SMALL, "to": "hospital-b",
+                    "purpose": "emergency consultation", "emergency": true})),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["consent"], "emergency", "{v}");
+    poll(60, "the emergency share at B", || {
+        study_instances(&base_b, &b.token, CT_SMALL).filter(|n| *n == 1)
+    });
 
     // The three ledgers verify and hold the share events.
     let kinds_a = ledger_kinds(&base_a, 5);
