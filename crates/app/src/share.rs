@@ -540,6 +540,22 @@ impl App {
         Ok(())
     }
 
+    /// The shares announced to this node whose instances have not arrived yet, for the
+    /// worklist of the node's own organisation (shared studies are kept under it).
+    pub async fn incoming_shares(&self, actor: &Actor) -> Result<Vec<GrantRow>, AppError> {
+        self.require(
+            actor,
+            Permission::Worklist,
+            AuditAction::Query,
+            "incoming shares",
+        )
+        .await?;
+        if self.settings.consortium.is_none() || actor.org != self.settings.node_org {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.incoming_grants().await?)
+    }
+
     /// A member's share notice: the grant is recorded (ledger, audit).
     pub async fn receive_share_notice(
         &self,

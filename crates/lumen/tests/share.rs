@@ -405,6 +405,40 @@ fn three_nodes_share_report_back_and_revoke() {
         ),
         200
     );
+    // A notice whose images have not come yet shows in B's worklist as arriving; A knows
+    // no such share, so B's re-check ends the grant (checked at the end).
+    const ANNOUNCED: &str = "1.2.826.0.1.3680043.2.1125.990001";
+    let notice = json!({"share_id": "announced-only", "study_uid": ANNOUNCED,
+                        "origin": "clinic-a", "to": "hospital-b", "purpose": "pre-read",
+                        "consent": "consent", "instances": 3});
+    let body = serde_json::to_vec(&notice).expect("json");
+    assert_eq!(
+        node_request(
+            &data[0],
+            "clinic-a",
+            "hospital-b",
+            "POST",
+            &base_b,
+            "/consortium/shares",
+            &body,
+            "application/json"
+        ),
+        204
+    );
+    let (s, v) = call(
+        "GET",
+        &format!("{base_b}/api/worklist"),
+        Some(&b.token),
+        None,
+    );
+    assert_eq!(s, 200);
+    assert!(
+        v["incoming"].as_array().is_some_and(|x| x
+            .iter()
+            .any(|g| g["study_uid"] == ANNOUNCED && g["from"] == "Clinic A")),
+        "{v}"
+    );
+
     // C cannot push into B's copy, nor announce a share as A.
     let bogus = json!({"share_id": "x", "study_uid": study, "origin": "clinic-a",
                        "to": "hospital-b", "purpose": "x", "consent": "consent", "instances": 0});
@@ -641,6 +675,17 @@ fn three_nodes_share_report_back_and_revoke() {
     assert_eq!(v["consent"], "emergency", "{v}");
     poll(60, "the emergency share at B", || {
         study_instances(&base_b, &b.token, CT_SMALL).filter(|n| *n == 1)
+    });
+
+    // The announced-only share: A answers B's re-check with 404, and B ends the grant.
+    poll(60, "B's re-check ends a grant A does not know", || {
+        let (s, v) = call(
+            "GET",
+            &format!("{base_b}/api/worklist"),
+            Some(&b.token),
+            None,
+        );
+        (s == 200 && v["incoming"].as_array().is_some_and(Vec::is_empty)).then_some(())
     });
 
     // The three ledgers verify and hold the share events.

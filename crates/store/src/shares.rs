@@ -365,6 +365,19 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// The active grants whose study has no instance here yet (announced, arriving), newest
+    /// first.
+    pub async fn incoming_grants(&self) -> Result<Vec<GrantRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {GRANT_COLS} FROM grants g WHERE status = 'active'
+               AND NOT EXISTS (SELECT 1 FROM studies st WHERE st.study_uid = g.study_uid)
+             ORDER BY created_ms DESC LIMIT 100"
+        )))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(grant).collect()
+    }
+
     /// The active grants, oldest check first (for the re-check with the origins).
     pub async fn active_grants(&self) -> Result<Vec<GrantRow>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -191,6 +191,17 @@ async fn a_revoked_grant_purges_the_study_rows_and_files() {
             .expect("again")
     );
     assert!(store.grant_of_study(STUDY).await.expect("grant").is_some());
+    // The study is here: not "incoming". A grant whose study has not arrived is.
+    assert!(store.incoming_grants().await.expect("incoming").is_empty());
+    let early = GrantRow {
+        share_id: "s2".into(),
+        study_uid: "1.2.3.4.5".into(),
+        ..g.clone()
+    };
+    assert!(store.record_grant(&early, &[]).await.expect("grant"));
+    let incoming = store.incoming_grants().await.expect("incoming");
+    assert_eq!(incoming.len(), 1);
+    assert_eq!(incoming[0].study_uid, "1.2.3.4.5");
     store
         .queue_report_objects(&g, &["1.2.3.9".to_string()])
         .await

@@ -97,5 +97,20 @@ pub async fn worklist(
             })
         })
         .collect();
-    Ok(Json(json!({ "total": wl.total, "items": items })))
+    // Shares announced by a member whose first instances have not arrived yet.
+    let incoming: Vec<Value> = s
+        .app
+        .incoming_shares(&user)
+        .await?
+        .into_iter()
+        .map(|g| {
+            json!({
+                "study_uid": g.study_uid, "from": g.origin_name,
+                "purpose": g.purpose, "since_ms": g.created_ms,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "total": wl.total, "items": items, "incoming": incoming }),
+    ))
 }
