@@ -556,6 +556,19 @@ impl App {
         Ok(self.store.incoming_grants().await?)
     }
 
+    /// Audits a member's attempt to read through the consortium door (there is none).
+    pub async fn node_read_refused(&self, caller: &NodeCaller, path: &str) {
+        let detail = format!("node {} may not read {}", caller.id, clip(path));
+        self.audit_event(
+            &caller.actor,
+            AuditAction::AccessDenied,
+            AuditOutcome::Denied,
+            None,
+            &detail,
+        )
+        .await;
+    }
+
     /// A member's share notice: the grant is recorded (ledger, audit).
     pub async fn receive_share_notice(
         &self,

@@ -439,6 +439,16 @@ fn three_nodes_share_report_back_and_revoke() {
         "{v}"
     );
 
+    // Nor read A's study through the consortium door, signed or not.
+    let read = format!("/consortium/studies/{study}/metadata");
+    assert_eq!(
+        node_request(
+            &data[2], "clinic-c", "clinic-a", "GET", &base_a, &read, b"", ""
+        ),
+        404
+    );
+    let (s, _) = call("GET", &format!("{base_a}{read}"), None, None);
+    assert_eq!(s, 401);
     // C cannot push into B's copy, nor announce a share as A.
     let bogus = json!({"share_id": "x", "study_uid": study, "origin": "clinic-a",
                        "to": "hospital-b", "purpose": "x", "consent": "consent", "instances": 0});

@@ -230,12 +230,15 @@ pub fn router(state: AppState) -> Router {
         .route("/consortium/shares/{id}", get(shares::status))
         .route("/consortium/shares/{id}/revoke", post(shares::revoked))
         .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT));
-    // Node-to-node STOW-RS: signed over the whole body, read whole (a batch of instances).
+    // Node-to-node STOW-RS: signed over the whole body, read whole (a batch of instances)
+    // once the headers passed (`shares::store` applies its own limit). Members read
+    // nothing through this door.
     let consortium = Router::new()
-        .route("/consortium/studies/{study}", post(shares::store))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            shares::NODE_BODY_LIMIT,
-        ));
+        .route(
+            "/consortium/studies/{study}",
+            post(shares::store).get(shares::no_reads),
+        )
+        .route("/consortium/studies/{study}/{*rest}", get(shares::no_reads));
     let mut app = Router::new()
         .route("/health", get(health))
         .route("/", get(auth::index))

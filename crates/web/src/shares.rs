@@ -160,6 +160,21 @@ pub async fn revoked(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `GET /consortium/studies/...`: members read nothing from this node (shared studies are
+/// pushed to them): a signed request is answered as for an absent study (and audited), an
+/// unsigned or badly signed one 401.
+pub async fn no_reads(
+    State(s): State<AppState>,
+    peer: Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let c = caller(&s, &method, &uri, &headers, b"", peer.0).await?;
+    s.app.node_read_refused(&c, uri.path()).await;
+    Err(ApiError::NotFound("no such study".into()))
+}
+
 /// `POST /consortium/studies/{study}`: STOW-RS from a member, into a study it shared with
 /// this node, or its report of a study this node shared with it. The headers are checked
 /// before the body is read; the body (at most [`NODE_BODY_LIMIT`]) is then read whole,
