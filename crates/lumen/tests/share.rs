@@ -391,21 +391,33 @@ fn three_nodes_share_report_back_and_revoke() {
     );
     let (s, _) = call("GET", &format!("{base_a}{status_path}"), None, None);
     assert_eq!(s, 401);
-    // B itself may ask.
-    assert_eq!(
-        node_request(
-            &data[1],
-            "hospital-b",
-            "clinic-a",
-            "GET",
-            &base_a,
-            &status_path,
-            b"",
-            ""
-        ),
-        200
-    );
-    // A notice whose images have not come yet shows in B's worklist as arriving; A knows
+    // B itself may ask, once per signature: the same request again is a replay.
+    let skey_b = std::fs::read_to_string(data[1].join("ledger.key")).expect("B's key");
+    let signer_b = lumen_ledger::LogSigner::from_skey(&skey_b).expect("key");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let h = lumen_share::httpsig::sign(
+        &signer_b,
+        "hospital-b",
+        "clinic-a",
+        "GET",
+        &status_path,
+        b"",
+        now,
+        "replayed-nonce",
+    )
+    .expect("sign");
+    let send = || {
+        let mut r = agent().get(&format!("{base_a}{status_path}"));
+        for (k, v) in h.pairs() {
+            r = r.header(k, v);
+        }
+        r.call().expect("status request").status().as_u16()
+    };
+    assert_eq!(send(), 200);
+    assert_eq!(send(), 401); // A notice whose images have not come yet shows in B's worklist as arriving; A knows
     // no such share, so B's re-check ends the grant (checked at the end).
     const ANNOUNCED: &str = "1.2.826.0.1.3680043.2.1125.990001";
     let notice = json!({"share_id": "announced-only", "study_uid": ANNOUNCED,
