@@ -103,6 +103,9 @@ pub struct NodeConfig {
 pub struct ConsortiumConfig {
     /// The members (`[[consortium.member]]`); an entry for this node itself is ignored.
     pub member: Vec<MemberConfig>,
+    /// CA certificates (PEM) trusted for the members' HTTPS URLs, besides the public
+    /// roots (a consortium's private CA).
+    pub ca: Option<PathBuf>,
 }
 
 /// A consortium member (`[[consortium.member]]`).

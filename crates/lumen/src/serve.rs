@@ -335,14 +335,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         lumen_app::routing::RoutingWorker::new(store.clone(), config.destinations()?, &config.aet)
             .spawn();
     // Shares pushed to members, grants re-checked with their origins (issue 13).
-    let share_tasks = consortium.as_ref().map(|_| {
-        lumen_app::share::ShareWorker::new(
-            use_cases.clone(),
-            ledger_signer.clone(),
-            Arc::new(crate::share_client::HttpNodeClient::new()),
-        )
-        .spawn()
-    });
+    let share_tasks = match &consortium {
+        Some(_) => {
+            let client = crate::share_client::HttpNodeClient::new(config.consortium.ca.as_deref())
+                .context("[consortium] ca")?;
+            Some(
+                lumen_app::share::ShareWorker::new(
+                    use_cases.clone(),
+                    ledger_signer.clone(),
+                    Arc::new(client),
+                )
+                .spawn(),
+            )
+        }
+        None => None,
+    };
     let ledger_task = lumen_app::ledger::Sequencer::new(store.clone(), ledger_signer)
         .with_witnesses(
             log_witnesses,

@@ -12,6 +12,7 @@
 //! B's access ends within a minute and its copies are gone. A rule shares what a
 //! consultation AE sends to A, and an emergency share is recorded as such. The three
 //! ledgers verify and hold the share events.
+//! Over HTTPS, members trust the consortium's private CA (`[consortium] ca`).
 
 mod util;
 
@@ -734,4 +735,167 @@ fn three_nodes_share_report_back_and_revoke() {
     for d in &data {
         verify(d);
     }
+}
+
+/// A test CA and a server certificate for 127.0.0.1 (PEM files; key mode 0600): (ca,
+/// cert, key).
+fn pki(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose, SanType,
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Consortium test CA");
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key"))
+        .expect("CA certificate");
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, &issuer).expect("signed");
+    std::fs::create_dir_all(dir).expect("pki dir");
+    let write = |name: &str, text: &str, mode: u32| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write PEM");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        p
+    };
+    (
+        write("ca.pem", &issuer.pem(), 0o644),
+        write("server.pem", &cert.pem(), 0o644),
+        write("server.key", &key.serialize_pem(), 0o600),
+    )
+}
+
+/// Two nodes serving HTTPS with certificates of the consortium's private CA (`[consortium]
+/// ca`): the share reaches B and B's signed report reaches A, both ways over TLS.
+#[test]
+fn members_share_over_https_with_a_private_ca() {
+    let Some(shared) = shared_data() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (ca, cert, key) = pki(&tmp.path().join("pki"));
+    let data = [tmp.path().join("a"), tmp.path().join("b")];
+    let ids = ["clinic-a", "hospital-b"];
+    let titles = ["Clinic A", "Hospital B"];
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let url = |i: usize| format!("https://127.0.0.1:{}", ports[2 * i]);
+    let base_cfg = |i: usize| {
+        format!(
+            "[node]\nid = \"{}\"\nname = \"{}\"\n[ledger]\norigin = \"lumen.local/tls{i}\"\n\
+             [ai]\nenabled = false\n[consortium]\nca = \"{}\"\n",
+            ids[i],
+            titles[i],
+            ca.display()
+        )
+    };
+    let keys: Vec<String> = (0..2)
+        .map(|i| {
+            let cfg = write_config(&tmp.path().join(format!("cfg-{i}.toml")), &base_cfg(i));
+            key_of(&data[i], &cfg)
+        })
+        .collect();
+    let mut members = String::new();
+    for i in 0..2 {
+        members.push_str(&format!(
+            "[[consortium.member]]\nid = \"{}\"\nname = \"{}\"\nurl = \"{}\"\nkey = \"{}\"\n",
+            ids[i],
+            titles[i],
+            url(i),
+            keys[i]
+        ));
+    }
+    let cfgs: Vec<String> = (0..2)
+        .map(|i| {
+            write_config(
+                &tmp.path().join(format!("cfg-{i}.toml")),
+                &format!("{}{members}", base_cfg(i)),
+            )
+        })
+        .collect();
+    let ct = shared.join("dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
+    let out = run(Command::new(lumen_bin())
+        .args(["import", "--data"])
+        .arg(&data[0])
+        .arg(&ct));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+    let start = |i: usize| {
+        Server::start_tls_on(
+            &data[i],
+            ports[2 * i],
+            ports[2 * i + 1],
+            &ca,
+            &["--config", &cfgs[i], "--tls-cert", &cert, "--tls-key", &key],
+        )
+    };
+    let (a, b) = (start(0), start(1));
+    let agent = https_agent(Some(&ca));
+    let send = |method: &str, url: &str, token: &str, body: Option<Value>| {
+        let auth = format!("Bearer {token}");
+        let mut r = match body {
+            Some(b) => agent.post(url).header("Authorization", &auth).send_json(b),
+            None if method == "GET" => agent.get(url).header("Authorization", &auth).call(),
+            None => agent
+                .post(url)
+                .header("Authorization", &auth)
+                .send_json(json!({})),
+        }
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+        )
+    };
+    let (s, v) = send(
+        "POST",
+        &format!("{}/api/shares", url(0)),
+        &a.token,
+        Some(
+            json!({"study_uid": CT_SMALL, "to": "hospital-b", "purpose": "second opinion",
+                    "consent": true}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    poll(60, "the study at B over HTTPS", || {
+        let (s, v) = send(
+            "GET",
+            &format!("{}/dicom-web/studies/{CT_SMALL}/metadata", url(1)),
+            &b.token,
+            None,
+        );
+        (s == 200 && v.as_array().is_some_and(|x| x.len() == 1)).then_some(())
+    });
+    let (s, v) = send(
+        "POST",
+        &format!("{}/api/studies/{CT_SMALL}/report/sign", url(1)),
+        &b.token,
+        Some(json!({"lang": "en"})),
+    );
+    assert_eq!(s, 200, "{v}");
+    poll(60, "B's SR at A over HTTPS", || {
+        let (s, v) = send(
+            "GET",
+            &format!("{}/dicom-web/studies/{CT_SMALL}/series?Modality=SR", url(0)),
+            &a.token,
+            None,
+        );
+        (s == 200 && v.as_array().is_some_and(|x| !x.is_empty())).then_some(())
+    });
 }
