@@ -124,6 +124,14 @@ async fn run_job(store: &Store, cfg: &AiConfig, job: AiJob) {
         }
         Err(Failure::Transient(reason)) => AiJobOutcome::Failed(reason),
     };
+    let kind = match &outcome {
+        AiJobOutcome::Done(_) => "done",
+        AiJobOutcome::Skipped(_) => "skipped",
+        AiJobOutcome::Failed(_) => "failed",
+        AiJobOutcome::Retry { .. } => "retry",
+    };
+    metrics::histogram!(crate::metrics::AI_JOB_SECONDS, "outcome" => kind)
+        .record(started.elapsed().as_secs_f64());
     let label = match &outcome {
         AiJobOutcome::Done(_) => "done".to_string(),
         AiJobOutcome::Skipped(r) => format!("skipped: {r}"),

@@ -29,6 +29,7 @@ pub mod auth;
 pub mod export;
 mod guarded;
 pub mod ledger;
+pub mod metrics;
 pub mod policy;
 pub mod query;
 pub mod receive;

@@ -26,10 +26,20 @@ impl App {
         {
             return Err(IngestError::Forbidden(e.to_string()));
         }
+        let (label, len, started) = (origin.label(), bytes.len(), std::time::Instant::now());
         let r = self
             .store
             .ingest_for(bytes, origin, actor.org.clone())
             .await;
+        let outcome = match &r {
+            Ok(i) => match i.status {
+                lumen_store::IngestStatus::Stored => "stored",
+                lumen_store::IngestStatus::Replaced => "replaced",
+                lumen_store::IngestStatus::AlreadyPresent => "duplicate",
+            },
+            Err(_) => "refused",
+        };
+        crate::metrics::record_ingest(label, outcome, len, started.elapsed());
         match &r {
             Ok(i) => {
                 let access = StudyAccess {

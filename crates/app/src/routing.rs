@@ -150,12 +150,17 @@ impl RoutingWorker {
         }
         for (dest, entries) in by_dest {
             let mut settled = HashSet::new();
+            let started = std::time::Instant::now();
             let sent = match self.destinations.iter().find(|p| p.aet == dest) {
                 Some(p) => self.send_batch(p, &entries, &mut settled).await,
                 None => Err(SendError::Transfer(format!(
                     "destination {dest} is not a declared peer"
                 ))),
             };
+            let outcome = if sent.is_ok() { "sent" } else { "retry" };
+            metrics::counter!(crate::metrics::ROUTING_SENDS, "outcome" => outcome).increment(1);
+            metrics::histogram!(crate::metrics::ROUTING_SECONDS)
+                .record(started.elapsed().as_secs_f64());
             match sent {
                 Ok(()) => {}
                 Err(SendError::Transfer(error)) => {

@@ -156,7 +156,7 @@ pub enum AttrError {
 }
 
 /// Everything the index keeps about one instance.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IndexRecord {
     /// Study Instance UID (0020,000D).
     pub study_uid: String,
@@ -230,6 +230,16 @@ fn required_uid(obj: &InMemDicomObject, tag: Tag, name: &'static str) -> Result<
 ///
 /// The data set's SOP Instance UID and SOP Class UID must agree with the file meta group.
 pub fn index_record(obj: &DefaultDicomObject) -> Result<IndexRecord, AttrError> {
+    index_record_with(obj, None)
+}
+
+/// As [`index_record`], for an object parsed by [`crate::part10::parse_for_index`]
+/// without its trailing Pixel Data (`skipped`), which the record lists as if it had
+/// been read.
+pub fn index_record_with(
+    obj: &DefaultDicomObject,
+    skipped: Option<&crate::part10::SkippedPixelData>,
+) -> Result<IndexRecord, AttrError> {
     let meta = obj.meta();
     let ds: &InMemDicomObject = obj;
     let study_uid = required_uid(ds, tags::STUDY_INSTANCE_UID, "StudyInstanceUID")?;
@@ -252,15 +262,17 @@ pub fn index_record(obj: &DefaultDicomObject) -> Result<IndexRecord, AttrError> 
     }
     let transfer_syntax_uid = meta.transfer_syntax().trim_end_matches('\0').to_string();
     let instance_number = string_of(ds, tags::INSTANCE_NUMBER).parse::<i64>().ok();
-    let number_of_frames =
-        if ds.get(tags::PIXEL_DATA).is_some() || ds.get(tags::FLOAT_PIXEL_DATA).is_some() {
-            string_of(ds, tags::NUMBER_OF_FRAMES)
-                .parse::<u32>()
-                .unwrap_or(1)
-                .max(1)
-        } else {
-            0
-        };
+    let number_of_frames = if skipped.is_some()
+        || ds.get(tags::PIXEL_DATA).is_some()
+        || ds.get(tags::FLOAT_PIXEL_DATA).is_some()
+    {
+        string_of(ds, tags::NUMBER_OF_FRAMES)
+            .parse::<u32>()
+            .unwrap_or(1)
+            .max(1)
+    } else {
+        0
+    };
     let mut study_json = json::select(ds, PATIENT_TAGS);
     study_json.extend(json::select(ds, STUDY_TAGS));
     Ok(IndexRecord {
@@ -271,7 +283,16 @@ pub fn index_record(obj: &DefaultDicomObject) -> Result<IndexRecord, AttrError> 
         study_json,
         series_json: json::select(ds, SERIES_TAGS),
         instance_json: json::select(ds, INSTANCE_TAGS),
-        metadata_json: json::metadata(ds),
+        metadata_json: {
+            let mut m = json::metadata(ds);
+            if let Some(p) = skipped {
+                m.insert(
+                    json::tag_key(tags::PIXEL_DATA),
+                    json::bulk_reference(tags::PIXEL_DATA, p.vr),
+                );
+            }
+            m
+        },
         study_uid,
         series_uid,
         sop_instance_uid,

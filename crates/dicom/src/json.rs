@@ -79,16 +79,17 @@ pub fn metadata(ds: &InMemDicomObject) -> Map<String, Value> {
         };
         let key = tag_key(tag);
         if is_bulk(tag, elem.vr(), len) {
-            let uri = format!("bulkdata/{key}");
-            out.insert(
-                key,
-                json!({"vr": elem.vr().to_string(), "BulkDataURI": uri}),
-            );
+            out.insert(key, bulk_reference(tag, elem.vr()));
         } else {
             out.insert(key, element_json(elem));
         }
     }
     out
+}
+
+/// The metadata entry of a bulk element: its VR and relative BulkDataURI.
+pub fn bulk_reference(tag: Tag, vr: VR) -> Value {
+    json!({"vr": vr.to_string(), "BulkDataURI": format!("bulkdata/{}", tag_key(tag))})
 }
 
 /// Makes the relative BulkDataURIs of a stored metadata map absolute, under `instance_url`

@@ -48,7 +48,7 @@ pub fn meta_offset(bytes: &[u8]) -> Option<usize> {
 
 /// Runs the structural scan ([`crate::scan`]) that must pass before dicom-object sees
 /// untrusted bytes: it allocates whatever lengths headers declare.
-fn prescan(bytes: &[u8], opts: scan::Options) -> Result<(), Part10Error> {
+fn prescan(bytes: &[u8], opts: scan::Options) -> Result<scan::Summary, Part10Error> {
     let summary = scan::check_part10_with(bytes, opts)?;
     if let Some((tag, offset)) = summary.undefined_length_un {
         // dicom-parser 0.10 reads the implicit VR content of such an element as explicit
@@ -60,7 +60,7 @@ fn prescan(bytes: &[u8], opts: scan::Options) -> Result<(), Part10Error> {
             tag & 0xFFFF
         )));
     }
-    Ok(())
+    Ok(summary)
 }
 
 /// Parses a whole Part-10 object (with or without preamble), reading every element.
@@ -76,6 +76,49 @@ pub fn parse(bytes: &[u8]) -> Result<DefaultDicomObject, Part10Error> {
         .from_reader(&bytes[off..])
         .map_err(|e| Part10Error::Malformed(clean_error(&e.to_string())))?;
     Ok(obj)
+}
+
+/// A trailing Pixel Data element that [`parse_for_index`] checked but did not read: its
+/// value stays in the received bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SkippedPixelData {
+    /// The element's VR as encoded (OB or OW).
+    pub vr: dicom_core::VR,
+}
+
+/// Parses an object as the archive indexes it: every element is checked as by [`parse`],
+/// but a Pixel Data element that ends the data set (the common case) is not read into
+/// memory, only described: ingest never looks at pixel values, and reading them cost a
+/// zero-filled buffer and a copy of most of the object per instance. The index record
+/// built from the result ([`crate::attrs::index_record_with`]) is the one [`parse`]'s
+/// object gives.
+pub fn parse_for_index(
+    bytes: &[u8],
+) -> Result<(DefaultDicomObject, Option<SkippedPixelData>), Part10Error> {
+    let off = meta_offset(bytes).ok_or(Part10Error::NoMeta)?;
+    let summary = prescan(bytes, scan::Options::default())?;
+    // Only where the result is known to equal the full parse's: an explicit VR header
+    // (an implicit one leaves the VR to the parser's dictionary) and a value long enough
+    // to be served as bulk data (a tiny one is inlined in the metadata).
+    // dicom-object gives encapsulated pixel data VR OB whatever the header says.
+    let skip = summary.trailing_pixel_data.and_then(|h| {
+        let vr = if h.len.is_none() {
+            dicom_core::VR::OB
+        } else {
+            h.vr?
+        };
+        let len = h.len.map_or(usize::MAX, |l| l as usize);
+        crate::json::is_bulk(dicom_dictionary_std::tags::PIXEL_DATA, vr, len)
+            .then_some(SkippedPixelData { vr })
+    });
+    let mut options = OpenFileOptions::new().read_preamble(dicom_object::file::ReadPreamble::Never);
+    if skip.is_some() {
+        options = options.read_until(dicom_dictionary_std::tags::PIXEL_DATA);
+    }
+    let obj = options
+        .from_reader(&bytes[off..])
+        .map_err(|e| Part10Error::Malformed(clean_error(&e.to_string())))?;
+    Ok((obj, skip))
 }
 
 /// Parses only the file meta and the data set up to (not including) Pixel Data.

@@ -142,6 +142,19 @@ pub struct Summary {
     /// (tag, offset). PS3.5 6.2.2 says its content is implicit VR little endian; the scan
     /// reads it so, but dicom-parser 0.10 reads it as explicit VR and goes astray.
     pub undefined_length_un: Option<(u32, usize)>,
+    /// The top-level Pixel Data element when it is the data set's last element (nothing
+    /// follows it but fewer than 4 trailing bytes); `None` when there is none, when others
+    /// follow it, or in a deflated data set. Lets ingest parse only what precedes it.
+    pub trailing_pixel_data: Option<PixelDataHeader>,
+}
+
+/// The header of a top-level Pixel Data element, as the scan read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelDataHeader {
+    /// Its explicit VR (`None` in an implicit VR data set).
+    pub vr: Option<VR>,
+    /// Its value length; `None` for undefined length (encapsulated fragments).
+    pub len: Option<u32>,
 }
 
 /// Options for [`check_part10_with`].
@@ -356,6 +369,9 @@ fn scan_dataset(
     summary.elements = sc.elements;
     summary.max_depth = sc.max_depth;
     summary.undefined_length_un = sc.undefined_un;
+    if opts.stop_at.is_none() {
+        summary.trailing_pixel_data = sc.last_pixel_data;
+    }
     Ok(summary)
 }
 
@@ -376,6 +392,8 @@ struct Scanner<'a> {
     budget: usize,
     max_depth: usize,
     undefined_un: Option<(u32, usize)>,
+    /// The last top-level element read, when it was Pixel Data.
+    last_pixel_data: Option<PixelDataHeader>,
 }
 
 impl<'a> Scanner<'a> {
@@ -388,6 +406,7 @@ impl<'a> Scanner<'a> {
             budget: ELEMENT_ALLOWANCE + buf.len() / MIN_BYTES_PER_ELEMENT,
             max_depth: 0,
             undefined_un: None,
+            last_pixel_data: None,
         }
     }
 
@@ -508,7 +527,13 @@ impl<'a> Scanner<'a> {
                         context: "the top-level data set",
                     });
                 }
-                _ => pos = self.element(pos, h, end, 0, self.explicit, self.big, "file")?,
+                _ => {
+                    self.last_pixel_data = (h.tag == PIXEL_DATA).then_some(PixelDataHeader {
+                        vr: h.vr,
+                        len: (h.len != UNDEFINED).then_some(h.len),
+                    });
+                    pos = self.element(pos, h, end, 0, self.explicit, self.big, "file")?;
+                }
             }
         }
         Ok(())

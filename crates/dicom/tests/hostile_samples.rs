@@ -231,3 +231,46 @@ fn scan_overhead_on_a_ct_slice() {
         "scan took {scan_each:?}"
     );
 }
+
+/// Ingest's header-only parse gives every sample the index record of the full parse, and
+/// skips the pixel data of the common case (explicit VR, pixel data last).
+#[test]
+fn index_parse_without_pixel_data_matches_the_full_parse() {
+    let Some(root) = data_dir() else { return };
+    let (mut compared, mut skipped) = (0, 0);
+    for (name, bytes) in part10_files(&root) {
+        let Ok(full) = part10::parse(&bytes) else {
+            assert!(
+                part10::parse_for_index(&bytes).is_err(),
+                "{name}: refused by parse, accepted by parse_for_index"
+            );
+            continue;
+        };
+        let (obj, skip) = part10::parse_for_index(&bytes)
+            .unwrap_or_else(|e| panic!("{name}: parse accepts, parse_for_index refuses: {e}"));
+        let want = lumen_dicom::attrs::index_record(&full);
+        let got = lumen_dicom::attrs::index_record_with(&obj, skip.as_ref());
+        match (want, got) {
+            (Ok(w), Ok(g)) => assert_eq!(w, g, "{name}: index records differ"),
+            (Err(_), Err(_)) => {}
+            (w, g) => panic!(
+                "{name}: full parse {:?}, header parse {:?}",
+                w.is_ok(),
+                g.is_ok()
+            ),
+        }
+        compared += 1;
+        if skip.is_some() {
+            assert!(
+                obj.get(dicom_dictionary_std::tags::PIXEL_DATA).is_none(),
+                "{name}: pixel data read although skipped"
+            );
+            skipped += 1;
+        }
+    }
+    eprintln!("{compared} samples compared, pixel data skipped in {skipped}");
+    assert!(
+        compared > 100 && skipped > 50,
+        "{compared} compared, {skipped} skipped"
+    );
+}

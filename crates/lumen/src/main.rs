@@ -57,10 +57,16 @@ fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("LUMEN_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    tracing_subscriber::fmt()
+    // LUMEN_LOG_FORMAT=json: one JSON object per line (for a log collector); the same
+    // events and fields as the text format, so the same rule holds: no patient data.
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if std::env::var("LUMEN_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().with_current_span(true).init();
+    } else {
+        builder.init();
+    }
 }
 
 fn main() -> ExitCode {

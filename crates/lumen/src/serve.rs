@@ -68,8 +68,55 @@ struct ArchiveHandler {
     retrieve_cache: crate::qr::RetrieveCache,
 }
 
+/// Counts and times one DIMSE operation (`lumen_dimse_*` metrics).
+fn dimse_done(op: &'static str, ok: bool, started: std::time::Instant) {
+    let outcome = if ok { "success" } else { "failure" };
+    metrics::counter!(lumen_app::metrics::DIMSE_OPERATIONS, "operation" => op, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!(lumen_app::metrics::DIMSE_SECONDS, "operation" => op)
+        .record(started.elapsed().as_secs_f64());
+}
+
 impl StoreHandler for ArchiveHandler {
     async fn store(&self, req: StoreRequest) -> StoreOutcome {
+        let started = std::time::Instant::now();
+        let outcome = self.store_instance(req).await;
+        dimse_done("c-store", outcome == StoreOutcome::Success, started);
+        outcome
+    }
+
+    async fn find(&self, req: QueryRequest) -> FindOutcome {
+        let started = std::time::Instant::now();
+        let outcome = crate::qr::find(&self.app, &self.aet, req).await;
+        dimse_done(
+            "c-find",
+            !matches!(outcome, FindOutcome::Failure { .. }),
+            started,
+        );
+        outcome
+    }
+
+    async fn retrieve(&self, req: QueryRequest) -> Result<Vec<RetrieveItem>, Failure> {
+        let started = std::time::Instant::now();
+        let selected = crate::qr::retrieve(&self.app, &self.retrieve_cache, req).await;
+        dimse_done("retrieve-select", selected.is_ok(), started);
+        selected
+    }
+
+    async fn load(
+        &self,
+        item: RetrieveItem,
+        accepted: Vec<String>,
+    ) -> Result<LoadedInstance, String> {
+        let started = std::time::Instant::now();
+        let loaded = crate::qr::load(&self.store, &self.retrieve_cache, item, accepted).await;
+        dimse_done("retrieve-load", loaded.is_ok(), started);
+        loaded
+    }
+}
+
+impl ArchiveHandler {
+    async fn store_instance(&self, req: StoreRequest) -> StoreOutcome {
         let bytes = match lumen_dicom::part10::wrap_dataset(
             &req.dataset,
             &req.sop_class_uid,
@@ -119,22 +166,6 @@ impl StoreHandler for ArchiveHandler {
             }
         }
     }
-
-    async fn find(&self, req: QueryRequest) -> FindOutcome {
-        crate::qr::find(&self.app, &self.aet, req).await
-    }
-
-    async fn retrieve(&self, req: QueryRequest) -> Result<Vec<RetrieveItem>, Failure> {
-        crate::qr::retrieve(&self.app, &self.retrieve_cache, req).await
-    }
-
-    async fn load(
-        &self,
-        item: RetrieveItem,
-        accepted: Vec<String>,
-    ) -> Result<LoadedInstance, String> {
-        crate::qr::load(&self.store, &self.retrieve_cache, item, accepted).await
-    }
 }
 
 fn access(rule: AccessRule) -> Access {
@@ -177,6 +208,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Before anything is counted: what is recorded earlier is not kept.
+    lumen_app::metrics::install();
     // Certificate problems stop the start before the archive is opened or a port bound.
     let tls = crate::tls::TlsSetup::from_config(&config.tls)?;
     let store = Store::open(config.store_config())

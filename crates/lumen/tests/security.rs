@@ -495,7 +495,8 @@ fn permission_matrix_http() {
     );
     assert_eq!(status, 200, "and its PDF");
 
-    // Anonymous: refused everywhere except /health, the login page and its assets.
+    // Anonymous: refused everywhere except /health, /ready, /metrics (no patient data), the
+    // login page and its assets.
     for (method, path) in [
         ("GET", "/dicom-web/studies"),
         (
@@ -516,6 +517,8 @@ fn permission_matrix_http() {
     }
     for path in [
         "/health",
+        "/ready",
+        "/metrics",
         "/login",
         "/ui/app.js",
         "/ui/login.js",

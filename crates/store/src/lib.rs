@@ -23,6 +23,7 @@ mod ledger;
 mod outbox;
 mod query_sql;
 mod shares;
+mod stats;
 mod writer;
 
 use std::collections::HashSet;
@@ -45,6 +46,7 @@ use blobs::Blobs;
 pub use ledger::{LedgerFiles, LedgerRow, NewLedgerEntry, has_ledger_key, ledger_key, witness_key};
 pub use outbox::{Arrival, LEGACY_QUEUE_FILE, Origin, OutboxEntry, Router, RoutingQueue};
 pub use shares::{GrantRow, QueuedInstance, ShareOutboxEntry, ShareRow, kind as share_kind};
+pub use stats::Gauges;
 use writer::{Commit, Job, Pending};
 
 /// What to do when an object arrives whose SOP Instance UID is stored with other content.
@@ -878,8 +880,9 @@ pub(crate) fn conflict_error(sop_uid: &str) -> IngestError {
 /// Parses and checks an object and computes its content hash (CPU work, run off the async
 /// threads).
 fn prepare(bytes: Bytes, accept_any_class: bool) -> Result<Prepared, IngestError> {
-    let obj =
-        lumen_dicom::part10::parse(&bytes).map_err(|e| IngestError::Invalid(e.to_string()))?;
+    // Pixel values are checked by the scan but not read: ingest never looks at them.
+    let (obj, skipped) = lumen_dicom::part10::parse_for_index(&bytes)
+        .map_err(|e| IngestError::Invalid(e.to_string()))?;
     let class = obj
         .meta()
         .media_storage_sop_class_uid()
@@ -887,8 +890,8 @@ fn prepare(bytes: Bytes, accept_any_class: bool) -> Result<Prepared, IngestError
     if !accept_any_class && !lumen_dicom::sop::is_storage_sop_class(class) {
         return Err(IngestError::UnsupportedSopClass(class.to_string()));
     }
-    let record =
-        lumen_dicom::attrs::index_record(&obj).map_err(|e| IngestError::Invalid(e.to_string()))?;
+    let record = lumen_dicom::attrs::index_record_with(&obj, skipped.as_ref())
+        .map_err(|e| IngestError::Invalid(e.to_string()))?;
     drop(obj);
     let text = |m: &Map<String, Value>| serde_json::to_string(m).map_err(internal);
     Ok(Prepared {

@@ -241,6 +241,8 @@ pub fn router(state: AppState) -> Router {
         .route("/consortium/studies/{study}/{*rest}", get(shares::no_reads));
     let mut app = Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
         .route("/", get(auth::index))
         .route("/login", get(auth::login_page))
         .route("/ui/{*path}", get(ui::asset))
@@ -251,6 +253,7 @@ pub fn router(state: AppState) -> Router {
         .merge(consortium)
         .nest("/dicom-web", dicomweb)
         .with_state(state)
+        .layer(axum::middleware::from_fn(track))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span));
     if let Some(cors) = cors {
@@ -281,6 +284,76 @@ async fn health(
 ) -> Result<&'static str, ApiError> {
     state.store.ping().await?;
     Ok("ok")
+}
+
+/// Readiness for a load balancer or an orchestrator: 200 when the index answers and an
+/// object can be written, else 503 (liveness is `/health`).
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<&'static str, ApiError> {
+    state.app.ready().await?;
+    Ok("ready")
+}
+
+/// Prometheus metrics in the text format. No login: they hold counts, durations and
+/// states, never UIDs, names or IDs (restrict the path at a proxy where even the
+/// volume of work is not to be seen).
+async fn metrics_text(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let text = state.app.metrics_text().await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// Counts and times every request by method and route template (`/dicom-web/studies/{study}`:
+/// never the UIDs of the path), and status class.
+async fn track(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = method_label(req.method());
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let status = match response.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!(lumen_app::metrics::HTTP_REQUESTS,
+        "method" => method, "route" => route.clone(), "status" => status)
+    .increment(1);
+    metrics::histogram!(lumen_app::metrics::HTTP_SECONDS, "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The method as a label from a fixed set (a client can send any token as a method).
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
 }
 
 /// The trace span of a request: method and path only. The query string is left out

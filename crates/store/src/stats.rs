@@ -1,0 +1,77 @@
+//! What operations monitoring reads of the archive: queue depths, counts and the
+//! connection pool, each read from a table or an index (no scan of the archive), and a
+//! readiness check of the object storage.
+
+use std::io::Write;
+
+use crate::{Store, StoreError};
+
+/// Gauges of the archive at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// AI jobs per state (`waiting`, `running`, `done`, `failed`, `skipped`).
+    pub ai_jobs: Vec<(String, i64)>,
+    /// Routing outbox rows per state (`pending`, `failed`).
+    pub outbox: Vec<(String, i64)>,
+    /// Studies in the archive.
+    pub studies: i64,
+    /// Ledger entries recorded.
+    pub ledger_entries: i64,
+    /// Connections of the read pool: open, and idle among them.
+    pub pool_open: u32,
+    /// Idle connections of the read pool.
+    pub pool_idle: u32,
+}
+
+impl Store {
+    /// Queue depths, counts and pool use, for `/metrics`.
+    pub async fn gauges(&self) -> Result<Gauges, StoreError> {
+        let ai_jobs: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM ai_jobs GROUP BY state ORDER BY state")
+                .fetch_all(&self.reader)
+                .await?;
+        let outbox: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state")
+                .fetch_all(&self.reader)
+                .await?;
+        let studies: Option<i64> =
+            sqlx::query_scalar("SELECT n FROM index_counts WHERE name = 'studies'")
+                .fetch_optional(&self.reader)
+                .await?;
+        // The entries' primary key: max is read from the index's last row.
+        let ledger_entries: Option<i64> =
+            sqlx::query_scalar("SELECT max(seq) + 1 FROM ledger_entries")
+                .fetch_one(&self.reader)
+                .await?;
+        Ok(Gauges {
+            ai_jobs,
+            outbox,
+            studies: studies.unwrap_or(0),
+            ledger_entries: ledger_entries.unwrap_or(0),
+            pool_open: self.reader.size(),
+            pool_idle: u32::try_from(self.reader.num_idle()).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// Whether objects can be stored: the index answers and a file can be written, synced
+    /// and removed in the data directory's temporary folder.
+    pub async fn check_ready(&self) -> Result<(), StoreError> {
+        self.ping().await?;
+        let dir = self.config.data_dir.join("tmp");
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            // A `.part` name, so that a crash in between leaves a file the start-up sweep
+            // of temporary files removes.
+            let path = crate::blobs::tempfile_in(&dir)?;
+            let written = (|| {
+                let mut f = std::fs::File::create(&path)?;
+                f.write_all(b"ready")?;
+                f.sync_data()
+            })();
+            let removed = std::fs::remove_file(&path);
+            written.and(removed)
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))??;
+        Ok(())
+    }
+}
