@@ -671,7 +671,8 @@ impl App {
         let (obj_study, class) = {
             let b = bytes.clone();
             tokio::task::spawn_blocking(move || {
-                let obj = lumen_dicom::part10::parse(&b)
+                // Header only: the pixel data is checked and kept by the ingest that follows.
+                let (obj, _) = lumen_dicom::part10::parse_for_index(&b)
                     .map_err(|e| IngestError::Invalid(e.to_string()))?;
                 let uid = obj
                     .get(tags::STUDY_INSTANCE_UID)
