@@ -585,6 +585,32 @@ impl App {
         if notice.share_id.is_empty() || notice.share_id.len() > 64 || notice.purpose.len() > 500 {
             return Err(AppError::Invalid("malformed share notice".into()));
         }
+        // A study this node already holds (its own, or shared by another member) is not
+        // taken under a new grant: another member could otherwise add instances to it, and a
+        // revocation would purge what was not shared.
+        if self.store.study_access(&notice.study_uid).await?.is_some()
+            && self
+                .store
+                .active_grant(&caller.id, &notice.study_uid)
+                .await?
+                .is_none()
+        {
+            self.audit_event(
+                &caller.actor,
+                AuditAction::Store,
+                AuditOutcome::Denied,
+                Some(&notice.study_uid),
+                &format!(
+                    "share {} from {} refused: the study is already held here",
+                    clip(&notice.share_id),
+                    caller.id
+                ),
+            )
+            .await;
+            return Err(AppError::Conflict(
+                "this node already holds the study".into(),
+            ));
+        }
         let now = lumen_report::time::now_ms();
         let grant = GrantRow {
             origin: caller.id.clone(),

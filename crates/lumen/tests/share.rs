@@ -463,6 +463,23 @@ fn three_nodes_share_report_back_and_revoke() {
     let (s, _) = call("GET", &format!("{base_a}{read}"), None, None);
     assert_eq!(s, 401);
     // C cannot push into B's copy, nor announce a share as A.
+    // Nor take over B's copy by announcing a share of the same study in its own name.
+    let own = json!({"share_id": "c-1", "study_uid": study, "origin": "clinic-c",
+                     "to": "hospital-b", "purpose": "x", "consent": "consent", "instances": 1});
+    let body = serde_json::to_vec(&own).expect("json");
+    assert_eq!(
+        node_request(
+            &data[2],
+            "clinic-c",
+            "hospital-b",
+            "POST",
+            &base_b,
+            "/consortium/shares",
+            &body,
+            "application/json"
+        ),
+        409
+    );
     let bogus = json!({"share_id": "x", "study_uid": study, "origin": "clinic-a",
                        "to": "hospital-b", "purpose": "x", "consent": "consent", "instances": 0});
     let body = serde_json::to_vec(&bogus).expect("json");
