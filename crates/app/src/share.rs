@@ -307,12 +307,31 @@ impl App {
     /// Revokes a share: access by the member ends (the revocation is sent, and the member
     /// re-checks within [`RECHECK`]); recorded on the ledger and audited.
     pub async fn revoke_share(&self, actor: &Actor, id: &str) -> Result<ShareRow, AppError> {
+        self.revoke_share_for(actor, id, false).await
+    }
+
+    /// Revokes a share, with `consent_withdrawn` when the patient withdrew the consent it
+    /// was made on (a consent change: its own ledger entry, in the same transaction).
+    pub async fn revoke_share_for(
+        &self,
+        actor: &Actor,
+        id: &str,
+        consent_withdrawn: bool,
+    ) -> Result<ShareRow, AppError> {
         let share = self
             .store
             .share(id)
             .await?
             .ok_or_else(|| AppError::NotFound("no such share".into()))?;
-        let detail = format!("revoke share {}", clip(id));
+        let detail = format!(
+            "revoke share {}{}",
+            clip(id),
+            if consent_withdrawn {
+                " (the patient withdrew consent)"
+            } else {
+                ""
+            }
+        );
         let access = self
             .authorize_study(
                 actor,
@@ -324,16 +343,25 @@ impl App {
             .await
             .map_err(|_| AppError::NotFound("no such share".into()))?;
         let now = lumen_report::time::now_ms();
-        let entry = crate::ledger::record(
+        let mut entries = vec![crate::ledger::record(
             SHARE_REVOKED,
             &share.study_uid,
             actor,
             now,
             &[format!("share:{id}"), format!("to:{}", share.to)],
-        )?;
+        )?];
+        if consent_withdrawn {
+            entries.push(crate::ledger::record(
+                SHARE_CONSENT,
+                &share.study_uid,
+                actor,
+                now,
+                &[format!("share:{id}"), "consent:withdrawn".into()],
+            )?);
+        }
         if !self
             .store
-            .revoke_share(id, &actor.user_id, &[entry])
+            .revoke_share(id, &actor.user_id, &entries)
             .await?
         {
             return Err(AppError::Conflict("the share is already revoked".into()));

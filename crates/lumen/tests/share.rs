@@ -619,7 +619,7 @@ fn three_nodes_share_report_back_and_revoke() {
     );
     let (s, v) = call(
         "DELETE",
-        &format!("{shares}/{share_id}"),
+        &format!("{shares}/{share_id}?reason=consent-withdrawn"),
         Some(&a.token),
         None,
     );
@@ -729,7 +729,14 @@ fn three_nodes_share_report_back_and_revoke() {
     });
 
     // The three ledgers verify and hold the share events.
-    let kinds_a = ledger_kinds(&base_a, 5);
+    // A: three shares (created, consent), the two report objects received, the first
+    // revocation with the consent withdrawn, the second revocation.
+    let kinds_a = ledger_kinds(&base_a, 11);
+    let consents = kinds_a.iter().filter(|k| *k == "share.consent").count();
+    assert_eq!(
+        consents, 4,
+        "three consents and one withdrawal: {kinds_a:?}"
+    );
     for k in [
         "share.created",
         "share.consent",

@@ -61,13 +61,30 @@ pub async fn list(
     Ok(Json(json!({ "shares": shares, "members": members })))
 }
 
-/// `DELETE /api/shares/{id}`: revokes the share.
+/// Query of `DELETE /api/shares/{id}`.
+#[derive(Debug, Deserialize)]
+pub struct RevokeParams {
+    /// `consent-withdrawn`: the patient withdrew the consent (recorded as a consent change).
+    reason: Option<String>,
+}
+
+/// `DELETE /api/shares/{id}[?reason=consent-withdrawn]`: revokes the share.
 pub async fn revoke(
     State(s): State<AppState>,
     CurrentUser(actor): CurrentUser,
     Path(id): Path<String>,
+    Query(p): Query<RevokeParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let share = s.app.revoke_share(&actor, &id).await?;
+    let withdrawn = match p.reason.as_deref() {
+        None | Some("") => false,
+        Some("consent-withdrawn") => true,
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "reason must be consent-withdrawn (or absent)".into(),
+            ));
+        }
+    };
+    let share = s.app.revoke_share_for(&actor, &id, withdrawn).await?;
     Ok(Json(json!(share)))
 }
 
