@@ -118,6 +118,18 @@ pub struct NewShare {
     pub emergency: bool,
 }
 
+/// A share as `GET /api/shares` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ShareView {
+    /// The share.
+    #[serde(flatten)]
+    pub share: ShareRow,
+    /// Its notice and instances still to be sent.
+    pub pending: i64,
+    /// Its instances the member refused.
+    pub failed: i64,
+}
+
 /// A verified consortium member calling this node.
 #[derive(Debug, Clone)]
 pub struct NodeCaller {
@@ -382,12 +394,13 @@ impl App {
             .ok_or_else(|| AppError::internal("revoked share vanished"))
     }
 
-    /// The shares of the actor's organisation (of one study when given).
+    /// The shares of the actor's organisation (of one study when given), with what is
+    /// still to be sent.
     pub async fn list_shares(
         &self,
         actor: &Actor,
         study: Option<&str>,
-    ) -> Result<Vec<ShareRow>, AppError> {
+    ) -> Result<Vec<ShareView>, AppError> {
         if let Some(s) = study {
             self.authorize_study(
                 actor,
@@ -402,7 +415,21 @@ impl App {
                 .await?;
         }
         let org = self.org_scope(actor);
-        Ok(self.store.shares(study, org.as_deref()).await?)
+        let progress = self.store.share_progress().await?;
+        Ok(self
+            .store
+            .shares(study, org.as_deref())
+            .await?
+            .into_iter()
+            .map(|share| {
+                let (pending, failed) = progress.get(&share.id).copied().unwrap_or((0, 0));
+                ShareView {
+                    share,
+                    pending,
+                    failed,
+                }
+            })
+            .collect())
     }
 
     /// Refuses (audited, 401) a node request whose headers already fail

@@ -344,6 +344,16 @@ fn three_nodes_share_report_back_and_revoke() {
     });
     let item = worklist_item(&base_b, &b.token, &study).expect("in B's worklist");
     assert_eq!(item["shared_from"], "Clinic A", "{item}");
+    // A's share has nothing left to send.
+    poll(30, "A's share fully sent", || {
+        let (s, v) = call(
+            "GET",
+            &format!("{shares}?study={study}"),
+            Some(&a.token),
+            None,
+        );
+        (s == 200 && v["shares"][0]["pending"] == 0 && v["shares"][0]["failed"] == 0).then_some(())
+    });
     let (s, _) = call(
         "GET",
         &format!("{base_b}/api/studies/{study}/review"),

@@ -616,6 +616,32 @@ impl Store {
         Ok(())
     }
 
+    /// What is still to be sent (pending) and what the member refused (failed) of each
+    /// share's notice and instances: share id to (pending, failed).
+    pub async fn share_progress(
+        &self,
+    ) -> Result<std::collections::HashMap<String, (i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT share_id, state, count(*) FROM share_outbox
+             WHERE kind IN ('notice', 'instance') GROUP BY share_id, state",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out: std::collections::HashMap<String, (i64, i64)> = Default::default();
+        for r in &rows {
+            let id: String = r.try_get(0)?;
+            let state: String = r.try_get(1)?;
+            let n: i64 = r.try_get(2)?;
+            let e = out.entry(id).or_default();
+            if state == "failed" {
+                e.1 += n;
+            } else {
+                e.0 += n;
+            }
+        }
+        Ok(out)
+    }
+
     /// Pending and failed share outbox items per member and kind (for status and tests).
     pub async fn share_outbox_counts(
         &self,

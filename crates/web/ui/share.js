@@ -57,6 +57,8 @@ function openDialog(study, members) {
     for (const s of d.shares) {
       const li = document.createElement('li');
       li.textContent = `${names[s.to] || s.to} · ${s.purpose} · ${t(`share.status.${s.status}`)}`
+        + (s.status === 'active' && s.pending ? ` · ${t('share.pending', { n: s.pending })}` : '')
+        + (s.failed ? ` · ${t('share.failed', { n: s.failed })}` : '')
         + (s.reported_by ? ` · ${t('share.reportedBy', { name: s.reported_by })}` : '');
       if (s.status === 'active') {
         const rv = document.createElement('button');
