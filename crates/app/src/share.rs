@@ -1134,8 +1134,24 @@ impl ShareWorker {
             }
             batches.push(vec![e]);
         }
+        // A member that could not be reached is not tried again in this round: the others'
+        // items do not wait behind its connection timeouts.
+        let mut unreachable: HashSet<String> = HashSet::new();
         for batch in batches {
-            let outcomes = self.send_batch(&batch).await;
+            let outcomes = if unreachable.contains(&batch[0].member) {
+                batch
+                    .iter()
+                    .map(|_| Outcome::Retry("member unreachable".into()))
+                    .collect()
+            } else {
+                self.send_batch(&batch).await
+            };
+            if outcomes
+                .iter()
+                .all(|o| matches!(o, Outcome::Retry(why) if !why.starts_with("HTTP")))
+            {
+                unreachable.insert(batch[0].member.clone());
+            }
             for (e, o) in batch.iter().zip(outcomes) {
                 match o {
                     Outcome::Done => store.share_outbox_done(e).await?,
