@@ -22,6 +22,10 @@
 //! | ManageUsers    | yes   |             |              |          |            | yes          |
 //! | ReadAudit      | yes   |             |              |          |            | yes          |
 //!
+//! A consortium node (`Role::Node`, acting through a signed request) may only store, and
+//! `crate::share` decides into which study (one it shared with this node, or its report of
+//! one this node shared with it).
+//!
 //! Every study belongs to one organisation; an actor sees only its own organisation's
 //! studies (the command line, run by whoever administers the machine, sees all). A study of
 //! another organisation is answered exactly as an absent one.
