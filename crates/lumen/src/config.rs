@@ -677,7 +677,13 @@ impl Config {
             ledger_witnesses: Vec::new(),
             ledger_quorum: self.ledger.quorum,
             ledger_max_age: Duration::from_secs(self.ledger.max_checkpoint_age_s),
-            consortium: None,
+            // Checked by `Config::load`. With it, `lumen import` queues what arrives for
+            // the studies' shares (and share rules), sent once `lumen serve` runs.
+            consortium: self
+                .consortium_members()
+                .ok()
+                .flatten()
+                .map(std::sync::Arc::new),
             share_rules: self.share.rule.clone(),
         }
     }

@@ -849,11 +849,14 @@ fn members_share_over_https_with_a_private_ca() {
             keys[i]
         ));
     }
+    // A shares every CT with B by rule, imports included (queued offline, sent once A runs).
+    let rule = "[[share.rule]]\nmodality = \"CT\"\nto = \"hospital-b\"\n\
+                purpose = \"import rule\"\nconsent = \"recorded-at-registration\"\n";
     let cfgs: Vec<String> = (0..2)
         .map(|i| {
             write_config(
                 &tmp.path().join(format!("cfg-{i}.toml")),
-                &format!("{}{members}", base_cfg(i)),
+                &format!("{}{members}{}", base_cfg(i), if i == 0 { rule } else { "" }),
             )
         })
         .collect();
@@ -861,6 +864,7 @@ fn members_share_over_https_with_a_private_ca() {
     let out = run(Command::new(lumen_bin())
         .args(["import", "--data"])
         .arg(&data[0])
+        .args(["--config", &cfgs[0]])
         .arg(&ct));
     assert!(
         out.status.success(),
@@ -897,6 +901,20 @@ fn members_share_over_https_with_a_private_ca() {
             serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
         )
     };
+    // The import's rule share reaches B without anyone asking.
+    poll(60, "the imported study at B by rule", || {
+        let (s, v) = send(
+            "GET",
+            &format!("{}/dicom-web/studies/{CT_SMALL}/metadata", url(1)),
+            &b.token,
+            None,
+        );
+        (s == 200 && v.as_array().is_some_and(|x| x.len() == 1)).then_some(())
+    });
+    let (s, v) = send("GET", &format!("{}/api/shares", url(0)), &a.token, None);
+    assert_eq!(s, 200);
+    assert_eq!(v["shares"][0]["created_by"], "rule", "{v}");
+    // A second share of the same study to the same member is taken too.
     let (s, v) = send(
         "POST",
         &format!("{}/api/shares", url(0)),
