@@ -276,6 +276,17 @@ async fn analyse(
         tracing::warn!(series = %job.series_uid, error = %e, "AI results not written as DICOM");
         out["dicom_error"] = json!(e);
     }
+    // A study shared with this node whose grant was revoked while the AI ran: it was
+    // purged, and its results must not bring it back.
+    if store
+        .study_revoked_here(&job.study_uid)
+        .await
+        .map_err(|e| Failure::Transient(e.to_string()))?
+    {
+        return Err(Failure::Permanent(
+            "the study's share was revoked; results not stored".into(),
+        ));
+    }
     if let Some(r) = results {
         // SEG first: the SR refers to it. Identical bytes on a re-run are "already present"
         // (and not routed again: the first run's outbox rows committed with the objects).

@@ -40,6 +40,9 @@ impl App {
         let r = f.await;
         self.audit_study(actor, action, outcome(&r), &access, series, detail)
             .await;
+        if r.is_ok() && matches!(p, Permission::View | Permission::Retrieve) {
+            self.note_cross_site_view(actor, study).await;
+        }
         r
     }
 

@@ -15,6 +15,8 @@
 //!   one study and its signed report without an account;
 //! - [`ledger`]: the events recorded on the node's tamper-evident ledger, the sequencer that
 //!   publishes them, and inclusion proofs;
+//! - [`share`]: sharing studies with consortium members (shares, grants, revocation, the
+//!   worker that pushes them signed, the report flowing back);
 //! - [`routing`]: `[[route]]` rules, asked by the index writer for every new instance, and
 //!   the worker that forwards the outbox to peers with C-STORE.
 //!
@@ -39,6 +41,7 @@ pub mod review;
 mod review_geometry;
 pub mod routing;
 mod seg_overlay;
+pub mod share;
 
 use std::sync::Arc;
 
@@ -150,6 +153,10 @@ pub struct Settings {
     /// The age past which the latest checkpoint is flagged as not fresh
     /// (`[ledger] max_checkpoint_age_s`).
     pub ledger_max_age: std::time::Duration,
+    /// This node's consortium (`[node]`, `[[consortium.member]]`), when it is in one.
+    pub consortium: Option<Arc<lumen_share::Consortium>>,
+    /// Studies shared by rule as they arrive (`[[share.rule]]`).
+    pub share_rules: Vec<share::ShareRule>,
 }
 
 impl Default for Settings {
@@ -165,6 +172,8 @@ impl Default for Settings {
             ledger_witnesses: Vec::new(),
             ledger_quorum: 0,
             ledger_max_age: ledger::DEFAULT_MAX_AGE,
+            consortium: None,
+            share_rules: Vec::new(),
         }
     }
 }
@@ -239,6 +248,8 @@ pub struct App {
     sessions: Arc<auth::SessionCache>,
     /// Witness decisions run one at a time (check and record are atomic).
     witness_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Sharing's nonces and cross-site views seen.
+    shares: Arc<share::ShareState>,
 }
 
 impl App {
@@ -252,6 +263,7 @@ impl App {
             throttle: Arc::default(),
             sessions: Arc::default(),
             witness_lock: Arc::default(),
+            shares: Arc::default(),
         }
     }
 

@@ -18,12 +18,17 @@
 //! | Store          |       |             | yes          |          | yes        | yes          |
 //! | Export         |       | yes         |              |          |            | yes          |
 //! | RequeueAi      |       | yes         |              |          |            | yes          |
+//! | Share          |       | yes         | yes          |          |            |              |
 //! | ManageUsers    | yes   |             |              |          |            | yes          |
 //! | ReadAudit      | yes   |             |              |          |            | yes          |
 //! | PatientLink    |       | yes         | yes          |          |            |              |
 //!
 //! A patient link (云胶片, [`crate::film`]) acts as [`Role::PatientLink`], which may do nothing
 //! here: its token opens only the film endpoints of its one study.
+//!
+//! A consortium node (`Role::Node`, acting through a signed request) may only store, and
+//! `crate::share` decides into which study (one it shared with this node, or its report of
+//! one this node shared with it).
 //!
 //! Every study belongs to one organisation; an actor sees only its own organisation's
 //! studies (the command line, run by whoever administers the machine, sees all). A study of
@@ -54,6 +59,10 @@ pub enum Role {
     /// A patient opening a patient link (云胶片): no permission at all; the link's token
     /// itself scopes what it opens ([`crate::film`]).
     PatientLink,
+    /// A consortium member, through a signed node request: stores what it shared with this
+    /// node, or its report of what this node shared with it (`lumen_app::share` checks
+    /// which); nothing else.
+    Node,
 }
 
 impl Role {
@@ -68,6 +77,7 @@ impl Role {
             Role::Operator => "operator",
             Role::System => "system",
             Role::PatientLink => "patient-link",
+            Role::Node => "node",
         }
     }
 
@@ -97,10 +107,11 @@ impl Role {
                     | P::Export
                     | P::RequeueAi
                     | P::PatientLink
+                    | P::Share
             ),
             Role::Technologist => matches!(
                 p,
-                P::Query | P::Worklist | P::Retrieve | P::Store | P::PatientLink
+                P::Query | P::Worklist | P::Retrieve | P::Store | P::PatientLink | P::Share
             ),
             Role::Referrer => matches!(p, P::Query | P::Retrieve | P::ReadReport),
             Role::DicomPeer => matches!(p, P::Query | P::Retrieve | P::Store),
@@ -120,6 +131,7 @@ impl Role {
                 P::ManageUsers | P::ReadAudit | P::Forget | P::PatientLink
             ),
             Role::PatientLink => false,
+            Role::Node => matches!(p, P::Store),
         }
     }
 
@@ -177,6 +189,8 @@ pub enum Permission {
     Forget,
     /// Create, list and revoke a study's patient links (云胶片).
     PatientLink,
+    /// Share a study with a consortium member, and revoke the share.
+    Share,
 }
 
 /// What the policy learnt about a study an actor may act on: for the audit record.
@@ -265,7 +279,7 @@ impl App {
 mod tests {
     use super::*;
 
-    const ALL: [Permission; 14] = [
+    const ALL: [Permission; 15] = [
         Permission::Query,
         Permission::Worklist,
         Permission::Retrieve,
@@ -280,6 +294,7 @@ mod tests {
         Permission::ManageUsers,
         Permission::ReadAudit,
         Permission::PatientLink,
+        Permission::Share,
     ];
 
     fn allowed(r: Role) -> Vec<Permission> {
@@ -292,8 +307,17 @@ mod tests {
         assert_eq!(allowed(Role::Admin), [P::ManageUsers, P::ReadAudit]);
         assert_eq!(
             allowed(Role::Technologist),
-            [P::Query, P::Worklist, P::Retrieve, P::Store, P::PatientLink]
+            [
+                P::Query,
+                P::Worklist,
+                P::Retrieve,
+                P::Store,
+                P::PatientLink,
+                P::Share
+            ]
         );
+        // A consortium node only stores (what the share rules let it).
+        assert_eq!(allowed(Role::Node), [P::Store]);
         assert_eq!(
             allowed(Role::Referrer),
             [P::Query, P::Retrieve, P::ReadReport]

@@ -56,6 +56,10 @@ impl App {
                     &detail,
                 )
                 .await;
+                // A study shared (or to be shared by rule): the new instance follows.
+                if let Err(e) = self.share_arrival(actor, i).await {
+                    tracing::error!(error = %e, study = %i.study_uid, "sharing an arrival failed");
+                }
             }
             Err(_) => {
                 self.audit_event(

@@ -543,6 +543,12 @@ impl App {
             )
             .await?;
         tracing::info!(study = %study, version = p.version, kind = %p.kind, "report signed and stored");
+        // A study shared with this node: the signed objects go back to its origin.
+        self.report_back(
+            study,
+            &[pdf.sop_instance_uid.clone(), sr.sop_instance_uid.clone()],
+        )
+        .await?;
         Ok(())
     }
 

@@ -70,6 +70,58 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The tamper-evident ledger (`[ledger]` table).
     pub ledger: LedgerConfig,
+    /// This node in a consortium (`[node]` table: `id`, `name`).
+    pub node: NodeConfig,
+    /// The consortium's members (`[[consortium.member]]` tables).
+    pub consortium: ConsortiumConfig,
+    /// Sharing by rule (`[[share.rule]]` tables).
+    pub share: ShareConfig,
+}
+
+/// Sharing settings (`[share]` table).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShareConfig {
+    /// Rules that share arriving studies (`modality`, `calling_ae`, `to`, `purpose`,
+    /// `consent`).
+    pub rule: Vec<lumen_app::share::ShareRule>,
+}
+
+/// This node's identity in a consortium (`[node]`); its key is the ledger's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node's id (the `keyid` of its signed requests); unset: in no consortium.
+    pub id: Option<String>,
+    /// Its name, shown to the other members (default `[web] institution`).
+    pub name: Option<String>,
+}
+
+/// The consortium (`[consortium]` table).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsortiumConfig {
+    /// The members (`[[consortium.member]]`); an entry for this node itself is ignored.
+    pub member: Vec<MemberConfig>,
+    /// CA certificates (PEM) trusted for the members' HTTPS URLs, besides the public
+    /// roots (a consortium's private CA).
+    pub ca: Option<PathBuf>,
+}
+
+/// A consortium member (`[[consortium.member]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    /// Its node id.
+    pub id: String,
+    /// Its name (the hospital's; default: the id).
+    pub name: Option<String>,
+    /// Its HTTP base URL (`https://pacs.hospital-b.example`).
+    pub url: String,
+    /// Its verifier key (`lumen ledger key` on that node).
+    pub key: String,
+    /// Its DICOM address, `AET@HOST:PORT`.
+    pub dicom: Option<String>,
 }
 
 /// The ledger's settings (`[ledger]` table).
@@ -346,6 +398,9 @@ impl Default for Config {
             audit: AuditConfig::default(),
             tls: TlsConfig::default(),
             ledger: LedgerConfig::default(),
+            node: NodeConfig::default(),
+            consortium: ConsortiumConfig::default(),
+            share: ShareConfig::default(),
         }
     }
 }
@@ -484,6 +539,24 @@ impl Config {
                 a.org
             );
         }
+        let consortium = cfg.consortium_members()?;
+        for r in &cfg.share.rule {
+            anyhow::ensure!(
+                consortium
+                    .as_ref()
+                    .is_some_and(|c| c.member(&r.to).is_some()),
+                "[[share.rule]] to = \"{}\" is not a consortium member",
+                r.to
+            );
+            anyhow::ensure!(
+                lumen_share::wire::ConsentBasis::parse(&r.consent).is_some(),
+                "[[share.rule]] consent must be recorded-at-registration, consent or emergency"
+            );
+            anyhow::ensure!(
+                !r.purpose.trim().is_empty() && (r.modality.is_some() || r.calling_ae.is_some()),
+                "[[share.rule]] needs a purpose and a modality or calling_ae"
+            );
+        }
         for r in &cfg.route {
             anyhow::ensure!(
                 peers.iter().any(|p| p.aet == r.destination),
@@ -510,6 +583,37 @@ impl Config {
                 port: p.port,
             })
             .collect())
+    }
+
+    /// This node's consortium (`None` without `[node] id`).
+    pub fn consortium_members(&self) -> anyhow::Result<Option<lumen_share::Consortium>> {
+        let Some(id) = &self.node.id else {
+            anyhow::ensure!(
+                self.consortium.member.is_empty(),
+                "[[consortium.member]] needs this node's id ([node] id)"
+            );
+            return Ok(None);
+        };
+        let members = self
+            .consortium
+            .member
+            .iter()
+            .map(|m| {
+                lumen_share::Member::new(
+                    &m.id,
+                    m.name.as_deref(),
+                    &m.url,
+                    m.dicom.as_deref(),
+                    &m.key,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let name = self
+            .node
+            .name
+            .clone()
+            .unwrap_or_else(|| self.web.institution.clone());
+        Ok(Some(lumen_share::Consortium::new(id, &name, members)?))
     }
 
     /// The router the store asks for every new instance (`None` without `[[route]]` rules).
@@ -573,6 +677,14 @@ impl Config {
             ledger_witnesses: Vec::new(),
             ledger_quorum: self.ledger.quorum,
             ledger_max_age: Duration::from_secs(self.ledger.max_checkpoint_age_s),
+            // Checked by `Config::load`. With it, `lumen import` queues what arrives for
+            // the studies' shares (and share rules), sent once `lumen serve` runs.
+            consortium: self
+                .consortium_members()
+                .ok()
+                .flatten()
+                .map(std::sync::Arc::new),
+            share_rules: self.share.rule.clone(),
         }
     }
 }

@@ -10,6 +10,7 @@ mod qr_cli;
 mod queue_cli;
 mod send;
 mod serve;
+mod share_client;
 mod tls;
 mod user_cli;
 

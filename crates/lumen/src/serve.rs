@@ -280,9 +280,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         listen_port: Some(http.local_addr()?.port()),
         secure_cookies: tls.is_some(),
     };
+    // The consortium: this node's id and the members' keys (the node key is the ledger's).
+    let consortium = config.consortium_members()?.map(Arc::new);
+    if let Some(c) = &consortium {
+        tracing::info!(node = %c.node_id, members = c.members.len(), "consortium member");
+    }
     let use_cases = lumen_app::App::new(
         store.clone(),
         lumen_app::Settings {
+            consortium: consortium.clone(),
             report_font: report_font(&config.web)?,
             ledger_vkey: Some(ledger_signer.vkey()),
             witness: witness_role,
@@ -361,6 +367,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let routing_task =
         lumen_app::routing::RoutingWorker::new(store.clone(), config.destinations()?, &config.aet)
             .spawn();
+    // Shares pushed to members, grants re-checked with their origins (issue 13).
+    let share_tasks = match &consortium {
+        Some(_) => {
+            let client = crate::share_client::HttpNodeClient::new(config.consortium.ca.as_deref())
+                .context("[consortium] ca")?;
+            Some(
+                lumen_app::share::ShareWorker::new(
+                    use_cases.clone(),
+                    ledger_signer.clone(),
+                    Arc::new(client),
+                )
+                .spawn(),
+            )
+        }
+        None => None,
+    };
     let ledger_task = lumen_app::ledger::Sequencer::new(store.clone(), ledger_signer)
         .with_witnesses(
             log_witnesses,
@@ -445,6 +467,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     ai_task.abort();
     routing_task.abort();
     ledger_task.abort();
+    if let Some((sender, checker)) = share_tasks {
+        // What was not sent stays queued in the index and is sent after the next start.
+        sender.abort();
+        checker.abort();
+    }
     audit_sweep.abort();
     if let Some(f) = audit_forward {
         // Whatever was not sent yet is sent after the next start.

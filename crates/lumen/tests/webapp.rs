@@ -1541,3 +1541,137 @@ fn reversed_slice_normal_keeps_findings_on_their_slice() {
         b.close().await;
     });
 }
+
+/// `lumen ledger key` for `data` with `config` (creates the key).
+fn node_key(data: &Path, config: &Path) -> String {
+    let out = run(Command::new(lumen_bin())
+        .args(["ledger", "key", "--data"])
+        .arg(data)
+        .arg("--config")
+        .arg(config));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Sharing in the browser (issue 13): on clinic A's study page the radiologist opens
+/// "Share with…", names the purpose, records the patient's consent and shares with
+/// hospital B; the dialog lists the active share; B's worklist shows the study marked
+/// "from Clinic A".
+#[test]
+fn a_study_is_shared_from_the_study_page_and_marked_at_the_member() {
+    const CT_SMALL: &str = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
+    let Some(data) = shared_data() else { return };
+    if !have_chromium() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let url = |i: usize| format!("http://127.0.0.1:{}", ports[2 * i]);
+    let node = |id: &str, name: &str, origin: &str| {
+        format!(
+            "[node]\nid = \"{id}\"\nname = \"{name}\"\n[ledger]\norigin = \"{origin}\"\n\
+             [ai]\nenabled = false\n"
+        )
+    };
+    let (base_a, base_b) = (
+        node("clinic-a", "Clinic A", "lumen.local/a"),
+        node("hospital-b", "Hospital B", "lumen.local/b"),
+    );
+    let (cfg_a, cfg_b) = (tmp.path().join("a.toml"), tmp.path().join("b.toml"));
+    std::fs::write(&cfg_a, &base_a).expect("config");
+    std::fs::write(&cfg_b, &base_b).expect("config");
+    let (key_a, key_b) = (node_key(&dir_a, &cfg_a), node_key(&dir_b, &cfg_b));
+    let members = format!(
+        "[[consortium.member]]\nid = \"clinic-a\"\nname = \"Clinic A\"\nurl = \"{}\"\nkey = \"{key_a}\"\n\
+         [[consortium.member]]\nid = \"hospital-b\"\nname = \"Hospital B\"\nurl = \"{}\"\nkey = \"{key_b}\"\n",
+        url(0),
+        url(1)
+    );
+    std::fs::write(&cfg_a, format!("{base_a}{members}")).expect("config");
+    std::fs::write(&cfg_b, format!("{base_b}{members}")).expect("config");
+    import(
+        &dir_a,
+        &[data.join("dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm")],
+    );
+    let a = Server::start_on(
+        &dir_a,
+        ports[0],
+        ports[1],
+        &["--config", &cfg_a.to_string_lossy()],
+    );
+    let b = Server::start_on(
+        &dir_b,
+        ports[2],
+        ports[3],
+        &["--config", &cfg_b.to_string_lossy()],
+    );
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let br = Browser::start(false).await;
+        br.login(&a).await;
+        br.c()
+            .goto(&format!("{}/?lang=en#/study/{CT_SMALL}", a.http()))
+            .await
+            .expect("open the study");
+        br.click("button.share-open").await;
+        br.wait_js(
+            "return document.querySelector('dialog.share-dialog[open] select[name=to]')",
+            Duration::from_secs(20),
+            "the share dialog",
+        )
+        .await;
+        br.js(
+            "const f = document.querySelector('dialog.share-dialog form').elements; \
+             f.purpose.value = 'second opinion'; return true",
+        )
+        .await;
+        br.click("dialog.share-dialog input[name=consent]").await;
+        br.click("dialog.share-dialog button.ok").await;
+        let listed = br
+            .wait_js(
+                "const li = document.querySelector('dialog.share-dialog .shares li'); \
+                 return li && li.textContent.includes('active') ? li.textContent : null",
+                Duration::from_secs(20),
+                "the active share in the dialog",
+            )
+            .await;
+        let listed = listed.as_str().unwrap_or("");
+        assert!(
+            listed.contains("Hospital B") && listed.contains("second opinion"),
+            "{listed}"
+        );
+        br.screenshot("share-dialog.png").await;
+        br.close().await;
+
+        // B's radiologist sees it in the worklist, marked with the sending clinic.
+        let br = Browser::start(false).await;
+        br.login(&b).await;
+        br.c()
+            .goto(&format!("{}/?lang=en", b.http()))
+            .await
+            .expect("open B's worklist");
+        let badge = br
+            .wait_js(
+                &format!(
+                    "const r = document.querySelector('tr[data-study=\"{CT_SMALL}\"] .badge.shared'); \
+                     return r ? r.textContent : null"
+                ),
+                Duration::from_secs(60),
+                "the shared study in B's worklist",
+            )
+            .await;
+        assert_eq!(badge, json!("from Clinic A"));
+        br.screenshot("share-worklist-b.png").await;
+        br.close().await;
+    });
+    // The share is A's, with the consent recorded.
+    let v = a.get_json(&format!("/api/shares?study={CT_SMALL}"));
+    assert_eq!(v["shares"][0]["consent"], "consent", "{v}");
+    assert_eq!(v["shares"][0]["to"], "hospital-b", "{v}");
+}

@@ -23,6 +23,7 @@ mod ledger;
 mod outbox;
 mod patient_links;
 mod query_sql;
+mod shares;
 mod stats;
 mod writer;
 
@@ -46,6 +47,7 @@ use blobs::Blobs;
 pub use ledger::{LedgerFiles, LedgerRow, NewLedgerEntry, has_ledger_key, ledger_key, witness_key};
 pub use outbox::{Arrival, LEGACY_QUEUE_FILE, Origin, OutboxEntry, Router, RoutingQueue};
 pub use patient_links::{NewPatientLink, PatientLinkRow};
+pub use shares::{GrantRow, QueuedInstance, ShareOutboxEntry, ShareRow, kind as share_kind};
 pub use stats::Gauges;
 use writer::{Commit, Job, Pending};
 
@@ -256,6 +258,8 @@ pub struct Store {
     synced: writer::Synced,
     /// Woken when an ingest queued outbox rows.
     outbox_wake: Arc<tokio::sync::Notify>,
+    /// Woken when something was queued for consortium members.
+    share_wake: Arc<tokio::sync::Notify>,
     _lock: std::sync::Arc<std::fs::File>,
 }
 
@@ -332,6 +336,7 @@ impl Store {
             committer,
             synced,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            share_wake: Arc::new(tokio::sync::Notify::new()),
             _lock: std::sync::Arc::new(lock),
         };
         store.sweep().await?;
@@ -344,6 +349,7 @@ impl Store {
             .execute(&store.writer)
             .await?;
         store.release_outbox_claims().await?;
+        store.release_share_claims().await?;
         store.import_legacy_outbound().await?;
         Ok(store)
     }

@@ -221,8 +221,14 @@ pub struct WorklistRow {
     pub ai_status: String,
     /// Highest Lung-RADS category: the doctor's once reviewed, else the AI's.
     pub lung_rads: Option<String>,
-    /// unread, draft or signed.
+    /// unread, draft or signed (signed too when a member's signed report of a study this
+    /// node shared came back).
     pub report_status: String,
+    /// The consortium member that shared this study with this node (its name), while the
+    /// grant is active.
+    pub shared_from: Option<String>,
+    /// The member whose signed report of this study (shared by this node) came back.
+    pub reported_by: Option<String>,
 }
 
 /// A page of the worklist.
@@ -765,7 +771,11 @@ impl Store {
         };
         let page_sql = format!(
             "SELECT st.study_uid, st.attrs, st.modalities, st.num_series, st.num_instances,
-               st.ai_state, coalesce(r.lung_rads, st.ai_lung_rads), coalesce(r.status, 'unread')
+               st.ai_state, coalesce(r.lung_rads, st.ai_lung_rads), coalesce(r.status, 'unread'),
+               (SELECT g.origin_name FROM grants g WHERE g.study_uid = st.study_uid
+                  AND g.status = 'active' ORDER BY g.created_ms LIMIT 1),
+               (SELECT sh.reported_by FROM shares sh WHERE sh.study_uid = st.study_uid
+                  AND sh.reported_by IS NOT NULL ORDER BY sh.reported_ms LIMIT 1)
              {from}{where_sql}
              ORDER BY st.study_date DESC, st.study_time DESC, st.created_at DESC, st.study_uid DESC
              LIMIT ? OFFSET ?"
@@ -783,6 +793,7 @@ impl Store {
             .iter()
             .map(|r| {
                 let modalities: String = r.try_get(2)?;
+                let reported_by: Option<String> = r.try_get(9)?;
                 Ok(WorklistRow {
                     study_uid: r.try_get(0)?,
                     attrs: crate::parse_map(&r.try_get::<String, _>(1)?)?,
@@ -795,7 +806,12 @@ impl Store {
                     num_instances: r.try_get(4)?,
                     ai_status: r.try_get(5)?,
                     lung_rads: r.try_get(6)?,
-                    report_status: r.try_get(7)?,
+                    report_status: match r.try_get::<String, _>(7)? {
+                        s if s == "unread" && reported_by.is_some() => "signed".into(),
+                        s => s,
+                    },
+                    shared_from: r.try_get(8)?,
+                    reported_by,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

@@ -15,6 +15,7 @@ mod media;
 mod qido;
 mod report;
 mod review;
+mod shares;
 mod stow;
 mod ui;
 mod wado;
@@ -237,7 +238,22 @@ pub fn router(state: AppState) -> Router {
         .route("/api/ledger/entries/{index}/proof", get(ledger::proof))
         .route("/api/ledger/status", get(ledger::status))
         .route("/ledger/add-checkpoint", post(ledger::add_checkpoint))
+        // Sharing with consortium members (issue 13).
+        .route("/api/shares", get(shares::list).post(shares::create))
+        .route("/api/shares/{id}", delete(shares::revoke))
+        .route("/consortium/shares", post(shares::notice))
+        .route("/consortium/shares/{id}", get(shares::status))
+        .route("/consortium/shares/{id}/revoke", post(shares::revoked))
         .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT));
+    // Node-to-node STOW-RS: signed over the whole body, read whole (a batch of instances)
+    // once the headers passed (`shares::store` applies its own limit). Members read
+    // nothing through this door.
+    let consortium = Router::new()
+        .route(
+            "/consortium/studies/{study}",
+            post(shares::store).get(shares::no_reads),
+        )
+        .route("/consortium/studies/{study}/{*rest}", get(shares::no_reads));
     let mut app = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -252,6 +268,7 @@ pub fn router(state: AppState) -> Router {
         // The patient's viewer: public, authorised by the link's token alone; never
         // DICOMweb.
         .merge(film::router())
+        .merge(consortium)
         .nest("/dicom-web", dicomweb)
         .with_state(state)
         .layer(axum::middleware::from_fn(track))

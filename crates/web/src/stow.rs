@@ -77,6 +77,27 @@ async fn store(
             "STOW-RS",
         )
         .await?;
+    let app = state.app.clone();
+    let ingest = move |bytes: bytes::Bytes| {
+        let (app, user) = (app.clone(), user.clone());
+        async move { app.receive(&user, bytes, lumen_store::Origin::StowRs).await }
+    };
+    store_with(state, headers, study, body, ingest).await
+}
+
+/// STOW-RS with each part kept by `ingest` (a user's `App::receive`, or a consortium
+/// member's `App::receive_from_node`).
+pub(crate) async fn store_with<F, Fut>(
+    state: AppState,
+    headers: HeaderMap,
+    study: Option<String>,
+    body: Body,
+    ingest: F,
+) -> Result<Response, ApiError>
+where
+    F: Fn(bytes::Bytes) -> Fut,
+    Fut: std::future::Future<Output = Result<Ingested, IngestError>> + Send + 'static,
+{
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -161,11 +182,8 @@ async fn store(
         }
         let idx = results.len();
         results.push(None);
-        let (app, user) = (state.app.clone(), user.clone());
-        tasks.spawn(async move {
-            let r = app.receive(&user, bytes, lumen_store::Origin::StowRs).await;
-            (idx, r)
-        });
+        let fut = ingest(bytes);
+        tasks.spawn(async move { (idx, fut.await) });
     }
     while let Some(joined) = tasks.join_next().await {
         match joined {

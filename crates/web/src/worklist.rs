@@ -92,8 +92,25 @@ pub async fn worklist(
                 "ai_status": r.ai_status,
                 "lung_rads": r.lung_rads,
                 "report_status": r.report_status,
+                "shared_from": r.shared_from,
+                "reported_by": r.reported_by,
             })
         })
         .collect();
-    Ok(Json(json!({ "total": wl.total, "items": items })))
+    // Shares announced by a member whose first instances have not arrived yet.
+    let incoming: Vec<Value> = s
+        .app
+        .incoming_shares(&user)
+        .await?
+        .into_iter()
+        .map(|g| {
+            json!({
+                "study_uid": g.study_uid, "from": g.origin_name,
+                "purpose": g.purpose, "since_ms": g.created_ms,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "total": wl.total, "items": items, "incoming": incoming }),
+    ))
 }

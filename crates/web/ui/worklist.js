@@ -78,6 +78,7 @@ export function showWorklist(main, params) {
   form.elements.date_to.value = toIso(state.date_to);
 
   let items = [];
+  let incoming = [];
   let cursor = -1;
   let timer = 0;
   let alive = true;
@@ -89,6 +90,7 @@ export function showWorklist(main, params) {
       const res = await worklist({ ...state, limit: PAGE });
       if (!alive || my !== seq) return;
       items = res.items || [];
+      incoming = res.incoming || [];
       render(res.total ?? items.length);
       main.querySelector('.worklist').dataset.loaded = 'true';
     } catch (e) {
@@ -100,7 +102,16 @@ export function showWorklist(main, params) {
 
   const render = (total) => {
     tbody.textContent = '';
-    if (!items.length) {
+    // Studies a member shared with this node, announced, whose images are on their way.
+    for (const g of incoming) {
+      const tr = tbody.insertRow();
+      tr.className = 'incoming';
+      tr.dataset.incoming = g.study_uid;
+      const td = tr.insertCell();
+      td.colSpan = 9;
+      td.textContent = t('worklist.incoming', { name: g.from, purpose: g.purpose });
+    }
+    if (!items.length && !incoming.length) {
       const tr = tbody.insertRow();
       const td = tr.insertCell();
       td.colSpan = 9;
@@ -142,6 +153,14 @@ export function showWorklist(main, params) {
       rb.className = `badge rep-${s.report_status}`;
       rb.textContent = t(`report.status.${s.report_status || 'unread'}`);
       rep.append(rb);
+      // Shared studies: who sent it here, or which hospital reported it.
+      for (const [key, name] of [['worklist.sharedFrom', s.shared_from], ['worklist.reportedBy', s.reported_by]]) {
+        if (!name) continue;
+        const sb = document.createElement('span');
+        sb.className = 'badge shared';
+        sb.textContent = t(key, { name });
+        rep.append(' ', sb);
+      }
       tr.addEventListener('click', () => open(s.study_uid));
       tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') open(s.study_uid); });
     });

@@ -225,6 +225,19 @@ impl Server {
         panic!("lumen serve found no free ports");
     }
 
+    /// Starts a server serving HTTPS (certificate of `ca`, TLS flags in `extra`) on given
+    /// ports.
+    pub fn start_tls_on(
+        data: &Path,
+        http_port: u16,
+        dicom_port: u16,
+        ca: &Path,
+        extra: &[&str],
+    ) -> Server {
+        Server::try_start_on(data, http_port, dicom_port, extra, "info", Some(ca))
+            .unwrap_or_else(|log| panic!("lumen serve exited early:\n{log}"))
+    }
+
     /// Starts a server on given ports; its log when it exits before it is ready.
     fn try_start_on(
         data: &Path,
