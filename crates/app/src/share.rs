@@ -547,6 +547,14 @@ impl App {
                 format!("consent:{}", notice.consent.as_str()),
             ],
         )?;
+        if let Some(cid) = &notice.patient {
+            if !crate::patients::is_consortium_id(cid) {
+                return Err(AppError::Invalid("malformed consortium patient ID".into()));
+            }
+            self.store
+                .set_grant_patient(&caller.id, &notice.share_id, cid)
+                .await?;
+        }
         if self.store.record_grant(&grant, &[entry]).await? {
             let detail = format!(
                 "share {} granted by {} ({}), purpose: {}, consent: {}, {} instances to come",
@@ -660,6 +668,9 @@ impl App {
                 {
                     let _ = self.store.purge_study(study).await;
                     return Err(IngestError::Forbidden("the share was revoked".into()));
+                }
+                if r.status == IngestStatus::Stored {
+                    self.note_shared_patient(g, &r).await;
                 }
             }
             NodeStore::Report(s) if r.status == IngestStatus::Stored => {
@@ -1066,6 +1077,7 @@ impl ShareWorker {
             purpose: share.purpose.clone(),
             consent: ConsentBasis::parse(&share.consent).unwrap_or(ConsentBasis::Consent),
             instances,
+            patient: self.app.consortium_patient_of(&share.study_uid).await?,
         };
         let body = serde_json::to_vec(&notice).map_err(AppError::internal)?;
         let req = self.signed(

@@ -103,6 +103,10 @@ pub struct NodeConfig {
 pub struct ConsortiumConfig {
     /// The members (`[[consortium.member]]`); an entry for this node itself is ignored.
     pub member: Vec<MemberConfig>,
+    /// How this node's own patients join consortium patients arriving in shares: `none`
+    /// (only a user's explicit link, the default) or `demographics` (identical name, birth
+    /// date and sex, when exactly one patient here matches).
+    pub patient_match: lumen_app::patients::PatientMatch,
 }
 
 /// A consortium member (`[[consortium.member]]`).
@@ -676,6 +680,7 @@ impl Config {
             ledger_max_age: Duration::from_secs(self.ledger.max_checkpoint_age_s),
             consortium: None,
             share_rules: self.share.rule.clone(),
+            patient_match: self.consortium.patient_match,
         }
     }
 }
