@@ -10,6 +10,10 @@
 //! configured matching rule does ([`PatientMatch::Demographics`]: exact name, birth date and
 //! sex, and only when exactly one of this node's patients matches). Demographics never
 //! link silently, and a link is never changed. Links are ledger entries and audited.
+//!
+//! Beside the priors, a shared study's radiologist is told what of it has arrived and
+//! whether its origin still answers ([`App::shared_study_status`]): while the origin is
+//! down, the recipient shows what it holds and says what is missing.
 
 use lumen_store::{GrantRow, Ingested, LinkOutcome, PatientStudy};
 use serde::{Deserialize, Serialize};
@@ -390,6 +394,61 @@ impl App {
         )
         .await;
         Ok(out)
+    }
+}
+
+/// A study shared with this node, as its radiologist sees the transfer: who sent it, what
+/// has arrived, and whether the origin still answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedStudyStatus {
+    /// The origin member's id.
+    pub origin: String,
+    /// Its name.
+    pub origin_name: String,
+    /// Why it was shared.
+    pub purpose: String,
+    /// Instances the origin announced.
+    pub expected: Option<i64>,
+    /// Instances stored here (what the viewer can show).
+    pub received: i64,
+    /// Announced instances not (yet) here.
+    pub missing: i64,
+    /// When the origin last confirmed the share (ms since the epoch).
+    pub origin_confirmed_ms: i64,
+    /// Whether it did so within two re-check periods: `false` while the origin is down.
+    pub origin_reachable: bool,
+}
+
+impl App {
+    /// The transfer of a study shared with this node; `None` for any other study.
+    pub async fn shared_study_status(
+        &self,
+        actor: &Actor,
+        study: &str,
+    ) -> Result<Option<SharedStudyStatus>, AppError> {
+        self.authorize_study(
+            actor,
+            Permission::View,
+            AuditAction::Query,
+            study,
+            "share status",
+        )
+        .await?;
+        let Some(p) = self.store.grant_progress(study).await? else {
+            return Ok(None);
+        };
+        let now = lumen_report::time::now_ms();
+        let window = i64::try_from(2 * crate::share::RECHECK.as_millis()).unwrap_or(i64::MAX);
+        Ok(Some(SharedStudyStatus {
+            missing: p.expected.map_or(0, |e| (e - p.received).max(0)),
+            origin_reachable: now.saturating_sub(p.grant.checked_ms) <= window + 5_000,
+            origin: p.grant.origin,
+            origin_name: p.grant.origin_name,
+            purpose: p.grant.purpose,
+            expected: p.expected,
+            received: p.received,
+            origin_confirmed_ms: p.grant.checked_ms,
+        }))
     }
 }
 

@@ -555,7 +555,15 @@ impl App {
                 .set_grant_patient(&caller.id, &notice.share_id, cid)
                 .await?;
         }
-        if self.store.record_grant(&grant, &[entry]).await? {
+        let recorded = self.store.record_grant(&grant, &[entry]).await?;
+        self.store
+            .set_grant_expected(
+                &caller.id,
+                &notice.share_id,
+                i64::try_from(notice.instances).unwrap_or(i64::MAX),
+            )
+            .await?;
+        if recorded {
             let detail = format!(
                 "share {} granted by {} ({}), purpose: {}, consent: {}, {} instances to come",
                 clip(&notice.share_id),
@@ -1204,11 +1212,13 @@ impl ShareWorker {
                 Ok((404, _)) => true,
                 Ok((s, _)) => {
                     tracing::warn!(origin = %g.origin, status = s, "grant re-check answered");
-                    false
+                    continue;
                 }
+                // Not confirmed: `checked_ms` keeps the last confirmation, which tells the
+                // radiologist since when the origin has not answered.
                 Err(e) => {
                     tracing::debug!(origin = %g.origin, error = %e, "origin unreachable; the grant holds");
-                    false
+                    continue;
                 }
             };
             if revoked {

@@ -223,7 +223,7 @@ fn priors_across_members_through_the_consortium_patient_index() {
             &["--config", &cfg],
         )
     };
-    let a = start(0);
+    let mut a = start(0);
     let b = start(1);
     let (base_a, base_b) = (url(0), url(1));
     store(&[a_files, a_old_files].concat(), a.dicom_port);
@@ -341,4 +341,42 @@ fn priors_across_members_through_the_consortium_patient_index() {
         (kinds.iter().filter(|k| *k == "patient.linked").count() >= 3).then_some(kinds)
     });
     eprintln!("B's ledger: {kinds:?}");
+
+    // What B has of A's study, and whether A answers.
+    let shared = |study: &str| {
+        let (s, v) = call(
+            "GET",
+            &format!("{base_b}/api/studies/{study}/shared"),
+            &b.token,
+            None,
+        );
+        assert_eq!(s, 200, "{v}");
+        v["shared"].clone()
+    };
+    let st = shared(&a_now);
+    assert_eq!(st["origin_name"], "clinic-a", "{st}");
+    assert_eq!(
+        (st["expected"].as_i64(), st["received"].as_i64()),
+        (Some(3), Some(3)),
+        "{st}"
+    );
+    assert_eq!(st["missing"], 0);
+    assert_eq!(st["origin_reachable"], true, "{st}");
+    assert!(shared(&b_own).is_null(), "B's own study is not shared");
+
+    // A goes down while B reads: B keeps serving what it has, and says that A does not
+    // answer once the re-checks go unanswered.
+    a.kill9();
+    let (s, v) = call(
+        "GET",
+        &format!("{base_b}/dicom-web/studies/{a_now}/metadata"),
+        &b.token,
+        None,
+    );
+    assert_eq!((s, v.as_array().map(Vec::len)), (200, Some(3)));
+    let st = poll(90, "B saying that A does not answer", || {
+        let st = shared(&a_now);
+        (st["origin_reachable"] == false).then_some(st)
+    });
+    assert_eq!(st["received"], 3, "{st}");
 }

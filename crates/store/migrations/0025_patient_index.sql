@@ -23,3 +23,7 @@ CREATE TABLE grant_patients (
     consortium_id  TEXT NOT NULL,
     PRIMARY KEY (origin, share_id)
 );
+
+-- How many instances the origin's notice announced, so that the recipient can say what has
+-- not arrived yet (while the origin is unreachable, say).
+ALTER TABLE grants ADD COLUMN expected_instances INTEGER;

@@ -45,7 +45,7 @@ pub use accounts::{AuditFilter, NewUser, OrgRow, SessionRow, UserRow};
 use blobs::Blobs;
 pub use ledger::{LedgerFiles, LedgerRow, NewLedgerEntry, has_ledger_key, ledger_key, witness_key};
 pub use outbox::{Arrival, LEGACY_QUEUE_FILE, Origin, OutboxEntry, Router, RoutingQueue};
-pub use patients::{LinkOutcome, PatientStudy};
+pub use patients::{GrantProgress, LinkOutcome, PatientStudy};
 pub use shares::{GrantRow, QueuedInstance, ShareOutboxEntry, ShareRow, kind as share_kind};
 use writer::{Commit, Job, Pending};
 

@@ -30,6 +30,17 @@ pub struct PatientStudy {
     pub num_instances: i64,
 }
 
+/// A study shared with this node, as its recipient sees the transfer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GrantProgress {
+    /// The grant.
+    pub grant: crate::GrantRow,
+    /// Instances the origin announced.
+    pub expected: Option<i64>,
+    /// Instances stored here.
+    pub received: i64,
+}
+
 /// What a link would change: nothing (already so), a new link, or a refusal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkOutcome {
@@ -242,5 +253,49 @@ impl Store {
                 ))
             })
             .collect()
+    }
+
+    /// Records how many instances a member's share notice announced.
+    pub async fn set_grant_expected(
+        &self,
+        origin: &str,
+        share_id: &str,
+        instances: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE grants SET expected_instances = ? WHERE origin = ? AND share_id = ?")
+            .bind(instances)
+            .bind(origin)
+            .bind(share_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// The active grant of `study_uid` with what has arrived of it, if it was shared here.
+    pub async fn grant_progress(
+        &self,
+        study_uid: &str,
+    ) -> Result<Option<GrantProgress>, StoreError> {
+        let Some(grant) = self.grant_of_study(study_uid).await? else {
+            return Ok(None);
+        };
+        let expected: Option<i64> = sqlx::query_scalar(
+            "SELECT expected_instances FROM grants WHERE origin = ? AND share_id = ?",
+        )
+        .bind(&grant.origin)
+        .bind(&grant.share_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .flatten();
+        let received: Option<i64> =
+            sqlx::query_scalar("SELECT num_instances FROM studies WHERE study_uid = ?")
+                .bind(study_uid)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(Some(GrantProgress {
+            grant,
+            expected,
+            received: received.unwrap_or(0),
+        }))
     }
 }

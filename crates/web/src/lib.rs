@@ -227,6 +227,7 @@ pub fn router(state: AppState) -> Router {
         // Sharing with consortium members (issue 13).
         .route("/api/shares", get(shares::list).post(shares::create))
         .route("/api/studies/{study}/priors", get(patients::priors))
+        .route("/api/studies/{study}/shared", get(patients::shared))
         .route(
             "/api/studies/{study}/consortium-patient",
             post(patients::link),
