@@ -33,6 +33,7 @@ pub mod film;
 mod guarded;
 pub mod ledger;
 pub mod metrics;
+pub mod patients;
 pub mod policy;
 pub mod query;
 pub mod receive;
@@ -157,6 +158,9 @@ pub struct Settings {
     pub consortium: Option<Arc<lumen_share::Consortium>>,
     /// Studies shared by rule as they arrive (`[[share.rule]]`).
     pub share_rules: Vec<share::ShareRule>,
+    /// How this node's own patients are matched to consortium patients in shares
+    /// (`[consortium] patient_match`; by default only by a user's explicit link).
+    pub patient_match: patients::PatientMatch,
 }
 
 impl Default for Settings {
@@ -174,6 +178,7 @@ impl Default for Settings {
             ledger_max_age: ledger::DEFAULT_MAX_AGE,
             consortium: None,
             share_rules: Vec::new(),
+            patient_match: patients::PatientMatch::None,
         }
     }
 }

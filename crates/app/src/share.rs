@@ -689,7 +689,23 @@ impl App {
                 format!("consent:{}", notice.consent.as_str()),
             ],
         )?;
-        if self.store.record_grant(&grant, &[entry]).await? {
+        if let Some(cid) = &notice.patient {
+            if !crate::patients::is_consortium_id(cid) {
+                return Err(AppError::Invalid("malformed consortium patient ID".into()));
+            }
+            self.store
+                .set_grant_patient(&caller.id, &notice.share_id, cid)
+                .await?;
+        }
+        let recorded = self.store.record_grant(&grant, &[entry]).await?;
+        self.store
+            .set_grant_expected(
+                &caller.id,
+                &notice.share_id,
+                i64::try_from(notice.instances).unwrap_or(i64::MAX),
+            )
+            .await?;
+        if recorded {
             let detail = format!(
                 "share {} granted by {} ({}), purpose: {}, consent: {}, {} instances to come",
                 clip(&notice.share_id),
@@ -803,6 +819,9 @@ impl App {
                 {
                     let _ = self.store.purge_study(study).await;
                     return Err(IngestError::Forbidden("the share was revoked".into()));
+                }
+                if r.status == IngestStatus::Stored {
+                    self.note_shared_patient(g, &r).await;
                 }
             }
             NodeStore::Report(s) if r.status == IngestStatus::Stored => {
@@ -1225,6 +1244,7 @@ impl ShareWorker {
             purpose: share.purpose.clone(),
             consent: ConsentBasis::parse(&share.consent).unwrap_or(ConsentBasis::Consent),
             instances,
+            patient: self.app.consortium_patient_of(&share.study_uid).await?,
         };
         let body = serde_json::to_vec(&notice).map_err(AppError::internal)?;
         let req = self.signed(
@@ -1351,11 +1371,13 @@ impl ShareWorker {
                 Ok((404, _)) => true,
                 Ok((s, _)) => {
                     tracing::warn!(origin = %g.origin, status = s, "grant re-check answered");
-                    false
+                    continue;
                 }
+                // Not confirmed: `checked_ms` keeps the last confirmation, which tells the
+                // radiologist since when the origin has not answered.
                 Err(e) => {
                     tracing::debug!(origin = %g.origin, error = %e, "origin unreachable; the grant holds");
-                    false
+                    continue;
                 }
             };
             if revoked {

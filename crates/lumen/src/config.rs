@@ -106,6 +106,10 @@ pub struct ConsortiumConfig {
     /// CA certificates (PEM) trusted for the members' HTTPS URLs, besides the public
     /// roots (a consortium's private CA).
     pub ca: Option<PathBuf>,
+    /// How this node's own patients join consortium patients arriving in shares: `none`
+    /// (only a user's explicit link, the default) or `demographics` (identical name, birth
+    /// date and sex, when exactly one patient here matches).
+    pub patient_match: lumen_app::patients::PatientMatch,
 }
 
 /// A consortium member (`[[consortium.member]]`).
@@ -685,6 +689,7 @@ impl Config {
                 .flatten()
                 .map(std::sync::Arc::new),
             share_rules: self.share.rule.clone(),
+            patient_match: self.consortium.patient_match,
         }
     }
 }

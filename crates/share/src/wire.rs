@@ -62,6 +62,10 @@ pub struct ShareNotice {
     pub consent: ConsentBasis,
     /// How many instances will follow.
     pub instances: u64,
+    /// The patient's consortium ID (a pseudonym the origin assigned), for the recipient's
+    /// patient index; `None` for a study without a patient ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
 }
 
 /// A share revoked at the origin.

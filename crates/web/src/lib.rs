@@ -12,6 +12,7 @@ mod export;
 mod film;
 mod ledger;
 mod media;
+mod patients;
 mod qido;
 mod report;
 mod review;
@@ -240,6 +241,12 @@ pub fn router(state: AppState) -> Router {
         .route("/ledger/add-checkpoint", post(ledger::add_checkpoint))
         // Sharing with consortium members (issue 13).
         .route("/api/shares", get(shares::list).post(shares::create))
+        .route("/api/studies/{study}/priors", get(patients::priors))
+        .route("/api/studies/{study}/shared", get(patients::shared))
+        .route(
+            "/api/studies/{study}/consortium-patient",
+            post(patients::link),
+        )
         .route("/api/shares/{id}", delete(shares::revoke))
         .route("/consortium/shares", post(shares::notice))
         .route("/consortium/shares/{id}", get(shares::status))

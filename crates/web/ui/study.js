@@ -9,6 +9,7 @@ import { ReviewPanel } from './review.js';
 import { ReportPanel } from './report.js';
 import { toast } from './toast.js';
 import { shareButton } from './share.js';
+import { studyNotes } from './priors.js';
 
 /** The CT series to show: the one the AI analysed, else the CT (or any) series with most images. */
 async function pickSeries(study, review) {
@@ -106,6 +107,7 @@ export function showStudy(main, study) {
   const start = async () => {
     head();
     shareButton(main.querySelector('.study-head'), study);
+    studyNotes(main.querySelector('.study-head'), study);
     let rv = null;
     try {
       rv = await review.load();
