@@ -10,43 +10,9 @@ mod util;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use util::*;
-
-fn call(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let a: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let auth = format!("Bearer {token}");
-    let r = match method {
-        "GET" => a.get(url).header("Authorization", &auth).call(),
-        _ => a
-            .post(url)
-            .header("Authorization", &auth)
-            .send_json(body.unwrap_or(json!({}))),
-    };
-    let mut r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = r.status().as_u16();
-    let text = r.body_mut().read_to_string().unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-fn poll<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what} within {secs} s");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// Copies `files` into `dir` and rewrites them into one study of `patient` (ID, name,
 /// birth date, sex) with the given study UID: new series and instance UIDs.
@@ -116,7 +82,7 @@ fn try_priors(base: &str, token: &str, study: &str) -> Option<Vec<(String, Optio
     let (s, v) = call(
         "GET",
         &format!("{base}/api/studies/{study}/priors"),
-        token,
+        Some(token),
         None,
     );
     if s == 404 {
@@ -238,7 +204,7 @@ fn priors_across_members_through_the_consortium_patient_index() {
         let (s, v) = call(
             "POST",
             &format!("{base_a}/api/shares"),
-            &a.token,
+            Some(&a.token),
             Some(json!({"study_uid": study, "to": "hospital-b",
                         "purpose": "comparison with priors", "consent": true})),
         );
@@ -270,7 +236,7 @@ fn priors_across_members_through_the_consortium_patient_index() {
     let (s, v) = call(
         "POST",
         &format!("{base_b}/api/studies/{a_now}/consortium-patient"),
-        &b.token,
+        Some(&b.token),
         Some(json!({"patient_id": "B-0099"})),
     );
     assert_eq!(s, 200, "{v}");
@@ -286,7 +252,7 @@ fn priors_across_members_through_the_consortium_patient_index() {
     let (s, _) = call(
         "POST",
         &format!("{base_b}/api/studies/{a_now}/consortium-patient"),
-        &b.token,
+        Some(&b.token),
         Some(json!({"patient_id": "NOBODY-1"})),
     );
     assert_eq!(s, 404);
@@ -297,7 +263,7 @@ fn priors_across_members_through_the_consortium_patient_index() {
     let (s, v) = call(
         "GET",
         &format!("{base_a}/api/studies/{a_now}/priors"),
-        &a.token,
+        Some(&a.token),
         None,
     );
     assert_eq!(s, 200, "{v}");
@@ -312,7 +278,7 @@ fn priors_across_members_through_the_consortium_patient_index() {
         let (s, v) = call(
             "GET",
             &format!("{base_b}/ledger/checkpoint"),
-            &b.token,
+            Some(&b.token),
             None,
         );
         let size: u64 = v
@@ -328,7 +294,7 @@ fn priors_across_members_through_the_consortium_patient_index() {
                 let (_, v) = call(
                     "GET",
                     &format!("{base_b}/api/ledger/entries/{i}/proof"),
-                    &b.token,
+                    Some(&b.token),
                     None,
                 );
                 v["entry"]
@@ -347,7 +313,7 @@ fn priors_across_members_through_the_consortium_patient_index() {
         let (s, v) = call(
             "GET",
             &format!("{base_b}/api/studies/{study}/shared"),
-            &b.token,
+            Some(&b.token),
             None,
         );
         assert_eq!(s, 200, "{v}");
@@ -370,7 +336,7 @@ fn priors_across_members_through_the_consortium_patient_index() {
     let (s, v) = call(
         "GET",
         &format!("{base_b}/dicom-web/studies/{a_now}/metadata"),
-        &b.token,
+        Some(&b.token),
         None,
     );
     assert_eq!((s, v.as_array().map(Vec::len)), (200, Some(3)));

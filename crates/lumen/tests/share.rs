@@ -30,58 +30,7 @@ const CT_SMALL: &str = "1.3.6.1.4.1.5962.1.2.1.20040119072730.12322";
 const SLICES: usize = 30;
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-/// A request with an optional bearer token and JSON body: status and body.
-fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let a = agent();
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let mut r = match (method, body) {
-        ("GET", _) => {
-            let mut b = a.get(url);
-            if let Some(h) = &auth {
-                b = b.header("Authorization", h);
-            }
-            b.call()
-        }
-        ("DELETE", _) => {
-            let mut b = a.delete(url);
-            if let Some(h) = &auth {
-                b = b.header("Authorization", h);
-            }
-            b.call()
-        }
-        (_, body) => {
-            let mut b = a.post(url);
-            if let Some(h) = &auth {
-                b = b.header("Authorization", h);
-            }
-            b.send_json(body.unwrap_or(json!({})))
-        }
-    }
-    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = r.status().as_u16();
-    let text = r.body_mut().read_to_string().unwrap_or_default();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// Polls `f` every 200 ms until it returns `Some`, failing after `secs` with `what`.
-fn poll<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what} within {secs} s");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    https_agent(None)
 }
 
 fn write_config(path: &Path, text: &str) -> String {
@@ -235,8 +184,17 @@ fn three_nodes_share_report_back_and_revoke() {
     let base_cfg = |i: usize| {
         format!(
             "[node]\nid = \"{}\"\nname = \"{}\"\n[web]\ninstitution = \"{}\"\n\
-             [ledger]\norigin = \"lumen.local/{}\"\n[ai]\nenabled = false\n",
-            ids[i], titles[i], titles[i], names[i]
+             [ledger]\norigin = \"lumen.local/{}\"\n[ai]\nenabled = false\n{}",
+            ids[i],
+            titles[i],
+            titles[i],
+            names[i],
+            // C answers C-FIND from any AE: what it answers about A's study is then its index.
+            if i == 2 {
+                "[access]\nfind = \"any\"\n"
+            } else {
+                ""
+            }
         )
     };
     // The node keys first (`lumen ledger key` creates each), then one member list for all.
@@ -372,6 +330,24 @@ fn three_nodes_share_report_back_and_revoke() {
     assert_eq!((s, v.as_array().map_or(0, Vec::len)), (200, 0), "{v}");
     assert_eq!(study_instances(&base_c, &c.token, &study), None);
     assert!(worklist_item(&base_c, &c.token, &study).is_none());
+    // ... nor C-FIND.
+    if have_tool("findscu") {
+        let out = tmp.path().join("cfind-c");
+        std::fs::create_dir_all(&out).expect("dir");
+        let f = run(Command::new("findscu")
+            .args(["-aet", "CLINIC_CT", "-aec", "LUMEN", "-S", "-X", "-od"])
+            .arg(&out)
+            .args(["-k", "QueryRetrieveLevel=STUDY"])
+            .args(["-k", &format!("StudyInstanceUID={study}")])
+            .arg("127.0.0.1")
+            .arg(c.dicom_port.to_string()));
+        assert!(
+            f.status.success(),
+            "findscu at C: {}",
+            String::from_utf8_lossy(&f.stderr)
+        );
+        assert_eq!(files_under(&out), 0, "C-FIND at C found the study");
+    }
     // ... nor A's share status with its own key, nor as B with its key, nor unsigned.
     let status_path = format!("/consortium/shares/{share_id}");
     assert_eq!(
@@ -740,12 +716,18 @@ fn three_nodes_share_report_back_and_revoke() {
 
     // The three ledgers verify and hold the share events.
     // A: three shares (created, consent), the two report objects received, the first
-    // revocation with the consent withdrawn, the second revocation.
-    let kinds_a = ledger_kinds(&base_a, 11);
+    // revocation with the consent withdrawn, the second revocation, and the consortium
+    // patient IDs assigned to the two patients shared.
+    let kinds_a = ledger_kinds(&base_a, 13);
     let consents = kinds_a.iter().filter(|k| *k == "share.consent").count();
     assert_eq!(
         consents, 4,
         "three consents and one withdrawal: {kinds_a:?}"
+    );
+    assert_eq!(
+        kinds_a.iter().filter(|k| *k == "patient.linked").count(),
+        2,
+        "{kinds_a:?}"
     );
     for k in [
         "share.created",
@@ -940,6 +922,9 @@ fn members_share_over_https_with_a_private_ca() {
         &b.token,
         Some(json!({"lang": "en"})),
     );
+    if s != 200 {
+        eprintln!("B's log:\n{}", b.log());
+    }
     assert_eq!(s, 200, "{v}");
     poll(60, "B's SR at A over HTTPS", || {
         let (s, v) = send(

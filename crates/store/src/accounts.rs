@@ -221,7 +221,7 @@ impl Store {
         display_name: Option<&str>,
         disabled: Option<bool>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let r = sqlx::query(
             "UPDATE users SET role = coalesce(?, role), org = coalesce(?, org),
                display_name = coalesce(?, display_name), disabled = coalesce(?, disabled)
@@ -261,7 +261,7 @@ impl Store {
         keep: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE users SET password_hash = ?, must_change_password = ?, password_changed_at = ?
              WHERE id = ?",
@@ -345,7 +345,7 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         for e in events {
             // The time's milliseconds, for range searches and the retention sweep; an
             // unreadable time is recorded as now.

@@ -73,7 +73,7 @@ impl Store {
     pub async fn claim_ai_job(&self, quiet: Duration) -> Result<Option<AiJob>, StoreError> {
         let now = now_ms();
         let quiet_ms = i64::try_from(quiet.as_millis()).unwrap_or(i64::MAX);
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
             "SELECT series_uid, study_uid, attempts, last_instance_at FROM ai_jobs
              WHERE state = 'waiting' AND last_instance_at <= ? AND not_before <= ?

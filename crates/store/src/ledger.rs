@@ -106,7 +106,7 @@ impl Store {
     /// Appends a ledger entry in a transaction of its own (for events that have none, such
     /// as an export); returns its index in the tree.
     pub async fn append_ledger_entry(&self, e: &NewLedgerEntry) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let seq = insert_entry(&mut tx, e).await?;
         tx.commit().await?;
         Ok(seq)

@@ -308,6 +308,9 @@ impl Store {
             // LIKE is case-sensitive, as in PostgreSQL: the query pushdown lower-cases
             // person names itself and matches every other attribute exactly.
             .pragma("case_sensitive_like", "ON");
+        // Its transactions begin IMMEDIATE (`begin_with`): a deferred one that read first
+        // could not become a writer once the ingest writer (another connection) committed
+        // meanwhile, and SQLite answers that with SQLITE_BUSY at once, without waiting.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone())

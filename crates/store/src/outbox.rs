@@ -367,7 +367,7 @@ impl Store {
         .fetch_all(&old)
         .await?;
         old.close().await;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut n = 0;
         for r in &rows {
             let state: String = r.try_get(7)?;

@@ -70,7 +70,7 @@ impl Store {
         link: &NewPatientLink,
         entry: &NewLedgerEntry,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO patient_links (id, token_hash, study_uid, org, created_by, created_at,
                expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -133,7 +133,7 @@ impl Store {
         at: i64,
         entry: &NewLedgerEntry,
     ) -> Result<Option<u64>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE patient_links SET revoked_at = ?, revoked_by = ?
              WHERE id = ? AND revoked_at IS NULL",

@@ -79,7 +79,7 @@ impl Store {
         linked_by: &str,
         entries: &[NewLedgerEntry],
     ) -> Result<LinkOutcome, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "INSERT INTO patient_xref (issuer, patient_id, consortium_id, how, linked_by,
                 created_ms) VALUES (?, ?, ?, ?, ?, ?)

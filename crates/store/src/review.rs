@@ -322,7 +322,7 @@ impl Store {
         action: FindingAction<'_>,
     ) -> Result<FindingReview, ReviewError> {
         let now = now_ms();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let signed: Option<String> =
             sqlx::query_scalar("SELECT status FROM reports WHERE study_uid = ?")
                 .bind(study_uid)
@@ -521,7 +521,7 @@ impl Store {
         actor: &str,
     ) -> Result<(), ReviewError> {
         let now = now_ms();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM reports WHERE study_uid = ?")
                 .bind(study_uid)
@@ -563,7 +563,7 @@ impl Store {
         signer: &str,
     ) -> Result<PendingSignature, ReviewError> {
         let now = now_ms();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query("SELECT status, pending FROM reports WHERE study_uid = ?")
             .bind(study_uid)
             .fetch_optional(&mut *tx)
@@ -634,7 +634,7 @@ impl Store {
         sr_sop_uid: &str,
         ledger: Option<&crate::NewLedgerEntry>,
     ) -> Result<(), ReviewError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done: Option<i64> = sqlx::query_scalar(
             "SELECT version FROM report_versions WHERE study_uid = ? AND version = ?",
         )

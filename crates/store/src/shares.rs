@@ -149,7 +149,7 @@ impl Store {
         entries: &[NewLedgerEntry],
     ) -> Result<Vec<u64>, StoreError> {
         let now = now_ms();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO shares (id, study_uid, to_member, purpose, consent, status, created_by,
                 org, created_ms) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)",
@@ -206,7 +206,7 @@ impl Store {
         entries: &[NewLedgerEntry],
     ) -> Result<bool, StoreError> {
         let now = now_ms();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE shares SET status = 'revoked', revoked_by = ?, revoked_ms = ?
              WHERE id = ? AND status = 'active' RETURNING {SHARE_COLS}"
@@ -274,7 +274,7 @@ impl Store {
         member_name: &str,
         entries: &[NewLedgerEntry],
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE shares SET reported_by = ?, reported_ms = ? WHERE id = ? AND reported_by IS NULL",
         )
@@ -297,7 +297,7 @@ impl Store {
         g: &GrantRow,
         entries: &[NewLedgerEntry],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "INSERT INTO grants (origin, share_id, study_uid, origin_name, purpose, consent,
                 status, created_ms, checked_ms) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?)
@@ -408,7 +408,7 @@ impl Store {
         share_id: &str,
         entries: &[NewLedgerEntry],
     ) -> Result<(bool, u64), StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
             "UPDATE grants SET status = 'revoked', revoked_ms = ?
              WHERE origin = ? AND share_id = ? AND status = 'active' RETURNING study_uid",
@@ -453,7 +453,7 @@ impl Store {
     /// Purges a study's instances again (an instance that was in flight when its grant
     /// was revoked); how many.
     pub async fn purge_study(&self, study_uid: &str) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let paths = purge_rows(&mut tx, study_uid).await?;
         tx.commit().await?;
         let n = paths.len() as u64;
@@ -597,7 +597,7 @@ impl Store {
         sop_uids: &[String],
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         for sop in sop_uids {
             queue(
                 &mut tx,

@@ -480,3 +480,57 @@ pub fn object_files(data: &Path) -> (usize, usize) {
     walk(&data.join("tmp"), &mut tmp);
     (objects, tmp)
 }
+
+/// A request with an optional bearer token and JSON body: the status and the body (JSON,
+/// or the text as a JSON string).
+pub fn call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let a = https_agent(None);
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut r = match (method, body) {
+        ("GET", _) => {
+            let mut b = a.get(url);
+            if let Some(h) = &auth {
+                b = b.header("Authorization", h);
+            }
+            b.call()
+        }
+        ("DELETE", _) => {
+            let mut b = a.delete(url);
+            if let Some(h) = &auth {
+                b = b.header("Authorization", h);
+            }
+            b.call()
+        }
+        (_, body) => {
+            let mut b = a.post(url);
+            if let Some(h) = &auth {
+                b = b.header("Authorization", h);
+            }
+            b.send_json(body.unwrap_or(serde_json::json!({})))
+        }
+    }
+    .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, failing after `secs` with `what`.
+pub fn poll<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what} within {secs} s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
