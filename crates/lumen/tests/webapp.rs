@@ -192,8 +192,13 @@ impl Browser {
     async fn text(&self, css: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            match self.c().find(Locator::Css(css)).await {
-                Ok(el) => return el.text().await.expect("text"),
+            // An element re-rendered between the find and the read is stale: look again.
+            let found = match self.c().find(Locator::Css(css)).await {
+                Ok(el) => el.text().await,
+                Err(e) => Err(e),
+            };
+            match found {
+                Ok(text) => return text,
                 Err(e) if Instant::now() >= deadline => panic!("no {css}: {e}"),
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }

@@ -128,6 +128,11 @@ def main():
                     and path.split("/")[-1] not in JUSTIFIED
                 ):
                     forbidden["UID"].add(s)
+    modified = len(sys.argv) > 3 and sys.argv[3] == "modified"
+    if modified:
+        # Shifted dates: one patient's shifted date may equal another's original by chance
+        # (shifts are 365 to 3,999 days): dates are checked per instance below (1b).
+        forbidden.pop("date", None)
     leaks = {k: sorted(v & (out_uids if k == "UID" else out_text)) for k, v in forbidden.items()}
     for kind, values in leaks.items():
         if values:
@@ -165,6 +170,31 @@ def main():
         if len(news) != len(set(news)):
             problems.append(f"different original {what}s merged into one new UID")
 
+    # 1b. With modified dates, no date of an instance is kept at its path in that instance's
+    # de-identified copy (paired by pixel data).
+    if modified:
+        deid_by_pixels = {}
+        for ds in deids:
+            k = pixel_key(ds)
+            if k and pd[k] == 1:
+                deid_by_pixels[k] = ds
+        kept_dates = []
+        for k, o in by_pixels.items():
+            d = deid_by_pixels.get(k)
+            if d is None:
+                continue
+            after = collections.defaultdict(set)
+            for path, elem in walk(d):
+                if elem.VR in ("DA", "DT"):
+                    after[path].update(strings(elem))
+            for path, elem in walk(o):
+                if elem.VR in ("DA", "DT"):
+                    same = {v for v in strings(elem) if len(v.strip()) >= 8} & after.get(path, set())
+                    if same:
+                        kept_dates.append((path, sorted(same)))
+        if kept_dates:
+            problems.append(f"original date values remain: {kept_dates[:10]}")
+
     # 4. De-identification recorded.
     for ds in deids:
         if ds.get("PatientIdentityRemoved") != "YES":
@@ -177,8 +207,6 @@ def main():
         if any(e.tag.is_private for e in ds.iterall()):
             problems.append("a private attribute remains")
             break
-
-    modified = len(sys.argv) > 3 and sys.argv[3] == "modified"
 
     # 5. dicognito on the same originals: every value it removes or replaces must not
     # survive at the same path in Lumen's output.
@@ -208,6 +236,10 @@ def main():
             vr = pydicom.datadict.dictionary_VR(int(tag, 16))
         except KeyError:
             vr = ""
+        if modified and vr in ("DA", "DT"):
+            # Shifted, and checked per instance (1b): pooled here, another patient's
+            # shifted date could equal this one's original by chance.
+            continue
         if modified and vr == "TM":
             # Modified dates shift by whole days: times of day stay (dicognito shifts by
             # hours); a time of day without its date names no one.
