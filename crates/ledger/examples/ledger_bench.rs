@@ -1,6 +1,6 @@
 //! Ledger figures at scale, in memory (no disk): appends per second and checkpoint
 //! latency when integrating in batches, proof sizes and times, and `verify_log` of the
-//! whole log. `cargo run --release -p lumen-ledger --example bench [ENTRIES] [BATCH]`
+//! whole log. `cargo run --release -p lumen-ledger --example ledger_bench [ENTRIES] [BATCH]`
 //! (default 1,000,000 entries in batches of 1,000).
 
 use std::time::{Duration, Instant};
