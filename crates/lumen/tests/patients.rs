@@ -61,20 +61,6 @@ fn store(files: &[PathBuf], port: u16) {
     );
 }
 
-fn key_of(data: &Path, config: &Path) -> String {
-    let out = run(Command::new(lumen_bin())
-        .args(["ledger", "key", "--data"])
-        .arg(data)
-        .arg("--config")
-        .arg(config));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// The study UIDs of `study`'s priors at `base`.
 /// `study`'s priors at `base` (study UID, member it was shared by); `None` while the study
 /// is not there.
@@ -152,22 +138,10 @@ fn priors_across_members_through_the_consortium_patient_index() {
         )
     };
     let cfg_path = |i: usize| tmp.path().join(format!("cfg-{i}.toml"));
-    let keys: Vec<String> = (0..2)
-        .map(|i| {
-            std::fs::write(cfg_path(i), base_cfg(i)).expect("config");
-            key_of(&data[i], &cfg_path(i))
-        })
+    let nodes: Vec<_> = (0..2)
+        .map(|i| (data[i].as_path(), ids[i], ids[i], url(i), base_cfg(i)))
         .collect();
-    let mut members = String::new();
-    for i in 0..2 {
-        members.push_str(&format!(
-            "[[consortium.member]]\nid = \"{}\"\nname = \"{}\"\nurl = \"{}\"\nkey = \"{}\"\n",
-            ids[i],
-            ids[i],
-            url(i),
-            keys[i]
-        ));
-    }
+    let members = consortium_members(tmp.path(), &nodes);
     for i in 0..2 {
         let rule = if i == 1 {
             "patient_match = \"demographics\"\n"

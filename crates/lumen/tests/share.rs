@@ -40,19 +40,6 @@ fn write_config(path: &Path, text: &str) -> String {
 }
 
 /// `lumen ledger key` (creates the key when the data directory has none).
-fn key_of(data: &Path, config: &str) -> String {
-    let out = run(Command::new(lumen_bin())
-        .args(["ledger", "key", "--data"])
-        .arg(data)
-        .args(["--config", config]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// The kinds of the published ledger entries of the node at `base`, once its checkpoint
 /// holds at least `at_least` entries.
 fn ledger_kinds(base: &str, at_least: u64) -> Vec<String> {
@@ -197,23 +184,11 @@ fn three_nodes_share_report_back_and_revoke() {
             }
         )
     };
-    // The node keys first (`lumen ledger key` creates each), then one member list for all.
-    let keys: Vec<String> = (0..3)
-        .map(|i| {
-            let cfg = write_config(&tmp.path().join(format!("cfg-{i}.toml")), &base_cfg(i));
-            key_of(&data[i], &cfg)
-        })
+    // The node keys (`lumen ledger key` creates each), then one member list for all.
+    let nodes: Vec<_> = (0..3)
+        .map(|i| (data[i].as_path(), ids[i], titles[i], url(i), base_cfg(i)))
         .collect();
-    let mut members = String::new();
-    for i in 0..3 {
-        members.push_str(&format!(
-            "[[consortium.member]]\nid = \"{}\"\nname = \"{}\"\nurl = \"{}\"\nkey = \"{}\"\n",
-            ids[i],
-            titles[i],
-            url(i),
-            keys[i]
-        ));
-    }
+    let members = consortium_members(tmp.path(), &nodes);
     // A shares what its consultation AE sends with B, by rule.
     let rule = "[[share.rule]]\ncalling_ae = \"CONSULT_CT\"\nto = \"hospital-b\"\n\
                 purpose = \"consultation\"\nconsent = \"recorded-at-registration\"\n";
@@ -815,22 +790,10 @@ fn members_share_over_https_with_a_private_ca() {
             ca.display()
         )
     };
-    let keys: Vec<String> = (0..2)
-        .map(|i| {
-            let cfg = write_config(&tmp.path().join(format!("cfg-{i}.toml")), &base_cfg(i));
-            key_of(&data[i], &cfg)
-        })
+    let nodes: Vec<_> = (0..2)
+        .map(|i| (data[i].as_path(), ids[i], titles[i], url(i), base_cfg(i)))
         .collect();
-    let mut members = String::new();
-    for i in 0..2 {
-        members.push_str(&format!(
-            "[[consortium.member]]\nid = \"{}\"\nname = \"{}\"\nurl = \"{}\"\nkey = \"{}\"\n",
-            ids[i],
-            titles[i],
-            url(i),
-            keys[i]
-        ));
-    }
+    let members = consortium_members(tmp.path(), &nodes);
     // A shares every CT with B by rule, imports included (queued offline, sent once A runs).
     let rule = "[[share.rule]]\nmodality = \"CT\"\nto = \"hospital-b\"\n\
                 purpose = \"import rule\"\nconsent = \"recorded-at-registration\"\n";

@@ -534,3 +534,29 @@ pub fn poll<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A consortium's `[[consortium.member]]` list for nodes given as (data dir, id, name, URL,
+/// base configuration): each node's key is made by `lumen ledger key` over its base
+/// configuration, written to `dir/cfg-<i>.toml` (where the caller writes the full one).
+pub fn consortium_members(dir: &Path, nodes: &[(&Path, &str, &str, String, String)]) -> String {
+    let mut members = String::new();
+    for (i, (data, id, name, url, base)) in nodes.iter().enumerate() {
+        let cfg = dir.join(format!("cfg-{i}.toml"));
+        std::fs::write(&cfg, base).expect("config");
+        let out = run(Command::new(lumen_bin())
+            .args(["ledger", "key", "--data"])
+            .arg(data)
+            .arg("--config")
+            .arg(&cfg));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        members.push_str(&format!(
+            "[[consortium.member]]\nid = \"{id}\"\nname = \"{name}\"\nurl = \"{url}\"\nkey = \"{key}\"\n"
+        ));
+    }
+    members
+}
