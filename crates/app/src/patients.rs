@@ -133,6 +133,17 @@ impl App {
         if ingested.patient_id.trim().is_empty() {
             return Ok(());
         }
+        // Every instance of a shared study comes this way: once the origin's patient ID is
+        // linked (by the first), a read answers, and no write transaction is spent per
+        // instance.
+        if self
+            .store
+            .consortium_patient(&grant.origin, &ingested.patient_id)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
         let actor = Actor::system(&self.settings.node_org);
         let now = lumen_report::time::now_ms();
         let entry = crate::ledger::record(
