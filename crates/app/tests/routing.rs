@@ -63,7 +63,7 @@ impl StoreHandler for Peer {
             };
         }
         if let Ok(mut v) = self.0.lock() {
-            v.push((req.sop_instance_uid, req.dataset));
+            v.push((req.sop_instance_uid, req.dataset.bytes()));
         }
         StoreOutcome::Success
     }

@@ -157,6 +157,25 @@ pub fn wrap_dataset(
     transfer_syntax_uid: &str,
     source_ae: Option<&str>,
 ) -> Result<Vec<u8>, Part10Error> {
+    let mut out = file_header(
+        sop_class_uid,
+        sop_instance_uid,
+        transfer_syntax_uid,
+        source_ae,
+    )?;
+    out.reserve_exact(dataset.len());
+    out.extend_from_slice(dataset);
+    Ok(out)
+}
+
+/// What [`wrap_dataset`] puts in front of the data set: the 128-byte preamble, `DICM` and
+/// the file meta group.
+pub fn file_header(
+    sop_class_uid: &str,
+    sop_instance_uid: &str,
+    transfer_syntax_uid: &str,
+    source_ae: Option<&str>,
+) -> Result<Vec<u8>, Part10Error> {
     let mut builder = FileMetaTableBuilder::new()
         .media_storage_sop_class_uid(sop_class_uid)
         .media_storage_sop_instance_uid(sop_instance_uid)
@@ -169,12 +188,11 @@ pub fn wrap_dataset(
     let meta = builder
         .build()
         .map_err(|e| Part10Error::Meta(e.to_string()))?;
-    let mut out = Vec::with_capacity(dataset.len() + 512);
+    let mut out = Vec::with_capacity(512);
     out.extend_from_slice(&[0u8; 128]);
     out.extend_from_slice(b"DICM");
     meta.write(&mut out)
         .map_err(|e| Part10Error::Meta(e.to_string()))?;
-    out.extend_from_slice(dataset);
     Ok(out)
 }
 

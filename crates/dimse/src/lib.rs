@@ -56,6 +56,7 @@ pub mod status;
 pub use assoc::AcceptedContext;
 pub use command::{Command, CommandField, Priority};
 pub use error::DimseError;
+pub use pdata::{DATA_SET_HEADROOM, DataSet};
 pub use qr_scu::{QueryModel, ReceivedInstance, RetrieveResult};
 pub use scu::{Part10Info, Proposal, Response, ScuConfig, StoreScu, proposals_for};
 pub use server::{

@@ -116,11 +116,72 @@ pub struct Message {
     /// Its command set.
     pub command: Command,
     /// Its data set, if the command announced one and it fit the size limit.
-    pub data: Option<Bytes>,
+    pub data: Option<DataSet>,
     /// Size of the data set received, also when it was discarded for exceeding the limit.
     pub data_len: usize,
     /// The data set exceeded the limit and was drained, not kept.
     pub oversized: bool,
+}
+
+/// Free bytes kept in front of a data set received in several fragments: room for a Part-10
+/// preamble and file meta group (at most about 500 bytes with the longest UIDs), so that a
+/// stored instance becomes a file without its data set being copied.
+pub const DATA_SET_HEADROOM: usize = 1024;
+
+/// A received data set. It may sit behind free bytes of its buffer
+/// ([`DATA_SET_HEADROOM`]), where [`with_header`](Self::with_header) writes a header.
+#[derive(Debug, Clone)]
+pub struct DataSet {
+    /// The whole buffer: free bytes, then the data set.
+    buf: Bytes,
+    /// Where the data set starts in `buf`.
+    start: usize,
+}
+
+impl DataSet {
+    /// A data set with no free bytes in front.
+    pub fn new(bytes: Bytes) -> Self {
+        DataSet {
+            buf: bytes,
+            start: 0,
+        }
+    }
+
+    /// The data set's bytes (shares the buffer).
+    pub fn bytes(&self) -> Bytes {
+        self.buf.slice(self.start..)
+    }
+
+    /// `header` followed by the data set. Written into the free bytes when they are enough
+    /// and the buffer is not shared (no copy of the data set); otherwise copied.
+    pub fn with_header(self, header: &[u8]) -> Bytes {
+        let start = self.start;
+        if header.len() <= start {
+            match self.buf.try_into_mut() {
+                Ok(mut buf) => {
+                    let at = start - header.len();
+                    buf[at..start].copy_from_slice(header);
+                    return buf.freeze().slice(at..);
+                }
+                Err(buf) => return joined(header, &buf[start..]),
+            }
+        }
+        joined(header, &self.buf[start..])
+    }
+}
+
+fn joined(header: &[u8], data: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(header.len() + data.len());
+    out.extend_from_slice(header);
+    out.extend_from_slice(data);
+    out.into()
+}
+
+impl std::ops::Deref for DataSet {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
 }
 
 /// Rebuilds DIMSE messages from PDVs, one message at a time (no asynchronous operations).
@@ -215,11 +276,15 @@ impl Assembler {
             // A data set in one fragment: hand out the received bytes without a copy.
             self.whole = Some(pdv.data);
         } else {
+            if self.data.is_empty() {
+                // A new buffer per data set (the last one's size as a guess), so that the
+                // message owns it alone and a header can be written in front.
+                self.data
+                    .reserve(DATA_SET_HEADROOM + self.size_hint.max(pdv.data.len()));
+                self.data.resize(DATA_SET_HEADROOM, 0);
+            }
             if let Some(w) = self.whole.take() {
                 self.data.extend_from_slice(&w);
-            }
-            if self.data.is_empty() && self.data.capacity() < self.size_hint {
-                self.data.reserve(self.size_hint);
             }
             self.data.extend_from_slice(&pdv.data);
         }
@@ -234,16 +299,18 @@ impl Assembler {
         let data = if oversized {
             None
         } else {
-            Some(
-                self.whole
-                    .take()
-                    .unwrap_or_else(|| self.data.split().freeze()),
-            )
+            Some(match self.whole.take() {
+                Some(w) => DataSet::new(w),
+                None => DataSet {
+                    buf: std::mem::take(&mut self.data).freeze(),
+                    start: DATA_SET_HEADROOM,
+                },
+            })
         };
         Ok(Some(self.finish(command, data, oversized)))
     }
 
-    fn finish(&mut self, command: Command, data: Option<Bytes>, oversized: bool) -> Message {
+    fn finish(&mut self, command: Command, data: Option<DataSet>, oversized: bool) -> Message {
         let msg = Message {
             context_id: self.context_id.take().unwrap_or_default(),
             command,
@@ -279,6 +346,25 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_or_headerless_data_set_is_copied_behind_its_header() {
+        let data = Bytes::from_static(b"data set");
+        let whole = DataSet::new(data.clone());
+        assert_eq!(&whole.with_header(b"H")[..], b"Hdata set");
+        let shared = DataSet {
+            buf: Bytes::from(vec![0u8; 4].into_iter().chain(*b"data").collect::<Vec<u8>>()),
+            start: 4,
+        };
+        let keep = shared.clone();
+        assert_eq!(&shared.with_header(b"HEAD")[..], b"HEADdata");
+        assert_eq!(&keep[..], b"data", "the other owner's view is unchanged");
+        let small = DataSet {
+            buf: Bytes::from(b"..data".to_vec()),
+            start: 2,
+        };
+        assert_eq!(&small.with_header(b"HEAD")[..], b"HEADdata");
+    }
+
+    #[test]
     fn fragments_respect_max_pdu_and_reassemble() {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
         for max_pdu in [4096u32, 16384, 16385, 100_006, 0] {
@@ -301,7 +387,16 @@ mod tests {
             let msg = done.expect("complete message");
             assert_eq!(msg.context_id, 3);
             assert_eq!(msg.command, cmd);
-            assert_eq!(msg.data.unwrap(), data);
+            let got = msg.data.unwrap();
+                assert_eq!(&got[..], &data[..]);
+                // Reassembled from fragments, it takes a header in front in place: the data
+                // set is not copied (one fragment is handed out as received, and copied).
+                let at = got.as_ptr();
+                let file = got.with_header(b"HEADER");
+                assert_eq!(&file[..6], b"HEADER");
+                assert_eq!(&file[6..], &data[..]);
+                let fragmented = max_pdu != 0 && (max_pdu as usize) < data.len();
+                assert_eq!(file[6..].as_ptr() == at, fragmented, "max PDU {max_pdu}");
             assert!(!asm.in_progress());
         }
     }

@@ -148,7 +148,7 @@ impl<H: StoreHandler> Session<'_, H> {
             ));
         }
         let identifier = match &msg.data {
-            Some(d) if !msg.oversized => d.clone(),
+            Some(d) if !msg.oversized => d.bytes(),
             _ => {
                 return Err(Box::new(
                     cmd.response(status::CANNOT_UNDERSTAND)

@@ -222,7 +222,7 @@ impl StoreScu {
             let st = Self::check_response(&rq, &msg.command, CommandField::CFindRsp)?;
             match status::kind(st) {
                 StatusKind::Pending => {
-                    let data = msg.data.ok_or_else(|| {
+                    let data = msg.data.map(|d| d.bytes()).ok_or_else(|| {
                         DimseError::Protocol("pending C-FIND-RSP without identifier".into())
                     })?;
                     let ts_uid = self
@@ -279,7 +279,7 @@ impl StoreScu {
                         sop_class_uid: cmd.affected_sop_class_uid.clone().unwrap_or_default(),
                         sop_instance_uid: cmd.affected_sop_instance_uid.clone().unwrap_or_default(),
                         transfer_syntax_uid: ts,
-                        dataset,
+                        dataset: dataset.bytes(),
                     }),
                     _ => Err("data set missing or too large".into()),
                 };

@@ -29,7 +29,7 @@ use crate::assoc::{AcceptedContext, negotiate};
 use crate::command::{Command, CommandField};
 use crate::conn::{Conn, Incoming, Transport};
 use crate::error::DimseError;
-use crate::pdata::{Assembler, Message, pdv_items};
+use crate::pdata::{Assembler, DataSet, Message, pdv_items};
 use crate::sop::{STORAGE_SOP_CLASSES, STORAGE_TRANSFER_SYNTAXES, Service};
 use crate::status;
 
@@ -193,8 +193,9 @@ pub struct StoreRequest {
     pub sop_instance_uid: String,
     /// Transfer syntax of the presentation context, the encoding of `dataset`.
     pub transfer_syntax_uid: String,
-    /// The data set bytes exactly as received, in `transfer_syntax_uid` (no file meta).
-    pub dataset: Bytes,
+    /// The data set bytes exactly as received, in `transfer_syntax_uid` (no file meta),
+    /// with room in front for one ([`DataSet::with_header`]).
+    pub dataset: DataSet,
 }
 
 /// The result of storing one instance, sent back in the C-STORE-RSP.
@@ -797,7 +798,7 @@ impl<H: StoreHandler> Session<'_, H> {
         Ok(self.queue.len() != before)
     }
 
-    async fn dispatch(&mut self, msg: Message) -> Result<(), DimseError> {
+    async fn dispatch(&mut self, mut msg: Message) -> Result<(), DimseError> {
         let ctx_index = self.by_id[msg.context_id as usize].unwrap_or_default() as usize;
         let ctx = self.contexts[ctx_index].clone();
         match msg.command.field {
@@ -813,7 +814,7 @@ impl<H: StoreHandler> Session<'_, H> {
                 cmd.response(status::SUCCESS)
             }
             CommandField::CStoreRq => {
-                let rsp = self.store(&ctx, &msg).await;
+                let rsp = self.store(&ctx, &mut msg).await;
                 match status::kind(rsp.status.unwrap_or_default()) {
                     status::StatusKind::Success | status::StatusKind::Warning => self.stored += 1,
                     _ => self.failed += 1,
@@ -835,7 +836,7 @@ impl<H: StoreHandler> Session<'_, H> {
         self.conn.send_message(msg.context_id, &bytes, None).await
     }
 
-    async fn store(&mut self, ctx: &AcceptedContext, msg: &Message) -> Command {
+    async fn store(&mut self, ctx: &AcceptedContext, msg: &mut Message) -> Command {
         let cmd = &msg.command;
         let fail = |status: u16, comment: &str| cmd.response(status).with_error_comment(comment);
         self.bytes += msg.data_len as u64;
@@ -864,7 +865,9 @@ impl<H: StoreHandler> Session<'_, H> {
                 "SOP class differs from the presentation context",
             );
         }
-        let Some(dataset) = msg.data.clone() else {
+        // Taken, not cloned: the handler may write a header in front of it only while it is
+        // the buffer's one owner.
+        let Some(dataset) = msg.data.take() else {
             return fail(status::CANNOT_UNDERSTAND, "C-STORE-RQ without a data set");
         };
         let req = StoreRequest {

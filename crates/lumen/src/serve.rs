@@ -117,14 +117,15 @@ impl StoreHandler for ArchiveHandler {
 
 impl ArchiveHandler {
     async fn store_instance(&self, req: StoreRequest) -> StoreOutcome {
-        let bytes = match lumen_dicom::part10::wrap_dataset(
-            &req.dataset,
+        // The file meta goes into the room left in front of the received data set: the
+        // instance (often half a megabyte) is not copied to become a file.
+        let bytes = match lumen_dicom::part10::file_header(
             &req.sop_class_uid,
             &req.sop_instance_uid,
             &req.transfer_syntax_uid,
             Some(&req.calling_ae),
         ) {
-            Ok(b) => b,
+            Ok(header) => req.dataset.with_header(&header),
             Err(e) => {
                 return StoreOutcome::Failure {
                     status: 0xC000,
@@ -139,7 +140,7 @@ impl ArchiveHandler {
             .app
             .receive(
                 &actor,
-                bytes.into(),
+                bytes,
                 Origin::c_store(req.calling_ae.clone()),
             )
             .await
