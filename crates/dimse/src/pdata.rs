@@ -351,7 +351,12 @@ mod tests {
         let whole = DataSet::new(data.clone());
         assert_eq!(&whole.with_header(b"H")[..], b"Hdata set");
         let shared = DataSet {
-            buf: Bytes::from(vec![0u8; 4].into_iter().chain(*b"data").collect::<Vec<u8>>()),
+            buf: Bytes::from(
+                vec![0u8; 4]
+                    .into_iter()
+                    .chain(*b"data")
+                    .collect::<Vec<u8>>(),
+            ),
             start: 4,
         };
         let keep = shared.clone();
@@ -388,15 +393,15 @@ mod tests {
             assert_eq!(msg.context_id, 3);
             assert_eq!(msg.command, cmd);
             let got = msg.data.unwrap();
-                assert_eq!(&got[..], &data[..]);
-                // Reassembled from fragments, it takes a header in front in place: the data
-                // set is not copied (one fragment is handed out as received, and copied).
-                let at = got.as_ptr();
-                let file = got.with_header(b"HEADER");
-                assert_eq!(&file[..6], b"HEADER");
-                assert_eq!(&file[6..], &data[..]);
-                let fragmented = max_pdu != 0 && (max_pdu as usize) < data.len();
-                assert_eq!(file[6..].as_ptr() == at, fragmented, "max PDU {max_pdu}");
+            assert_eq!(&got[..], &data[..]);
+            // Reassembled from fragments, it takes a header in front in place: the data
+            // set is not copied (one fragment is handed out as received, and copied).
+            let at = got.as_ptr();
+            let file = got.with_header(b"HEADER");
+            assert_eq!(&file[..6], b"HEADER");
+            assert_eq!(&file[6..], &data[..]);
+            let fragmented = max_pdu != 0 && (max_pdu as usize) < data.len();
+            assert_eq!(file[6..].as_ptr() == at, fragmented, "max PDU {max_pdu}");
             assert!(!asm.in_progress());
         }
     }

@@ -138,11 +138,7 @@ impl ArchiveHandler {
             .dicom_actor(&req.calling_ae, Some(req.peer.ip().to_string()));
         match self
             .app
-            .receive(
-                &actor,
-                bytes,
-                Origin::c_store(req.calling_ae.clone()),
-            )
+            .receive(&actor, bytes, Origin::c_store(req.calling_ae.clone()))
             .await
         {
             // Routed by the store: the outbox rows committed with the instance.

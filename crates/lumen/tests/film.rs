@@ -11,12 +11,12 @@
 
 mod util;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use util::browser::{Browser, artifacts};
 use util::*;
 
 /// CT_small.dcm of pydicom's test files.
@@ -340,7 +340,7 @@ fn a_patient_link_opens_its_study_only_until_revoked_or_expired() {
         .header("x-patient-link-url")
         .expect("link url")
         .to_string();
-    let _ = std::fs::write(artifacts().join("patient-copy.pdf"), &copy.body);
+    let _ = std::fs::write(artifacts("film").join("patient-copy.pdf"), &copy.body);
     assert!(copy_url.starts_with(&format!("{base}/film/")));
     if let Some(text) = pdftotext(&copy.body) {
         let flat: String = text.chars().filter(|c| !c.is_whitespace()).collect();
@@ -539,176 +539,6 @@ fn server_url(server: &Server, url: &str) -> String {
     format!("{}{path}", server.http())
 }
 
-// ---------------------------------------------------------------- Chromium
-
-/// Where screenshots of these tests go.
-fn artifacts() -> PathBuf {
-    let base = std::env::var_os("LUMEN_ARTIFACTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts")
-        });
-    let dir = base.join("film");
-    std::fs::create_dir_all(&dir).expect("artifact dir");
-    dir
-}
-
-/// A headless Chromium session through a chromedriver child process (as in webapp.rs).
-struct Browser {
-    client: Option<Client>,
-    driver: Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    async fn start(lang: &str) -> Browser {
-        let port = free_port();
-        let profile = tempfile::tempdir().expect("profile dir");
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let args = vec![
-            "--headless=new".to_string(),
-            "--no-sandbox".into(),
-            "--disable-gpu".into(),
-            "--no-first-run".into(),
-            "--disable-background-networking".into(),
-            "--disable-component-update".into(),
-            "--disable-sync".into(),
-            "--disable-dev-shm-usage".into(),
-            "--window-size=420,900".into(),
-            format!("--lang={lang}"),
-            format!(
-                "--user-data-dir={}",
-                profile.path().join("chrome").display()
-            ),
-        ];
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": args,
-                "prefs": { "intl.accept_languages": lang },
-            },
-        });
-        let Value::Object(caps) = caps else {
-            unreachable!()
-        };
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let client = loop {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector)
-                .capabilities(caps.clone())
-                .connect(&url)
-                .await
-            {
-                Ok(c) => break c,
-                Err(e) => {
-                    assert!(Instant::now() < deadline, "cannot start Chromium: {e}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        };
-        Browser {
-            client: Some(client),
-            driver,
-            _profile: profile,
-        }
-    }
-
-    fn c(&self) -> &Client {
-        self.client.as_ref().expect("client")
-    }
-
-    async fn screenshot(&self, name: &str) {
-        if let Ok(png) = self.c().screenshot().await {
-            let path = artifacts().join(name);
-            let _ = std::fs::write(&path, png);
-            eprintln!("screenshot: {}", path.display());
-        }
-    }
-
-    async fn js(&self, script: &str) -> Value {
-        self.c()
-            .execute(script, vec![])
-            .await
-            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
-    }
-
-    /// Polls `script` until it returns something truthy (with a deadline).
-    async fn wait_js(&self, script: &str, what: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let v = self.js(script).await;
-            if !(v.is_null() || v == Value::Bool(false) || v == json!("") || v == json!(0)) {
-                return v;
-            }
-            if Instant::now() > deadline {
-                self.screenshot(&format!("timeout-{}.png", what.replace(' ', "-")))
-                    .await;
-                let body = self.js("return document.body.innerText").await;
-                panic!("timed out waiting for {what}; page text:\n{body}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Clicks the first element matching `css`, waiting (with a deadline) for it.
-    async fn click(&self, css: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match self.c().find(Locator::Css(css)).await {
-                Ok(el) => match el.click().await {
-                    Ok(_) => return,
-                    Err(e) if Instant::now() >= deadline => panic!("click {css}: {e}"),
-                    Err(_) => {}
-                },
-                Err(e) if Instant::now() >= deadline => panic!("no {css}: {e}"),
-                Err(_) => {}
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Signs in through the login page as `user`.
-    async fn login(&self, server: &Server, user: &str, password: &str) {
-        self.c()
-            .goto(&format!("{}/login", server.http()))
-            .await
-            .expect("open /login");
-        for (name, value) in [("username", user), ("password", password)] {
-            let css = format!("form#login-form input[name={name}]");
-            let deadline = Instant::now() + Duration::from_secs(20);
-            let field = loop {
-                match self.c().find(Locator::Css(&css)).await {
-                    Ok(f) => break f,
-                    Err(e) if Instant::now() >= deadline => panic!("no {css}: {e}"),
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            };
-            field.send_keys(value).await.expect("type");
-        }
-        self.click("#login-submit").await;
-        self.wait_js(
-            "return location.pathname === '/' && document.body.dataset.ready === 'true'",
-            "the app after signing in",
-        )
-        .await;
-    }
-
-    async fn close(mut self) {
-        if let Some(c) = self.client.take() {
-            let _ = c.close().await;
-        }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_link_opens_the_study_in_chromium_without_login_until_revoked() {
     let Some(shared) = shared_data() else { return };
@@ -728,7 +558,7 @@ async fn the_link_opens_the_study_in_chromium_without_login_until_revoked() {
     let id = string(&link["id"]);
 
     for lang in ["zh-CN", "en"] {
-        let b = Browser::start(lang).await;
+        let b = Browser::start(lang, "film").await;
         // A fresh browser: no session cookie, nobody signed in.
         b.c().goto(&url).await.expect("open the link");
         let width = b
@@ -785,7 +615,7 @@ async fn the_link_opens_the_study_in_chromium_without_login_until_revoked() {
         )
     });
     assert_eq!(revoked.status, 200, "{}", revoked.text());
-    let b = Browser::start("en").await;
+    let b = Browser::start("en", "film").await;
     b.c().goto(&url).await.expect("open the revoked link");
     b.wait_js(
         "const m = document.querySelector('#film-invalid');
@@ -858,7 +688,7 @@ async fn a_radiologist_hands_out_and_revokes_a_link_in_the_report_panel() {
         sign(&server);
         server
     });
-    let b = Browser::start("en-US").await;
+    let b = Browser::start("en-US", "film").await;
     b.login(&server, TEST_USERS[0].0, TEST_USERS[0].2).await;
     b.c()
         .goto(&format!("{}/?lang=en#/study/{CT}", server.http()))

@@ -3,7 +3,9 @@
 //! their own under B's patient ID. B's `[consortium] patient_match = "demographics"` links
 //! B's patient whose name, birth date and sex are identical, and only that one; a user
 //! links another explicitly. B's radiologist then finds every prior of the patient, its
-//! own and those shared by A, each from its own grant; the links are on B's ledger.
+//! own and those shared by A, each from its own grant; the links are on B's ledger. In
+//! Chromium, B's study page shows who shared the study, what arrived and the priors, and,
+//! once A is down, that A does not answer.
 //! LIDC-IDRI-0001 slices are rewritten with DCMTK's dcmodify into the studies needed.
 
 mod util;
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::json;
+use util::browser::Browser;
 use util::*;
 
 /// Copies `files` into `dir` and rewrites them into one study of `patient` (ID, name,
@@ -304,6 +307,64 @@ fn priors_across_members_through_the_consortium_patient_index() {
     assert_eq!(st["origin_reachable"], true, "{st}");
     assert!(shared(&b_own).is_null(), "B's own study is not shared");
 
+    // B's radiologist sees it under the study header in the web app: who shared the study
+    // and what of it arrived, and the patient's priors, each linked to its study.
+    let browser = (have_tool("chromium") && have_tool("chromedriver"))
+        .then(|| tokio::runtime::Runtime::new().expect("runtime"));
+    let open_study = |rt: &tokio::runtime::Runtime| {
+        rt.block_on(async {
+            let br = Browser::start("en", "patients").await;
+            br.login(&b, TEST_USERS[0].0, TEST_USERS[0].2).await;
+            br.c()
+                .goto(&format!("{base_b}/#/study/{a_now}"))
+                .await
+                .expect("open the study");
+            br
+        })
+    };
+    if let Some(rt) = &browser {
+        let br = open_study(rt);
+        let (status, links) = rt.block_on(async {
+            let status = br
+                .wait_js(
+                    "const s = document.querySelector('.study-notes .shared-status');
+                     return s ? s.textContent : null",
+                    "the shared-study note",
+                )
+                .await;
+            let links = br
+                .wait_js(
+                    "const p = document.querySelector('.study-notes .priors');
+                     return p ? [...p.querySelectorAll('a')].map(a =>
+                       [decodeURIComponent(a.getAttribute('href')), a.title]) : null",
+                    "the priors",
+                )
+                .await;
+            br.screenshot("b-study-notes.png").await;
+            (status, links)
+        });
+        let status = status.as_str().unwrap_or_default().to_string();
+        assert!(
+            status.contains("Shared by clinic-a") && status.contains("3 of 3 instances"),
+            "{status}"
+        );
+        let links: Vec<(String, String)> = serde_json::from_value(links).expect("priors links");
+        let href = |uid: &str| format!("#/study/{uid}");
+        for (uid, title) in [
+            (&b_own, "this hospital"),
+            (&a_old, "clinic-a"),
+            (&b_other, "this hospital"),
+        ] {
+            assert!(
+                links
+                    .iter()
+                    .any(|(h, t)| *h == href(uid) && t.to_lowercase().contains(title)),
+                "{uid} ({title}) not among {links:?}"
+            );
+        }
+        rt.block_on(br.close());
+    }
+
     // A goes down while B reads: B keeps serving what it has, and says that A does not
     // answer once the re-checks go unanswered.
     a.kill9();
@@ -319,4 +380,25 @@ fn priors_across_members_through_the_consortium_patient_index() {
         (st["origin_reachable"] == false).then_some(st)
     });
     assert_eq!(st["received"], 3, "{st}");
+    // ...and the study page says so too.
+    if let Some(rt) = &browser {
+        let br = open_study(rt);
+        let warn = rt.block_on(async {
+            let w = br
+                .wait_js(
+                    "const s = document.querySelector('.study-notes .shared-status.warn');
+                     return s ? s.textContent : null",
+                    "the warning that the origin does not answer",
+                )
+                .await;
+            br.screenshot("b-origin-down.png").await;
+            br.close().await;
+            w
+        });
+        assert!(
+            warn.as_str()
+                .is_some_and(|w| w.contains("clinic-a has not answered since")),
+            "{warn}"
+        );
+    }
 }

@@ -2,6 +2,8 @@
 //! from `../shared/data`, external tools (DCMTK, the Python DICOM clients).
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
