@@ -106,21 +106,23 @@ const USER_COLS: &str = "u.id, u.username, u.display_name, u.role, u.org, u.pass
 impl Store {
     /// Creates the organisation if it does not exist (its name is left as it was).
     pub async fn ensure_org(&self, id: &str, name: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(now_ms())
-        .execute(&self.writer)
-        .await?;
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            sqlx::query(d.sql(
+                "INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
+            ))
+            .bind(id)
+            .bind(name)
+            .bind(now_ms())
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
     /// Every organisation.
     pub async fn orgs(&self) -> Result<Vec<OrgRow>, StoreError> {
         let rows = sqlx::query("SELECT id, name FROM orgs ORDER BY id")
-            .fetch_all(&self.reader)
+            .fetch_all(self.sqlite_reader()?)
             .await?;
         rows.iter()
             .map(|r| {
@@ -137,7 +139,7 @@ impl Store {
         Ok(
             sqlx::query_scalar::<_, String>("SELECT org FROM studies WHERE study_uid = ?")
                 .bind(study_uid)
-                .fetch_optional(&self.reader)
+                .fetch_optional(self.sqlite_reader()?)
                 .await?,
         )
     }
@@ -150,7 +152,7 @@ impl Store {
     ) -> Result<Option<(String, String, String)>, StoreError> {
         let row = sqlx::query("SELECT patient_id, attrs, org FROM studies WHERE study_uid = ?")
             .bind(study_uid)
-            .fetch_optional(&self.reader)
+            .fetch_optional(self.sqlite_reader()?)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let attrs = crate::parse_map(&row.try_get::<String, _>(1)?)?;
@@ -163,7 +165,7 @@ impl Store {
     /// How many user accounts exist.
     pub async fn user_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM users")
-            .fetch_one(&self.reader)
+            .fetch_one(self.sqlite_reader()?)
             .await?)
     }
 
@@ -183,7 +185,7 @@ impl Store {
         .bind(i64::from(u.must_change_password))
         .bind(now)
         .bind(now)
-        .execute(&self.writer)
+        .execute(self.sqlite_writer()?)
         .await?;
         Ok((r.rows_affected() == 1).then(|| r.last_insert_rowid()))
     }
@@ -193,7 +195,7 @@ impl Store {
         let sql = format!("SELECT {USER_COLS} FROM users u WHERE u.username = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(username)
-            .fetch_optional(&self.writer)
+            .fetch_optional(self.sqlite_writer()?)
             .await?;
         row.as_ref().map(user_row).transpose()
     }
@@ -206,7 +208,7 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(org)
             .bind(org)
-            .fetch_all(&self.reader)
+            .fetch_all(self.sqlite_reader()?)
             .await?;
         rows.iter().map(user_row).collect()
     }
@@ -221,7 +223,7 @@ impl Store {
         display_name: Option<&str>,
         disabled: Option<bool>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         let r = sqlx::query(
             "UPDATE users SET role = coalesce(?, role), org = coalesce(?, org),
                display_name = coalesce(?, display_name), disabled = coalesce(?, disabled)
@@ -261,7 +263,7 @@ impl Store {
         keep: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE users SET password_hash = ?, must_change_password = ?, password_changed_at = ?
              WHERE id = ?",
@@ -302,7 +304,7 @@ impl Store {
         .bind(csrf)
         .bind(now_ms())
         .bind(expires_at)
-        .execute(&self.writer)
+        .execute(self.sqlite_writer()?)
         .await?;
         Ok(())
     }
@@ -316,7 +318,7 @@ impl Store {
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(token_hash)
             .bind(now_ms())
-            .fetch_optional(&self.reader)
+            .fetch_optional(self.sqlite_reader()?)
             .await?;
         row.map(|r| {
             Ok(SessionRow {
@@ -335,7 +337,7 @@ impl Store {
         )
         .bind(now_ms())
         .bind(token_hash)
-        .execute(&self.writer)
+        .execute(self.sqlite_writer()?)
         .await?;
         Ok(())
     }
@@ -345,7 +347,7 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         for e in events {
             // The time's milliseconds, for range searches and the retention sweep; an
             // unreadable time is recorded as now.
@@ -421,7 +423,7 @@ impl Store {
         }
         let rows = q
             .bind(i64::try_from(f.limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.reader)
+            .fetch_all(self.sqlite_reader()?)
             .await?;
         rows.iter()
             .map(|r| {
@@ -464,7 +466,7 @@ impl Store {
         let cutoff = now_ms() - i64::from(days) * 86_400_000;
         let r = sqlx::query("DELETE FROM audit WHERE time_ms < ?")
             .bind(cutoff)
-            .execute(&self.writer)
+            .execute(self.sqlite_writer()?)
             .await?;
         Ok(r.rows_affected())
     }
@@ -473,7 +475,7 @@ impl Store {
     pub async fn audit_forwarded(&self) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar::<_, i64>("SELECT seq FROM audit_forwarded WHERE id = 1")
-                .fetch_optional(&self.reader)
+                .fetch_optional(self.sqlite_reader()?)
                 .await?
                 .unwrap_or(0),
         )
@@ -486,7 +488,7 @@ impl Store {
              ON CONFLICT(id) DO UPDATE SET seq = max(seq, excluded.seq)",
         )
         .bind(seq)
-        .execute(&self.writer)
+        .execute(self.sqlite_writer()?)
         .await?;
         Ok(())
     }

@@ -64,7 +64,7 @@ impl Store {
     /// Hands jobs left `running` by a process that died back to the queue.
     pub async fn recover_ai_jobs(&self) -> Result<u64, StoreError> {
         let r = sqlx::query("UPDATE ai_jobs SET state = 'waiting' WHERE state = 'running'")
-            .execute(&self.writer)
+            .execute(self.sqlite_writer()?)
             .await?;
         Ok(r.rows_affected())
     }
@@ -73,7 +73,7 @@ impl Store {
     pub async fn claim_ai_job(&self, quiet: Duration) -> Result<Option<AiJob>, StoreError> {
         let now = now_ms();
         let quiet_ms = i64::try_from(quiet.as_millis()).unwrap_or(i64::MAX);
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
             "SELECT series_uid, study_uid, attempts, last_instance_at FROM ai_jobs
              WHERE state = 'waiting' AND last_instance_at <= ? AND not_before <= ?
@@ -147,7 +147,7 @@ impl Store {
         .bind(now)
         .bind(&job.series_uid)
         .bind(job.last_instance_at)
-        .execute(&self.writer)
+        .execute(self.sqlite_writer()?)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -159,7 +159,7 @@ impl Store {
              WHERE study_uid = ? ORDER BY series_uid",
         )
         .bind(study_uid)
-        .fetch_all(&self.reader)
+        .fetch_all(self.sqlite_reader()?)
         .await?;
         rows.into_iter()
             .map(|r| {
@@ -184,7 +184,7 @@ impl Store {
         let mut n = 0;
         let series = sqlx::query("SELECT series_uid, modality FROM series WHERE study_uid = ?")
             .bind(study_uid)
-            .fetch_all(&self.reader)
+            .fetch_all(self.sqlite_reader()?)
             .await?;
         for row in series {
             let (uid, modality): (String, String) = (row.try_get(0)?, row.try_get(1)?);
@@ -201,7 +201,7 @@ impl Store {
             .bind(&uid)
             .bind(study_uid)
             .bind(now)
-            .execute(&self.writer)
+            .execute(self.sqlite_writer()?)
             .await?;
             n += 1;
         }

@@ -106,7 +106,7 @@ impl Store {
     /// Appends a ledger entry in a transaction of its own (for events that have none, such
     /// as an export); returns its index in the tree.
     pub async fn append_ledger_entry(&self, e: &NewLedgerEntry) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         let seq = insert_entry(&mut tx, e).await?;
         tx.commit().await?;
         Ok(seq)
@@ -124,7 +124,7 @@ impl Store {
         )
         .bind(i64::try_from(from).unwrap_or(i64::MAX))
         .bind(limit)
-        .fetch_all(&self.reader)
+        .fetch_all(self.sqlite_reader()?)
         .await?;
         rows.iter().map(row).collect()
     }
@@ -139,7 +139,7 @@ impl Store {
              WHERE study_uid = ? ORDER BY seq",
         )
         .bind(study_uid)
-        .fetch_all(&self.reader)
+        .fetch_all(self.sqlite_reader()?)
         .await?;
         rows.iter().map(row).collect()
     }
@@ -154,7 +154,7 @@ impl Store {
              WHERE study_uid = ?",
         )
         .bind(study_uid)
-        .execute(&self.writer)
+        .execute(self.sqlite_writer()?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -163,7 +163,7 @@ impl Store {
     pub async fn witness_state(&self, origin: &str) -> Result<Option<(u64, [u8; 32])>, StoreError> {
         let row = sqlx::query("SELECT size, root FROM witness_state WHERE origin = ?")
             .bind(origin)
-            .fetch_optional(&self.writer)
+            .fetch_optional(self.sqlite_writer()?)
             .await?;
         let Some(r) = row else { return Ok(None) };
         let size: i64 = r.try_get(0)?;
@@ -190,7 +190,7 @@ impl Store {
         .bind(origin)
         .bind(i64::try_from(size).map_err(|_| StoreError::Corrupt("witness size".into()))?)
         .bind(root.as_slice())
-        .execute(&self.writer)
+        .execute(self.sqlite_writer()?)
         .await?;
         Ok(())
     }

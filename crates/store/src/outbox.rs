@@ -204,7 +204,7 @@ impl Store {
         .bind(now)
         .bind(now - CLAIM_LEASE_MS)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.writer)
+        .fetch_all(self.sqlite_writer()?)
         .await?;
         let mut out = rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|e| e.id);
@@ -216,7 +216,7 @@ impl Store {
         sqlx::query("DELETE FROM outbox WHERE id = ? AND claimed_ms IS ?")
             .bind(e.id)
             .bind(e.claimed_ms)
-            .execute(&self.writer)
+            .execute(self.sqlite_writer()?)
             .await?;
         Ok(())
     }
@@ -237,7 +237,7 @@ impl Store {
         .bind(error)
         .bind(e.id)
         .bind(e.claimed_ms)
-        .execute(&self.writer)
+        .execute(self.sqlite_writer()?)
         .await?;
         Ok(())
     }
@@ -253,7 +253,7 @@ impl Store {
         .bind(error)
         .bind(e.id)
         .bind(e.claimed_ms)
-        .execute(&self.writer)
+        .execute(self.sqlite_writer()?)
         .await?;
         Ok(())
     }
@@ -267,19 +267,19 @@ impl Store {
              FROM outbox WHERE state = 'pending'",
         )
         .bind(CLAIM_LEASE_MS)
-        .fetch_one(&self.reader)
+        .fetch_one(self.sqlite_reader()?)
         .await?;
         Ok(row.try_get(0)?)
     }
 
     /// Every outbox row, oldest first.
     pub async fn outbox_entries(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        all_entries(&self.reader).await
+        all_entries(self.sqlite_reader()?).await
     }
 
     /// Puts refused rows (of one destination, or all) back in line; returns how many.
     pub async fn outbox_retry_failed(&self, destination: Option<&str>) -> Result<u64, StoreError> {
-        let n = retry_failed(&self.writer, destination).await?;
+        let n = retry_failed(self.sqlite_writer()?, destination).await?;
         if n > 0 {
             self.outbox_wake.notify_one();
         }
@@ -293,9 +293,11 @@ impl Store {
 
     /// Hands back the claims of a process that died (called when the store opens).
     pub(crate) async fn release_outbox_claims(&self) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET claimed_ms = NULL WHERE claimed_ms IS NOT NULL")
-            .execute(&self.writer)
-            .await?;
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            sqlx::query(d.sql("UPDATE outbox SET claimed_ms = NULL WHERE claimed_ms IS NOT NULL"))
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -367,7 +369,7 @@ impl Store {
         .fetch_all(&old)
         .await?;
         old.close().await;
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         let mut n = 0;
         for r in &rows {
             let state: String = r.try_get(7)?;

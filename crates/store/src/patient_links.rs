@@ -70,7 +70,7 @@ impl Store {
         link: &NewPatientLink,
         entry: &NewLedgerEntry,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO patient_links (id, token_hash, study_uid, org, created_by, created_at,
                expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -97,7 +97,7 @@ impl Store {
         let sql = format!("SELECT {COLS} FROM patient_links WHERE token_hash = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(token_hash)
-            .fetch_optional(&self.reader)
+            .fetch_optional(self.sqlite_reader()?)
             .await?;
         row.as_ref().map(link_row).transpose()
     }
@@ -107,7 +107,7 @@ impl Store {
         let sql = format!("SELECT {COLS} FROM patient_links WHERE id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
-            .fetch_optional(&self.reader)
+            .fetch_optional(self.sqlite_reader()?)
             .await?;
         row.as_ref().map(link_row).transpose()
     }
@@ -119,7 +119,7 @@ impl Store {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(study_uid)
-            .fetch_all(&self.reader)
+            .fetch_all(self.sqlite_reader()?)
             .await?;
         rows.iter().map(link_row).collect()
     }
@@ -133,7 +133,7 @@ impl Store {
         at: i64,
         entry: &NewLedgerEntry,
     ) -> Result<Option<u64>, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE patient_links SET revoked_at = ?, revoked_by = ?
              WHERE id = ? AND revoked_at IS NULL",
@@ -237,19 +237,19 @@ mod tests {
         ] {
             assert!(
                 sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&store.writer)
+                    .execute(store.sqlite_writer().expect("sqlite index"))
                     .await
                     .is_err(),
                 "{sql}"
             );
         }
         sqlx::query("UPDATE patient_links SET expires_at = 2000")
-            .execute(&store.writer)
+            .execute(store.sqlite_writer().expect("sqlite index"))
             .await
             .expect("shortened");
         assert!(
             sqlx::query("UPDATE patient_links SET expires_at = 1000")
-                .execute(&store.writer)
+                .execute(store.sqlite_writer().expect("sqlite index"))
                 .await
                 .is_err(),
             "a link must expire after it was created"

@@ -64,7 +64,7 @@ impl Store {
         )
         .bind(issuer)
         .bind(patient_id)
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.sqlite_reader()?)
         .await?)
     }
 
@@ -79,7 +79,7 @@ impl Store {
         linked_by: &str,
         entries: &[NewLedgerEntry],
     ) -> Result<LinkOutcome, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "INSERT INTO patient_xref (issuer, patient_id, consortium_id, how, linked_by,
                 created_ms) VALUES (?, ?, ?, ?, ?, ?)
@@ -124,7 +124,7 @@ impl Store {
              ORDER BY issuer, patient_id",
         )
         .bind(consortium_id)
-        .fetch_all(&self.reader)
+        .fetch_all(self.sqlite_reader()?)
         .await?)
     }
 
@@ -142,7 +142,7 @@ impl Store {
         .bind(origin)
         .bind(share_id)
         .bind(consortium_id)
-        .execute(&self.writer)
+        .execute(self.sqlite_writer()?)
         .await?;
         Ok(())
     }
@@ -158,7 +158,7 @@ impl Store {
         )
         .bind(origin)
         .bind(share_id)
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.sqlite_reader()?)
         .await?)
     }
 
@@ -182,7 +182,7 @@ impl Store {
              ORDER BY st.study_date DESC, st.study_uid",
         )
         .bind(patient_id)
-        .fetch_all(&self.reader)
+        .fetch_all(self.sqlite_reader()?)
         .await?;
         let mut out = Vec::new();
         for r in rows {
@@ -213,7 +213,7 @@ impl Store {
     ) -> Result<Option<(String, serde_json::Map<String, serde_json::Value>)>, StoreError> {
         let row = sqlx::query("SELECT patient_id, attrs FROM studies WHERE study_uid = ?")
             .bind(study_uid)
-            .fetch_optional(&self.reader)
+            .fetch_optional(self.sqlite_reader()?)
             .await?;
         row.map(|r| {
             Ok((
@@ -243,7 +243,7 @@ impl Store {
              LIMIT 1000",
         )
         .bind(name)
-        .fetch_all(&self.reader)
+        .fetch_all(self.sqlite_reader()?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -266,7 +266,7 @@ impl Store {
             .bind(instances)
             .bind(origin)
             .bind(share_id)
-            .execute(&self.writer)
+            .execute(self.sqlite_writer()?)
             .await?;
         Ok(())
     }
@@ -284,13 +284,13 @@ impl Store {
         )
         .bind(&grant.origin)
         .bind(&grant.share_id)
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.sqlite_reader()?)
         .await?
         .flatten();
         let received: Option<i64> =
             sqlx::query_scalar("SELECT num_instances FROM studies WHERE study_uid = ?")
                 .bind(study_uid)
-                .fetch_optional(&self.reader)
+                .fetch_optional(self.sqlite_reader()?)
                 .await?;
         Ok(Some(GrantProgress {
             grant,

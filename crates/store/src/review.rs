@@ -270,7 +270,7 @@ impl Store {
         let attrs: Option<String> =
             sqlx::query_scalar("SELECT attrs FROM studies WHERE study_uid = ?")
                 .bind(study_uid)
-                .fetch_optional(&self.reader)
+                .fetch_optional(self.sqlite_reader()?)
                 .await?;
         attrs.map(|a| crate::parse_map(&a)).transpose()
     }
@@ -281,7 +281,7 @@ impl Store {
             "SELECT {REVIEW_COLUMNS} WHERE study_uid = ? ORDER BY origin, length(finding_id), finding_id"
         )))
         .bind(study_uid)
-        .fetch_all(&self.reader)
+        .fetch_all(self.sqlite_reader()?)
         .await?;
         rows.iter().map(review_from_row).collect()
     }
@@ -298,7 +298,7 @@ impl Store {
         )
         .bind(study_uid)
         .bind(finding_id)
-        .fetch_all(&self.reader)
+        .fetch_all(self.sqlite_reader()?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -322,7 +322,7 @@ impl Store {
         action: FindingAction<'_>,
     ) -> Result<FindingReview, ReviewError> {
         let now = now_ms();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         let signed: Option<String> =
             sqlx::query_scalar("SELECT status FROM reports WHERE study_uid = ?")
                 .bind(study_uid)
@@ -459,14 +459,14 @@ impl Store {
             "SELECT status, lang, sections, edited_by, pending FROM reports WHERE study_uid = ?",
         )
         .bind(study_uid)
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.sqlite_reader()?)
         .await?;
         let versions = sqlx::query(
             "SELECT version, kind, lang, content, signer_id, signer, signed_at, pdf_sop_uid,
                sr_sop_uid FROM report_versions WHERE study_uid = ? ORDER BY version",
         )
         .bind(study_uid)
-        .fetch_all(&self.reader)
+        .fetch_all(self.sqlite_reader()?)
         .await?
         .iter()
         .map(|r| {
@@ -521,7 +521,7 @@ impl Store {
         actor: &str,
     ) -> Result<(), ReviewError> {
         let now = now_ms();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM reports WHERE study_uid = ?")
                 .bind(study_uid)
@@ -563,7 +563,7 @@ impl Store {
         signer: &str,
     ) -> Result<PendingSignature, ReviewError> {
         let now = now_ms();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query("SELECT status, pending FROM reports WHERE study_uid = ?")
             .bind(study_uid)
             .fetch_optional(&mut *tx)
@@ -634,7 +634,7 @@ impl Store {
         sr_sop_uid: &str,
         ledger: Option<&crate::NewLedgerEntry>,
     ) -> Result<(), ReviewError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         let done: Option<i64> = sqlx::query_scalar(
             "SELECT version FROM report_versions WHERE study_uid = ? AND version = ?",
         )
@@ -749,26 +749,7 @@ impl Store {
         } else {
             format!(" WHERE {}", conds.join(" AND "))
         };
-        let total = if conds.is_empty() {
-            // Kept by triggers (migration 0008): no count over the archive for the first page.
-            sqlx::query_scalar::<_, i64>("SELECT n FROM index_counts WHERE name = 'studies'")
-                .fetch_one(&self.reader)
-                .await?
-        } else if only_org && let Some(o) = &f.org {
-            // Kept by triggers too (migration 0009), per organisation.
-            sqlx::query_scalar::<_, i64>("SELECT n FROM org_counts WHERE org = ?")
-                .bind(o)
-                .fetch_optional(&self.reader)
-                .await?
-                .unwrap_or(0)
-        } else {
-            let count_sql = format!("SELECT count(*) {from}{where_sql}");
-            let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));
-            for b in &binds {
-                q = q.bind(b);
-            }
-            q.fetch_one(&self.reader).await?
-        };
+        let page = [f.limit, f.offset].map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let page_sql = format!(
             "SELECT st.study_uid, st.attrs, st.modalities, st.num_series, st.num_instances,
                st.ai_state, coalesce(r.lung_rads, st.ai_lung_rads), coalesce(r.status, 'unread'),
@@ -780,21 +761,40 @@ impl Store {
              ORDER BY st.study_date DESC, st.study_time DESC, st.created_at DESC, st.study_uid DESC
              LIMIT ? OFFSET ?"
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(page_sql));
-        for b in &binds {
-            q = q.bind(b);
-        }
-        let rows = q
-            .bind(i64::try_from(f.limit).unwrap_or(i64::MAX))
-            .bind(i64::try_from(f.offset).unwrap_or(i64::MAX))
-            .fetch_all(&self.reader)
-            .await?;
-        let items = rows
-            .iter()
-            .map(|r| {
+        let (total, items) = crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let total = if conds.is_empty() {
+                // Kept by triggers (migration 0008): no count over the archive for the first
+                // page.
+                sqlx::query_scalar::<_, i64>(
+                    d.sql("SELECT n FROM index_counts WHERE name = 'studies'"),
+                )
+                .fetch_one(pool)
+                .await?
+            } else if only_org && let Some(o) = &f.org {
+                // Kept by triggers too (migration 0009), per organisation.
+                sqlx::query_scalar::<_, i64>(d.sql("SELECT n FROM org_counts WHERE org = ?"))
+                    .bind(o)
+                    .fetch_optional(pool)
+                    .await?
+                    .unwrap_or(0)
+            } else {
+                let count_sql = format!("SELECT count(*) {from}{where_sql}");
+                let mut q = sqlx::query_scalar::<_, i64>(d.sql(count_sql));
+                for b in &binds {
+                    q = q.bind(b);
+                }
+                q.fetch_one(pool).await?
+            };
+            let mut q = sqlx::query(d.sql(page_sql));
+            for b in &binds {
+                q = q.bind(b);
+            }
+            let rows = q.bind(page[0]).bind(page[1]).fetch_all(pool).await?;
+            let mut items = Vec::with_capacity(rows.len());
+            for r in &rows {
                 let modalities: String = r.try_get(2)?;
                 let reported_by: Option<String> = r.try_get(9)?;
-                Ok(WorklistRow {
+                items.push(WorklistRow {
                     study_uid: r.try_get(0)?,
                     attrs: crate::parse_map(&r.try_get::<String, _>(1)?)?,
                     modalities: modalities
@@ -812,9 +812,10 @@ impl Store {
                     },
                     shared_from: r.try_get(8)?,
                     reported_by,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+                });
+            }
+            (total, items)
+        });
         Ok(Worklist { total, items })
     }
 }

@@ -149,7 +149,7 @@ impl Store {
         entries: &[NewLedgerEntry],
     ) -> Result<Vec<u64>, StoreError> {
         let now = now_ms();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO shares (id, study_uid, to_member, purpose, consent, status, created_by,
                 org, created_ms) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)",
@@ -206,7 +206,7 @@ impl Store {
         entries: &[NewLedgerEntry],
     ) -> Result<bool, StoreError> {
         let now = now_ms();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE shares SET status = 'revoked', revoked_by = ?, revoked_ms = ?
              WHERE id = ? AND status = 'active' RETURNING {SHARE_COLS}"
@@ -243,7 +243,7 @@ impl Store {
             "SELECT {SHARE_COLS} FROM shares WHERE id = ?"
         )))
         .bind(id)
-        .fetch_optional(&self.writer)
+        .fetch_optional(self.sqlite_writer()?)
         .await?;
         row.as_ref().map(share).transpose()
     }
@@ -261,7 +261,7 @@ impl Store {
         )))
         .bind(study_uid)
         .bind(org)
-        .fetch_all(&self.reader)
+        .fetch_all(self.sqlite_reader()?)
         .await?;
         rows.iter().map(share).collect()
     }
@@ -274,7 +274,7 @@ impl Store {
         member_name: &str,
         entries: &[NewLedgerEntry],
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "UPDATE shares SET reported_by = ?, reported_ms = ? WHERE id = ? AND reported_by IS NULL",
         )
@@ -297,7 +297,7 @@ impl Store {
         g: &GrantRow,
         entries: &[NewLedgerEntry],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "INSERT INTO grants (origin, share_id, study_uid, origin_name, purpose, consent,
                 status, created_ms, checked_ms) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?)
@@ -335,7 +335,7 @@ impl Store {
         )))
         .bind(origin)
         .bind(study_uid)
-        .fetch_optional(&self.writer)
+        .fetch_optional(self.sqlite_writer()?)
         .await?;
         row.as_ref().map(grant).transpose()
     }
@@ -347,7 +347,7 @@ impl Store {
              ORDER BY created_ms LIMIT 1"
         )))
         .bind(study_uid)
-        .fetch_optional(&self.reader)
+        .fetch_optional(self.sqlite_reader()?)
         .await?;
         row.as_ref().map(grant).transpose()
     }
@@ -360,7 +360,7 @@ impl Store {
                AND NOT EXISTS (SELECT 1 FROM grants WHERE study_uid = ?1 AND status = 'active')",
         )
         .bind(study_uid)
-        .fetch_one(&self.writer)
+        .fetch_one(self.sqlite_writer()?)
         .await?;
         Ok(n > 0)
     }
@@ -373,7 +373,7 @@ impl Store {
                AND NOT EXISTS (SELECT 1 FROM studies st WHERE st.study_uid = g.study_uid)
              ORDER BY created_ms DESC LIMIT 100"
         )))
-        .fetch_all(&self.reader)
+        .fetch_all(self.sqlite_reader()?)
         .await?;
         rows.iter().map(grant).collect()
     }
@@ -383,7 +383,7 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {GRANT_COLS} FROM grants WHERE status = 'active' ORDER BY checked_ms"
         )))
-        .fetch_all(&self.reader)
+        .fetch_all(self.sqlite_reader()?)
         .await?;
         rows.iter().map(grant).collect()
     }
@@ -394,7 +394,7 @@ impl Store {
             .bind(now_ms())
             .bind(origin)
             .bind(share_id)
-            .execute(&self.writer)
+            .execute(self.sqlite_writer()?)
             .await?;
         Ok(())
     }
@@ -408,7 +408,7 @@ impl Store {
         share_id: &str,
         entries: &[NewLedgerEntry],
     ) -> Result<(bool, u64), StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
             "UPDATE grants SET status = 'revoked', revoked_ms = ?
              WHERE origin = ? AND share_id = ? AND status = 'active' RETURNING study_uid",
@@ -453,7 +453,7 @@ impl Store {
     /// Purges a study's instances again (an instance that was in flight when its grant
     /// was revoked); how many.
     pub async fn purge_study(&self, study_uid: &str) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         let paths = purge_rows(&mut tx, study_uid).await?;
         tx.commit().await?;
         let n = paths.len() as u64;
@@ -496,7 +496,7 @@ impl Store {
         .bind(now)
         .bind(now - CLAIM_LEASE_MS)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.writer)
+        .fetch_all(self.sqlite_writer()?)
         .await?;
         let mut out = rows
             .iter()
@@ -524,7 +524,7 @@ impl Store {
     pub async fn share_outbox_done(&self, e: &ShareOutboxEntry) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM share_outbox WHERE id = ?")
             .bind(e.id)
-            .execute(&self.writer)
+            .execute(self.sqlite_writer()?)
             .await?;
         Ok(())
     }
@@ -544,7 +544,7 @@ impl Store {
         .bind(error)
         .bind(e.id)
         .bind(e.claimed_ms)
-        .execute(&self.writer)
+        .execute(self.sqlite_writer()?)
         .await?;
         Ok(())
     }
@@ -561,7 +561,7 @@ impl Store {
         )
         .bind(error)
         .bind(e.id)
-        .execute(&self.writer)
+        .execute(self.sqlite_writer()?)
         .await?;
         Ok(())
     }
@@ -573,7 +573,7 @@ impl Store {
         sop_uid: &str,
         priority: i64,
     ) -> Result<(), StoreError> {
-        let mut conn = self.writer.acquire().await?;
+        let mut conn = self.sqlite_writer()?.acquire().await?;
         queue(
             &mut conn,
             &s.to,
@@ -597,7 +597,7 @@ impl Store {
         sop_uids: &[String],
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.sqlite_writer()?.begin_with("BEGIN IMMEDIATE").await?;
         for sop in sop_uids {
             queue(
                 &mut tx,
@@ -625,7 +625,7 @@ impl Store {
             "SELECT share_id, state, count(*) FROM share_outbox
              WHERE kind IN ('notice', 'instance') GROUP BY share_id, state",
         )
-        .fetch_all(&self.reader)
+        .fetch_all(self.sqlite_reader()?)
         .await?;
         let mut out: std::collections::HashMap<String, (i64, i64)> = Default::default();
         for r in &rows {
@@ -650,7 +650,7 @@ impl Store {
             "SELECT member, kind, state, count(*) FROM share_outbox GROUP BY member, kind, state
              ORDER BY member, kind, state",
         )
-        .fetch_all(&self.reader)
+        .fetch_all(self.sqlite_reader()?)
         .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
@@ -664,9 +664,13 @@ impl Store {
 
     /// Releases the claims of a worker that died (at start).
     pub(crate) async fn release_share_claims(&self) -> Result<(), StoreError> {
-        sqlx::query("UPDATE share_outbox SET claimed_ms = NULL WHERE claimed_ms IS NOT NULL")
-            .execute(&self.writer)
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            sqlx::query(
+                d.sql("UPDATE share_outbox SET claimed_ms = NULL WHERE claimed_ms IS NOT NULL"),
+            )
+            .execute(pool)
             .await?;
+        });
         Ok(())
     }
 }
