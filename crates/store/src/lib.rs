@@ -786,10 +786,11 @@ impl Store {
             let rows = q.fetch_all(pool).await?;
             let mut out = Vec::new();
             for r in &rows {
-                // SQLite: (id, parent, notused, detail); PostgreSQL: one JSON document.
+                // SQLite: (id, parent, notused, detail); PostgreSQL: one JSON document,
+                // whose wire form is its text.
                 out.push(match d {
                     db::Dialect::Sqlite => r.try_get::<String, _>(3)?,
-                    db::Dialect::Postgres => r.try_get::<String, _>(0)?,
+                    db::Dialect::Postgres => r.try_get_unchecked::<String, _>(0)?,
                 });
             }
             out.join("\n")

@@ -451,6 +451,21 @@ async fn postgres_plans_use_the_indexes() {
         );
         assert!(plan.contains("Index"), "{level:?} {params:?}: {plan}");
     }
+    // The check sees a scan: without its index, a patient's studies are read by one.
+    sqlx::query("DROP INDEX studies_patient")
+        .execute(&pool)
+        .await
+        .expect("drop index");
+    let q = Query::from_qido(
+        Level::Study,
+        &[("PatientID".to_string(), "PID17".to_string())],
+    )
+    .expect("parses");
+    let plan = store
+        .explain_search(&q, &Scope::default())
+        .await
+        .expect("explain");
+    assert_eq!(seq_scans(&plan), ["studies"], "{plan}");
 }
 
 /// The tables a PostgreSQL JSON plan reads with a sequential scan.
