@@ -526,3 +526,12 @@ CREATE TABLE grant_patients (
     consortium_id  TEXT COLLATE "C" NOT NULL,
     PRIMARY KEY (origin, share_id)
 );
+
+-- The milliseconds since the epoch of an ISO 8601 time, NULL when it cannot be read (the
+-- audit's `time_ms`; SQLite computes it with julianday(), which answers NULL likewise).
+CREATE FUNCTION lumen_time_ms(t TEXT) RETURNS BIGINT LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN round(extract(epoch FROM t::timestamptz) * 1000)::bigint;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END $$;

@@ -12,8 +12,9 @@
 
 use std::borrow::Cow;
 
-use sqlx::postgres::PgPool;
-use sqlx::{AssertSqlSafe, SqlitePool};
+use sqlx::postgres::{PgConnection, PgPool, PgRow, Postgres};
+use sqlx::sqlite::{Sqlite, SqliteConnection, SqliteRow};
+use sqlx::{AssertSqlSafe, ColumnIndex, Decode, SqlitePool, Type};
 
 /// Which SQL the index speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,81 @@ macro_rules! with_db {
 }
 pub(crate) use with_db;
 
+/// A connection (inside a transaction) of either database, for helpers that run within
+/// their caller's transaction.
+pub(crate) enum Conn<'a> {
+    /// SQLite.
+    Sqlite(&'a mut SqliteConnection),
+    /// PostgreSQL.
+    Postgres(&'a mut PgConnection),
+}
+
+impl<'a> From<&'a mut SqliteConnection> for Conn<'a> {
+    fn from(c: &'a mut SqliteConnection) -> Self {
+        Conn::Sqlite(c)
+    }
+}
+
+impl<'a> From<&'a mut PgConnection> for Conn<'a> {
+    fn from(c: &'a mut PgConnection) -> Self {
+        Conn::Postgres(c)
+    }
+}
+
+/// [`with_db!`] for a [`Conn`]: runs `$body` with `$c` bound to the connection and `$d`
+/// to its dialect.
+macro_rules! with_conn {
+    ($conn:expr, |$c:ident, $d:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Sqlite($c) => {
+                let $d = $crate::db::Dialect::Sqlite;
+                $body
+            }
+            $crate::db::Conn::Postgres($c) => {
+                let $d = $crate::db::Dialect::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_conn;
+
+/// A value both drivers decode (`i64`, `String`, `Vec<u8>`, `bool`, their `Option`s).
+pub(crate) trait Column:
+    for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
+{
+}
+impl<T> Column for T where
+    T: for<'r> Decode<'r, Sqlite> + Type<Sqlite> + for<'r> Decode<'r, Postgres> + Type<Postgres>
+{
+}
+
+/// A column position or name, on either driver's rows.
+pub(crate) trait ColumnRef:
+    ColumnIndex<SqliteRow> + ColumnIndex<PgRow> + std::fmt::Debug
+{
+}
+impl<I> ColumnRef for I where I: ColumnIndex<SqliteRow> + ColumnIndex<PgRow> + std::fmt::Debug {}
+
+/// A result row of either database: what the row-mapping helpers take, so that one helper
+/// serves both.
+pub(crate) trait IndexRow {
+    /// The value of a column (`sqlx::Row::try_get`).
+    fn col<T: Column, I: ColumnRef>(&self, index: I) -> Result<T, sqlx::Error>;
+}
+
+impl IndexRow for SqliteRow {
+    fn col<T: Column, I: ColumnRef>(&self, index: I) -> Result<T, sqlx::Error> {
+        sqlx::Row::try_get(self, index)
+    }
+}
+
+impl IndexRow for PgRow {
+    fn col<T: Column, I: ColumnRef>(&self, index: I) -> Result<T, sqlx::Error> {
+        sqlx::Row::try_get(self, index)
+    }
+}
+
 impl Pools {
     /// The database's dialect.
     pub(crate) fn dialect(&self) -> Dialect {
@@ -92,6 +168,36 @@ impl Dialect {
             Dialect::Sqlite => sql,
             Dialect::Postgres => Cow::Owned(numbered(&sql)),
         })
+    }
+
+    /// The function that returns the greatest of its arguments (SQLite's scalar `max`).
+    pub(crate) fn greatest(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "max",
+            Dialect::Postgres => "greatest",
+        }
+    }
+
+    /// An expression for the milliseconds since the epoch of the ISO 8601 time `arg` (a
+    /// placeholder), NULL when it cannot be read.
+    pub(crate) fn time_ms(self, arg: &str) -> String {
+        match self {
+            Dialect::Sqlite => {
+                format!("CAST(round((julianday({arg}) - 2440587.5) * 86400000.0) AS INTEGER)")
+            }
+            // A function of the PostgreSQL schema: a cast would fail the statement instead.
+            Dialect::Postgres => format!("lumen_time_ms({arg})"),
+        }
+    }
+
+    /// How a write transaction begins: IMMEDIATE on SQLite, so that one that reads first
+    /// can still write when the ingest writer committed meanwhile; PostgreSQL's row locks
+    /// need nothing special.
+    pub(crate) fn begin(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
     }
 }
 

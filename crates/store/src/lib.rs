@@ -45,7 +45,7 @@ use lumen_dicom::query::Query;
 use serde_json::{Map, Value, json};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
 
 pub use accounts::{AuditFilter, NewUser, OrgRow, SessionRow, UserRow};
 use blobs::Blobs;
@@ -357,13 +357,6 @@ async fn open_postgres(url: &str) -> Result<sqlx::PgPool, StoreError> {
     Ok(pool)
 }
 
-/// The error of an operation not yet ported to the PostgreSQL index.
-fn not_on_postgres() -> sqlx::Error {
-    sqlx::Error::Configuration(
-        "this operation is not available with a PostgreSQL index yet (SQLite only)".into(),
-    )
-}
-
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -437,20 +430,12 @@ impl Store {
         Ok(())
     }
 
-    /// The SQLite reader pool, for the operations that run on SQLite only so far; on
-    /// PostgreSQL they fail with a clear error.
-    pub(crate) fn sqlite_reader(&self) -> Result<&SqlitePool, sqlx::Error> {
+    /// The SQLite writer pool, for unit tests that write past the store.
+    #[cfg(test)]
+    pub(crate) fn sqlite_writer(&self) -> Option<&sqlx::SqlitePool> {
         match &self.pools {
-            Pools::Sqlite { reader, .. } => Ok(reader),
-            Pools::Postgres(_) => Err(not_on_postgres()),
-        }
-    }
-
-    /// The SQLite writer pool (see [`Store::sqlite_reader`]).
-    pub(crate) fn sqlite_writer(&self) -> Result<&SqlitePool, sqlx::Error> {
-        match &self.pools {
-            Pools::Sqlite { writer, .. } => Ok(writer),
-            Pools::Postgres(_) => Err(not_on_postgres()),
+            Pools::Sqlite { writer, .. } => Some(writer),
+            Pools::Postgres(_) => None,
         }
     }
 
