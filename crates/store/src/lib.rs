@@ -43,9 +43,9 @@ use lumen_dicom::attrs::{IndexRecord, Level};
 use lumen_dicom::json::tag_key;
 use lumen_dicom::query::Query;
 use serde_json::{Map, Value, json};
+use sqlx::Row;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::Row;
 
 pub use accounts::{AuditFilter, NewUser, OrgRow, SessionRow, UserRow};
 use blobs::Blobs;

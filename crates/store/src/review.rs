@@ -366,7 +366,7 @@ impl Store {
                        (study_uid, finding_id, origin, status, ai, current, note, edited_by, edited_at)
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                      ON CONFLICT(study_uid, finding_id) DO UPDATE SET status = excluded.status,
-                       current = excluded.current, note = coalesce(excluded.note, note),
+                       current = excluded.current, note = coalesce(excluded.note, finding_reviews.note),
                        edited_by = excluded.edited_by, edited_at = excluded.edited_at"),
                 )
                 .bind(study_uid)

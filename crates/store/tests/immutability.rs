@@ -7,37 +7,8 @@ use lumen_store::Store;
 
 mod support;
 
-/// A direct connection to a store's index, past the store.
-enum Raw {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
-}
-
-impl Raw {
-    async fn open(cfg: &lumen_store::StoreConfig) -> Raw {
-        match &cfg.database {
-            Some(url) => Raw::Postgres(sqlx::PgPool::connect(url).await.expect("connect")),
-            None => {
-                let opts = sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(cfg.data_dir.join("index.sqlite"))
-                    .busy_timeout(std::time::Duration::from_secs(10));
-                Raw::Sqlite(sqlx::SqlitePool::connect_with(opts).await.expect("connect"))
-            }
-        }
-    }
-
-    /// Runs one statement (no parameters: the same text on both databases).
-    async fn exec(&self, sql: &'static str) -> Result<u64, String> {
-        match self {
-            Raw::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()),
-            Raw::Postgres(p) => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()),
-        }
-        .map_err(|e| e.to_string())
-    }
-}
-
 /// Each statement must fail with a message containing `why`.
-async fn refused(raw: &Raw, name: &str, cases: &[(&'static str, &str)]) {
+async fn refused(raw: &support::Raw, name: &str, cases: &[(&'static str, &str)]) {
     for (sql, why) in cases {
         match raw.exec(sql).await {
             Ok(n) => panic!("{name}: `{sql}` was allowed ({n} rows)"),
@@ -53,7 +24,7 @@ async fn audit_and_signed_reports_cannot_be_changed_in_sql() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let cfg = backend.config(tmp.path());
         let _store = Store::open(cfg.clone()).await.expect("open");
-        let raw = Raw::open(&cfg).await;
+        let raw = support::Raw::open(&cfg).await;
         // Rows as the store writes them (recent: within the audit's six months).
         for sql in [
             "INSERT INTO audit (time, time_ms, \"user\", role, org, action, outcome, channel, detail)

@@ -55,3 +55,53 @@ impl Backend {
         cfg
     }
 }
+
+/// A direct connection to a store's index, past the store.
+pub enum Raw {
+    /// SQLite.
+    Sqlite(sqlx::SqlitePool),
+    /// PostgreSQL.
+    Postgres(sqlx::PgPool),
+}
+
+impl Raw {
+    /// Connects to the index of the store opened with `cfg`.
+    pub async fn open(cfg: &lumen_store::StoreConfig) -> Raw {
+        match &cfg.database {
+            Some(url) => Raw::Postgres(sqlx::PgPool::connect(url).await.expect("connect")),
+            None => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(cfg.data_dir.join("index.sqlite"))
+                    .busy_timeout(std::time::Duration::from_secs(10));
+                Raw::Sqlite(sqlx::SqlitePool::connect_with(opts).await.expect("connect"))
+            }
+        }
+    }
+
+    /// Runs one statement (no parameters: the same text on both databases, but for
+    /// SQLite's `zeroblob(32)`, written for PostgreSQL as 32 zero bytes).
+    pub async fn exec(&self, sql: &str) -> Result<u64, String> {
+        match self {
+            Raw::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            Raw::Postgres(p) => {
+                let sql = sql.replace("zeroblob(32)", "decode(repeat('00', 32), 'hex')");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected())
+            }
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// Closes the connections.
+    pub async fn close(self) {
+        match self {
+            Raw::Sqlite(p) => p.close().await,
+            Raw::Postgres(p) => p.close().await,
+        }
+    }
+}
