@@ -8,7 +8,8 @@
 #                             de-identifier the export test compares with); headless Chromium with
 #                             chromedriver, poppler-utils and CJK fonts for the web app tests,
 #                             and OHIF's prebuilt viewer (npm @ohif/app) in .cache/ohif;
-#                             rsyslog with GnuTLS and xmllint for the audit tests
+#                             rsyslog with GnuTLS and xmllint for the audit tests; PostgreSQL
+#                             for the index tests on PostgreSQL
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-build}
@@ -40,6 +41,9 @@ if [[ $what == test ]]; then
   command -v rsyslogd >/dev/null || [[ -x /usr/sbin/rsyslogd ]] || apt_pkgs+=(rsyslog)
   [[ -f /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so || -f /usr/lib/aarch64-linux-gnu/rsyslog/lmnsd_gtls.so ]] || apt_pkgs+=(rsyslog-gnutls)
   command -v xmllint >/dev/null || apt_pkgs+=(libxml2-utils)
+  # The PostgreSQL index tests (lumen-store) start a private server in a temporary directory;
+  # Debian keeps its binaries in /usr/lib/postgresql/<version>/bin, where the tests look.
+  command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_pkgs+=(postgresql)
 fi
 if ((${#apt_pkgs[@]})); then
   sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"

@@ -648,6 +648,9 @@ impl Config {
             router: self.router(),
             default_org: self.org.clone(),
             default_org_name: self.web.institution.clone(),
+            // The PostgreSQL index is not offered by the configuration yet (lumen-store
+            // runs only part of its operations on it): always the SQLite index.
+            database: None,
         }
     }
 

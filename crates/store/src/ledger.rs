@@ -64,41 +64,43 @@ pub struct LedgerRow {
 
 /// Appends an entry within the caller's transaction; returns its index in the tree.
 pub(crate) async fn insert_entry(
-    conn: &mut sqlx::SqliteConnection,
+    conn: crate::db::Conn<'_>,
     e: &NewLedgerEntry,
 ) -> Result<u64, StoreError> {
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO ledger_entries (seq, kind, time, commitment, salt, study_uid, event)
+    crate::db::with_conn!(conn, |conn, d| {
+        let seq: i64 = sqlx::query_scalar(d.sql(
+            "INSERT INTO ledger_entries (seq, kind, time, commitment, salt, study_uid, event)
          VALUES ((SELECT coalesce(max(seq) + 1, 0) FROM ledger_entries), ?, ?, ?, ?, ?, ?)
          RETURNING seq",
-    )
-    .bind(&e.kind)
-    .bind(e.time)
-    .bind(e.commitment.as_slice())
-    .bind(e.salt.as_slice())
-    .bind(&e.study_uid)
-    .bind(&e.event)
-    .fetch_one(&mut *conn)
-    .await?;
-    u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("ledger seq {seq}")))
+        ))
+        .bind(&e.kind)
+        .bind(e.time)
+        .bind(e.commitment.as_slice())
+        .bind(e.salt.as_slice())
+        .bind(&e.study_uid)
+        .bind(&e.event)
+        .fetch_one(&mut *conn)
+        .await?;
+        u64::try_from(seq).map_err(|_| StoreError::Corrupt(format!("ledger seq {seq}")))
+    })
 }
 
-fn row(r: &sqlx::sqlite::SqliteRow) -> Result<LedgerRow, StoreError> {
-    let seq: i64 = r.try_get("seq")?;
-    let commitment: Vec<u8> = r.try_get("commitment")?;
-    let salt: Option<Vec<u8>> = r.try_get("salt")?;
+fn row(r: &impl crate::db::IndexRow) -> Result<LedgerRow, StoreError> {
+    let seq: i64 = r.col("seq")?;
+    let commitment: Vec<u8> = r.col("commitment")?;
+    let salt: Option<Vec<u8>> = r.col("salt")?;
     let bad = || StoreError::Corrupt(format!("ledger entry {seq}"));
     Ok(LedgerRow {
         seq: u64::try_from(seq).map_err(|_| bad())?,
-        kind: r.try_get("kind")?,
-        time: r.try_get("time")?,
+        kind: r.col("kind")?,
+        time: r.col("time")?,
         commitment: commitment.try_into().map_err(|_| bad())?,
         salt: match salt {
             Some(s) => Some(s.try_into().map_err(|_| bad())?),
             None => None,
         },
-        study_uid: r.try_get("study_uid")?,
-        event: r.try_get("event")?,
+        study_uid: r.col("study_uid")?,
+        event: r.col("event")?,
     })
 }
 
@@ -106,10 +108,12 @@ impl Store {
     /// Appends a ledger entry in a transaction of its own (for events that have none, such
     /// as an export); returns its index in the tree.
     pub async fn append_ledger_entry(&self, e: &NewLedgerEntry) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let seq = insert_entry(&mut tx, e).await?;
-        tx.commit().await?;
-        Ok(seq)
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            let seq = insert_entry((&mut *tx).into(), e).await?;
+            tx.commit().await?;
+            Ok(seq)
+        })
     }
 
     /// Up to `limit` entries from index `from` on, in order.
@@ -118,15 +122,17 @@ impl Store {
         from: u64,
         limit: u32,
     ) -> Result<Vec<LedgerRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, kind, time, commitment, salt, study_uid, event FROM ledger_entries
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let rows = sqlx::query(d.sql(
+                "SELECT seq, kind, time, commitment, salt, study_uid, event FROM ledger_entries
              WHERE seq >= ? ORDER BY seq LIMIT ?",
-        )
-        .bind(i64::try_from(from).unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(row).collect()
+            ))
+            .bind(i64::try_from(from).unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(row).collect()
+        })
     }
 
     /// The entries recorded for a study, in order.
@@ -134,14 +140,16 @@ impl Store {
         &self,
         study_uid: &str,
     ) -> Result<Vec<LedgerRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, kind, time, commitment, salt, study_uid, event FROM ledger_entries
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let rows = sqlx::query(d.sql(
+                "SELECT seq, kind, time, commitment, salt, study_uid, event FROM ledger_entries
              WHERE study_uid = ? ORDER BY seq",
-        )
-        .bind(study_uid)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(row).collect()
+            ))
+            .bind(study_uid)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(row).collect()
+        })
     }
 
     /// Forgets a study's entries (a PIPL Art. 47 deletion): their salts, and the index's own
@@ -149,30 +157,34 @@ impl Store {
     /// but can no longer be linked to the events, by anyone, this node included. Returns how
     /// many were forgotten.
     pub async fn forget_ledger_salts(&self, study_uid: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE ledger_entries SET salt = NULL, study_uid = NULL, event = '{}'
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let done = sqlx::query(d.sql(
+                "UPDATE ledger_entries SET salt = NULL, study_uid = NULL, event = '{}'
              WHERE study_uid = ?",
-        )
-        .bind(study_uid)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected())
+            ))
+            .bind(study_uid)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        })
     }
 
     /// What this node (as a witness) last cosigned of the log `origin`: size and root.
     pub async fn witness_state(&self, origin: &str) -> Result<Option<(u64, [u8; 32])>, StoreError> {
-        let row = sqlx::query("SELECT size, root FROM witness_state WHERE origin = ?")
-            .bind(origin)
-            .fetch_optional(&self.writer)
-            .await?;
-        let Some(r) = row else { return Ok(None) };
-        let size: i64 = r.try_get(0)?;
-        let root: Vec<u8> = r.try_get(1)?;
-        let bad = || StoreError::Corrupt(format!("witness state of {origin}"));
-        Ok(Some((
-            u64::try_from(size).map_err(|_| bad())?,
-            root.try_into().map_err(|_| bad())?,
-        )))
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let row = sqlx::query(d.sql("SELECT size, root FROM witness_state WHERE origin = ?"))
+                .bind(origin)
+                .fetch_optional(pool)
+                .await?;
+            let Some(r) = row else { return Ok(None) };
+            let size: i64 = r.try_get(0)?;
+            let root: Vec<u8> = r.try_get(1)?;
+            let bad = || StoreError::Corrupt(format!("witness state of {origin}"));
+            Ok(Some((
+                u64::try_from(size).map_err(|_| bad())?,
+                root.try_into().map_err(|_| bad())?,
+            )))
+        })
     }
 
     /// Records what this node (as a witness) cosigned of the log `origin`, before the
@@ -183,16 +195,18 @@ impl Store {
         size: u64,
         root: &[u8; 32],
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO witness_state (origin, size, root) VALUES (?, ?, ?)
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            sqlx::query(d.sql(
+                "INSERT INTO witness_state (origin, size, root) VALUES (?, ?, ?)
              ON CONFLICT(origin) DO UPDATE SET size = excluded.size, root = excluded.root",
-        )
-        .bind(origin)
-        .bind(i64::try_from(size).map_err(|_| StoreError::Corrupt("witness size".into()))?)
-        .bind(root.as_slice())
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+            ))
+            .bind(origin)
+            .bind(i64::try_from(size).map_err(|_| StoreError::Corrupt("witness size".into()))?)
+            .bind(root.as_slice())
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// The published log of this archive.

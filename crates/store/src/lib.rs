@@ -19,6 +19,7 @@
 mod accounts;
 mod blobs;
 mod content;
+mod db;
 mod ledger;
 mod outbox;
 mod patient_links;
@@ -27,6 +28,7 @@ mod query_sql;
 mod shares;
 mod stats;
 mod writer;
+mod writer_pg;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -35,13 +37,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use db::{Pools, with_db};
 use dicom_dictionary_std::tags;
 use lumen_dicom::attrs::{IndexRecord, Level};
 use lumen_dicom::json::tag_key;
 use lumen_dicom::query::Query;
 use serde_json::{Map, Value, json};
+use sqlx::Row;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
 
 pub use accounts::{AuditFilter, NewUser, OrgRow, SessionRow, UserRow};
 use blobs::Blobs;
@@ -83,6 +87,9 @@ pub struct StoreConfig {
     pub default_org: String,
     /// Its name (created with it when absent).
     pub default_org_name: String,
+    /// The index database: `None` for the embedded SQLite file in the data directory, or a
+    /// `postgres://USER:PASS@HOST:PORT/DB` URL (object files stay in the data directory).
+    pub database: Option<String>,
 }
 
 impl StoreConfig {
@@ -96,6 +103,7 @@ impl StoreConfig {
             router: None,
             default_org: "local".into(),
             default_org_name: "Lumen".into(),
+            database: None,
         }
     }
 }
@@ -141,6 +149,9 @@ pub enum StoreError {
     /// Stored JSON could not be read back.
     #[error("corrupt index entry: {0}")]
     Corrupt(String),
+    /// The configuration asks for something this build cannot do (the message says what).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// The result of a successful ingest.
@@ -251,11 +262,12 @@ pub struct Stats {
 /// An open archive. Cheap to clone; share one per process.
 #[derive(Debug, Clone)]
 pub struct Store {
-    reader: SqlitePool,
-    writer: SqlitePool,
+    pools: Pools,
     blobs: Blobs,
     config: StoreConfig,
-    committer: std::sync::mpsc::SyncSender<Job>,
+    /// The SQLite ingest writer thread (rusqlite, group commit); `None` on PostgreSQL,
+    /// where each ingest is its own transaction ([`writer_pg`]).
+    committer: Option<std::sync::mpsc::SyncSender<Job>>,
     /// Paths whose files are now on disk, to mark synced with the next commit.
     synced: writer::Synced,
     /// Woken when an ingest queued outbox rows.
@@ -280,6 +292,71 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
     }
 }
 
+/// Opens (creating and migrating) the SQLite index of a data directory and starts its
+/// ingest writer thread.
+async fn open_sqlite(
+    config: &StoreConfig,
+    synced: &writer::Synced,
+) -> Result<(Pools, Blobs, std::sync::mpsc::SyncSender<Job>), StoreError> {
+    let db_path = config.data_dir.join("index.sqlite");
+    let opts = SqliteConnectOptions::from_str("sqlite://")?
+        .filename(&db_path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(30))
+        .foreign_keys(true)
+        // LIKE is case-sensitive, as in PostgreSQL: the query pushdown lower-cases
+        // person names itself and matches every other attribute exactly.
+        .pragma("case_sensitive_like", "ON");
+    // Its transactions begin IMMEDIATE (`Dialect::begin`): a deferred one that read first
+    // could not become a writer once the ingest writer (another connection) committed
+    // meanwhile, and SQLite answers that with SQLITE_BUSY at once, without waiting.
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts.clone())
+        .await?;
+    sqlx::migrate!("./migrations").run(&writer).await?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts.read_only(true))
+        .await?;
+    let blobs = Blobs::open(&config.data_dir)?;
+    let committer = {
+        let (db, dir, cfg, synced) = (
+            db_path.clone(),
+            config.data_dir.clone(),
+            config.clone(),
+            synced.clone(),
+        );
+        tokio::task::spawn_blocking(move || writer::start(&db, &dir, cfg, synced))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??
+    };
+    Ok((Pools::Sqlite { reader, writer }, blobs, committer))
+}
+
+/// Most connections one process keeps to PostgreSQL (its default limit is 100 for all
+/// clients together; several `lumen serve` and worker processes may share one server).
+const PG_MAX_CONNECTIONS: u32 = 16;
+
+/// Connects to the PostgreSQL index at `url` and brings its schema up to date.
+async fn open_postgres(url: &str) -> Result<sqlx::PgPool, StoreError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(StoreError::Unsupported(
+            "database must be a postgres://USER:PASS@HOST:PORT/DB URL (or absent, for the SQLite index in the data directory)".into(),
+        ));
+    }
+    // The URL is never part of an error or log line: it may hold the password.
+    let pool = PgPoolOptions::new()
+        .max_connections(PG_MAX_CONNECTIONS)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(url)
+        .await?;
+    sqlx::migrate!("./migrations-pg").run(&pool).await?;
+    Ok(pool)
+}
+
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -297,45 +374,19 @@ impl Store {
     pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let lock = lock_data_dir(&config.data_dir)?;
-        let db_path = config.data_dir.join("index.sqlite");
-        let opts = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(&db_path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true)
-            // LIKE is case-sensitive, as in PostgreSQL: the query pushdown lower-cases
-            // person names itself and matches every other attribute exactly.
-            .pragma("case_sensitive_like", "ON");
-        // Its transactions begin IMMEDIATE (`begin_with`): a deferred one that read first
-        // could not become a writer once the ingest writer (another connection) committed
-        // meanwhile, and SQLite answers that with SQLITE_BUSY at once, without waiting.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts.clone())
-            .await?;
-        sqlx::migrate!("./migrations").run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts.read_only(true))
-            .await?;
-        let blobs = Blobs::open(&config.data_dir)?;
         let synced = writer::Synced::default();
-        let committer = {
-            let (db, dir, cfg, synced) = (
-                db_path.clone(),
-                config.data_dir.clone(),
-                config.clone(),
-                synced.clone(),
-            );
-            tokio::task::spawn_blocking(move || writer::start(&db, &dir, cfg, synced))
-                .await
-                .map_err(|e| StoreError::Io(std::io::Error::other(e)))??
+        let (pools, blobs, committer) = match config.database.as_deref() {
+            None => {
+                let (pools, blobs, committer) = open_sqlite(&config, &synced).await?;
+                (pools, blobs, Some(committer))
+            }
+            Some(url) => {
+                let pool = open_postgres(url).await?;
+                (Pools::Postgres(pool), Blobs::open(&config.data_dir)?, None)
+            }
         };
         let store = Store {
-            reader,
-            writer,
+            pools,
             blobs,
             config,
             committer,
@@ -349,10 +400,12 @@ impl Store {
             .ensure_org(&store.config.default_org, &store.config.default_org_name)
             .await?;
         // Studies indexed before organisations existed belong to the node's own.
-        sqlx::query("UPDATE studies SET org = ? WHERE org = ''")
-            .bind(&store.config.default_org)
-            .execute(&store.writer)
-            .await?;
+        with_db!(&store.pools, writer, |pool, d| {
+            sqlx::query(d.sql("UPDATE studies SET org = ? WHERE org = ''"))
+                .bind(&store.config.default_org)
+                .execute(pool)
+                .await?;
+        });
         store.release_outbox_claims().await?;
         store.release_share_claims().await?;
         store.import_legacy_outbound().await?;
@@ -360,13 +413,13 @@ impl Store {
     }
 
     async fn sweep(&self) -> Result<(), StoreError> {
-        let rows = sqlx::query("SELECT path FROM instances")
-            .fetch_all(&self.reader)
-            .await?;
-        let known: HashSet<String> = rows
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
+        let known: HashSet<String> = with_db!(&self.pools, reader, |pool, d| {
+            sqlx::query_scalar::<_, String>(d.sql("SELECT path FROM instances"))
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .collect()
+        });
         let blobs = self.blobs.clone();
         let removed = tokio::task::spawn_blocking(move || blobs.sweep(&known))
             .await
@@ -375,6 +428,15 @@ impl Store {
             tracing::warn!(removed, "removed files left by interrupted writes");
         }
         Ok(())
+    }
+
+    /// The SQLite writer pool, for unit tests that write past the store.
+    #[cfg(test)]
+    pub(crate) fn sqlite_writer(&self) -> Option<&sqlx::SqlitePool> {
+        match &self.pools {
+            Pools::Sqlite { writer, .. } => Some(writer),
+            Pools::Postgres(_) => None,
+        }
     }
 
     /// The configuration the store was opened with.
@@ -481,7 +543,8 @@ impl Store {
         // next start; nobody is answered before both are done. A replacement is not
         // overlapped: the index must never point at new bytes that could still be lost
         // while the old ones are gone.
-        let overlap = self.config.on_conflict == ConflictPolicy::Reject;
+        // On PostgreSQL the file is synced first (see writer_pg).
+        let overlap = self.config.on_conflict == ConflictPolicy::Reject && self.committer.is_some();
         let committed = if overlap {
             let answer = self.send_commit(parsed, origin, org, &rel, true)?;
             let synced = self.blobs.sync(unsynced);
@@ -502,9 +565,7 @@ impl Store {
             committed
         } else {
             self.blobs.sync(unsynced).map_err(sync_failed)?;
-            self.send_commit(parsed, origin, org, &rel, false)?
-                .recv()
-                .map_err(|_| internal("the index writer has stopped"))?
+            self.commit_synced(parsed, origin, org, &rel)?
         };
         match committed {
             Ok(Commit::Inserted(routed)) => Ok(ingested(IngestStatus::Stored, routed)),
@@ -535,6 +596,27 @@ impl Store {
         }
     }
 
+    /// Indexes an object whose file is on disk: by the SQLite writer thread, or by a
+    /// PostgreSQL transaction run from this (blocking) thread. The outer error is a failure
+    /// to reach the writer, the inner one the commit's own answer.
+    fn commit_synced(
+        &self,
+        parsed: Prepared,
+        origin: Origin,
+        org: String,
+        rel: &str,
+    ) -> Result<Result<Commit, IngestError>, IngestError> {
+        match &self.pools {
+            Pools::Postgres(pool) => Ok(tokio::runtime::Handle::current().block_on(
+                writer_pg::commit(pool, &self.config, &parsed, &origin, &org, rel),
+            )),
+            Pools::Sqlite { .. } => self
+                .send_commit(parsed, origin, org, rel, false)?
+                .recv()
+                .map_err(|_| internal("the index writer has stopped")),
+        }
+    }
+
     /// Hands a written object to the index writer; the answer comes on the receiver.
     fn send_commit(
         &self,
@@ -554,6 +636,8 @@ impl Store {
             reply,
         }));
         self.committer
+            .as_ref()
+            .ok_or_else(|| internal("no index writer thread (PostgreSQL index)"))?
             .send(job)
             .map_err(|_| internal("the index writer has stopped"))?;
         Ok(answer)
@@ -573,9 +657,13 @@ impl Store {
     /// off the disk.
     fn unindex_unsynced(&self, rel: &str) {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        let done = match self.committer.send(Job::Unindex(rel.to_string(), reply)) {
-            Ok(()) => answer.recv().map_err(|e| e.to_string()).and_then(|r| r),
-            Err(_) => Err("the index writer has stopped".to_string()),
+        let sent = self
+            .committer
+            .as_ref()
+            .map(|c| c.send(Job::Unindex(rel.to_string(), reply)));
+        let done = match sent {
+            Some(Ok(())) => answer.recv().map_err(|e| e.to_string()).and_then(|r| r),
+            _ => Err("the index writer has stopped".to_string()),
         };
         match done {
             Ok(()) => {
@@ -601,24 +689,51 @@ impl Store {
         let plan = query_sql::plan(query);
         let paged = !plan.residual && query.level != Level::Patient;
         let with_metadata = query_sql::needs_metadata(query);
-        let (sql, binds) = search_sql(query, scope, plan, paged, with_metadata);
+        let (sql, binds) = search_sql(
+            query,
+            scope,
+            plan,
+            paged,
+            with_metadata,
+            self.pools.dialect(),
+        );
         let limit = query.limit.unwrap_or(usize::MAX);
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in binds {
-            q = q.bind(b);
-        }
-        if paged {
-            q = q
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
-        }
-        let mut rows = q.fetch(&self.reader);
+        let page = [limit, query.offset].map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let mut out = Vec::new();
-        if query.level == Level::Patient {
-            let mut studies = Vec::new();
-            while let Some(row) = rows.try_next().await? {
-                studies.push(record(&row, query.level, with_metadata)?);
+        let mut studies = Vec::new();
+        let mut skipped = 0usize;
+        with_db!(&self.pools, reader, |pool, d| {
+            let mut q = sqlx::query(d.sql(sql));
+            for b in binds {
+                q = q.bind(b);
             }
+            if paged {
+                q = q.bind(page[0]).bind(page[1]);
+            }
+            let mut rows = q.fetch(pool);
+            if query.level == Level::Patient {
+                while let Some(row) = rows.try_next().await? {
+                    studies.push(record(&row, query.level, with_metadata)?);
+                }
+            } else {
+                while out.len() < limit {
+                    let Some(row) = rows.try_next().await? else {
+                        break;
+                    };
+                    let r = record(&row, query.level, with_metadata)?;
+                    if paged {
+                        out.push(query.response(&r));
+                    } else if query.matches(&r) {
+                        if skipped < query.offset {
+                            skipped += 1;
+                        } else {
+                            out.push(query.response(&r));
+                        }
+                    }
+                }
+            }
+        });
+        if query.level == Level::Patient {
             return Ok(group_patients(studies)
                 .iter()
                 .filter(|r| query.matches(r))
@@ -627,23 +742,44 @@ impl Store {
                 .map(|r| query.response(r))
                 .collect());
         }
-        let mut skipped = 0usize;
-        while out.len() < limit {
-            let Some(row) = rows.try_next().await? else {
-                break;
-            };
-            let r = record(&row, query.level, with_metadata)?;
-            if paged {
-                out.push(query.response(&r));
-            } else if query.matches(&r) {
-                if skipped < query.offset {
-                    skipped += 1;
-                } else {
-                    out.push(query.response(&r));
-                }
-            }
-        }
         Ok(out)
+    }
+
+    /// The database's plan of the SQL that [`Store::search`] runs for `query` (SQLite:
+    /// `EXPLAIN QUERY PLAN` rows; PostgreSQL: `EXPLAIN (FORMAT JSON)`), for diagnostics
+    /// and the tests that check the indexes serve the query pushdown.
+    pub async fn explain_search(&self, query: &Query, scope: &Scope) -> Result<String, StoreError> {
+        let plan = query_sql::plan(query);
+        let paged = !plan.residual && query.level != Level::Patient;
+        let with_metadata = query_sql::needs_metadata(query);
+        let dialect = self.pools.dialect();
+        let (sql, binds) = search_sql(query, scope, plan, paged, with_metadata, dialect);
+        let page = [query.limit.unwrap_or(usize::MAX), query.offset]
+            .map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        Ok(with_db!(&self.pools, reader, |pool, d| {
+            let explain = match d {
+                db::Dialect::Sqlite => format!("EXPLAIN QUERY PLAN {sql}"),
+                db::Dialect::Postgres => format!("EXPLAIN (FORMAT JSON) {sql}"),
+            };
+            let mut q = sqlx::query(d.sql(explain));
+            for b in binds {
+                q = q.bind(b);
+            }
+            if paged {
+                q = q.bind(page[0]).bind(page[1]);
+            }
+            let rows = q.fetch_all(pool).await?;
+            let mut out = Vec::new();
+            for r in &rows {
+                // SQLite: (id, parent, notused, detail); PostgreSQL: one JSON document,
+                // whose wire form is its text.
+                out.push(match d {
+                    db::Dialect::Sqlite => r.try_get::<String, _>(3)?,
+                    db::Dialect::Postgres => r.try_get_unchecked::<String, _>(0)?,
+                });
+            }
+            out.join("\n")
+        }))
     }
 
     /// The stored instances within `scope`, ordered by series and instance number.
@@ -694,16 +830,16 @@ impl Store {
                 binds.push(v.clone());
             }
         }
-        sql.push_str(" ORDER BY i.series_uid, i.instance_number, i.sop_uid");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in &binds {
-            q = q.bind(b);
-        }
-        let rows = q.fetch_all(&self.reader).await?;
-        rows.into_iter()
-            .map(|r| {
+        sql.push_str(instance_order(self.pools.dialect()));
+        Ok(with_db!(&self.pools, reader, |pool, d| {
+            let mut q = sqlx::query(d.sql(sql));
+            for b in &binds {
+                q = q.bind(b);
+            }
+            let mut out = Vec::new();
+            for r in q.fetch_all(pool).await? {
                 let rel: String = r.try_get(7)?;
-                Ok((
+                out.push((
                     StoredInstance {
                         study_uid: r.try_get(0)?,
                         series_uid: r.try_get(1)?,
@@ -719,28 +855,35 @@ impl Store {
                     } else {
                         None
                     },
-                ))
-            })
-            .collect()
+                ));
+            }
+            out
+        }))
     }
 
     /// How many studies, series and instances the archive holds.
     pub async fn stats(&self) -> Result<Stats, StoreError> {
-        let row = sqlx::query(
-            "SELECT (SELECT count(*) FROM studies), (SELECT count(*) FROM series), (SELECT count(*) FROM instances)",
-        )
-        .fetch_one(&self.reader)
-        .await?;
+        let counts: [i64; 3] = with_db!(&self.pools, reader, |pool, d| {
+            let row = sqlx::query(d.sql(
+                "SELECT (SELECT count(*) FROM studies), (SELECT count(*) FROM series), (SELECT count(*) FROM instances)",
+            ))
+            .fetch_one(pool)
+            .await?;
+            [row.try_get(0)?, row.try_get(1)?, row.try_get(2)?]
+        });
+        let [studies, series, instances] = counts.map(|n| n.max(0) as u64);
         Ok(Stats {
-            studies: row.try_get::<i64, _>(0)? as u64,
-            series: row.try_get::<i64, _>(1)? as u64,
-            instances: row.try_get::<i64, _>(2)? as u64,
+            studies,
+            series,
+            instances,
         })
     }
 
     /// Checks the index is reachable (for health checks).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").fetch_one(&self.reader).await?;
+        with_db!(&self.pools, reader, |pool, d| {
+            sqlx::query(d.sql("SELECT 1")).fetch_one(pool).await?;
+        });
         Ok(())
     }
 
@@ -759,6 +902,7 @@ fn search_sql(
     plan: query_sql::Plan,
     paged: bool,
     with_metadata: bool,
+    dialect: db::Dialect,
 ) -> (String, Vec<String>) {
     let study_cols = "st.attrs, st.modalities, st.sop_classes, st.num_series, st.num_instances";
     let (mut sql, scoped, order) = match query.level {
@@ -794,7 +938,7 @@ fn search_sql(
                 ("i.series_uid", &scope.series_uid),
                 ("i.sop_uid", &scope.sop_instance_uid),
             ],
-            " ORDER BY i.series_uid, i.instance_number, i.sop_uid",
+            instance_order(dialect),
         ),
     };
     let mut conds = Vec::new();
@@ -822,13 +966,27 @@ fn search_sql(
     (sql, binds)
 }
 
+/// The archive's order of instances: by series and instance number, instances without a
+/// number first (SQLite's order of NULLs; PostgreSQL is told, and its index is built so).
+fn instance_order(dialect: db::Dialect) -> &'static str {
+    match dialect {
+        db::Dialect::Sqlite => " ORDER BY i.series_uid, i.instance_number, i.sop_uid",
+        db::Dialect::Postgres => " ORDER BY i.series_uid, i.instance_number NULLS FIRST, i.sop_uid",
+    }
+}
+
 /// One row of a search as the matcher's record: the level's attributes merged with those
 /// of the levels above and the computed counts.
-fn record(
-    row: &sqlx::sqlite::SqliteRow,
+fn record<R: Row>(
+    row: &R,
     level: Level,
     with_metadata: bool,
-) -> Result<Map<String, Value>, StoreError> {
+) -> Result<Map<String, Value>, StoreError>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let text = |i: usize| row.try_get::<String, _>(i).map_err(StoreError::Db);
     let int = |i: usize| row.try_get::<i64, _>(i).map_err(StoreError::Db);
     let mut m = parse_map(&text(0)?)?;

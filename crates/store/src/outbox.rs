@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 use crate::{Store, StoreError, now_ms};
 
@@ -143,20 +143,20 @@ const CLAIM_LEASE_MS: i64 = 60 * 1000;
 const COLUMNS: &str = "id, destination, study_uid, series_uid, sop_uid, origin, state, attempts,
     queued_ms, next_attempt_ms, last_error, claimed_ms";
 
-fn entry(r: &SqliteRow) -> Result<OutboxEntry, StoreError> {
+fn entry(r: &impl crate::db::IndexRow) -> Result<OutboxEntry, StoreError> {
     Ok(OutboxEntry {
-        id: r.try_get(0)?,
-        destination: r.try_get(1)?,
-        study_uid: r.try_get(2)?,
-        series_uid: r.try_get(3)?,
-        sop_instance_uid: r.try_get(4)?,
-        origin: r.try_get(5)?,
-        state: r.try_get(6)?,
-        attempts: u32::try_from(r.try_get::<i64, _>(7)?.max(0)).unwrap_or(u32::MAX),
-        queued_ms: r.try_get(8)?,
-        next_attempt_ms: r.try_get(9)?,
-        last_error: r.try_get(10)?,
-        claimed_ms: r.try_get(11)?,
+        id: r.col(0)?,
+        destination: r.col(1)?,
+        study_uid: r.col(2)?,
+        series_uid: r.col(3)?,
+        sop_instance_uid: r.col(4)?,
+        origin: r.col(5)?,
+        state: r.col(6)?,
+        attempts: u32::try_from(r.col::<i64, _>(7)?.max(0)).unwrap_or(u32::MAX),
+        queued_ms: r.col(8)?,
+        next_attempt_ms: r.col(9)?,
+        last_error: r.col(10)?,
+        claimed_ms: r.col(11)?,
     })
 }
 
@@ -165,60 +165,71 @@ fn millis(d: Duration) -> i64 {
 }
 
 /// Every row, oldest first.
-async fn all_entries(pool: &SqlitePool) -> Result<Vec<OutboxEntry>, StoreError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM outbox ORDER BY id"
-    )))
-    .fetch_all(pool)
-    .await?;
-    rows.iter().map(entry).collect()
+async fn all_entries(pools: &crate::db::Pools) -> Result<Vec<OutboxEntry>, StoreError> {
+    crate::db::with_db!(pools, reader, |pool, d| {
+        let rows = sqlx::query(d.sql(format!("SELECT {COLUMNS} FROM outbox ORDER BY id")))
+            .fetch_all(pool)
+            .await?;
+        rows.iter().map(entry).collect()
+    })
 }
 
 /// Puts refused rows (of one destination, or all) back in line.
-async fn retry_failed(pool: &SqlitePool, destination: Option<&str>) -> Result<u64, StoreError> {
-    let r = sqlx::query(
+async fn retry_failed(
+    pools: &crate::db::Pools,
+    destination: Option<&str>,
+) -> Result<u64, StoreError> {
+    crate::db::with_db!(pools, writer, |pool, d| {
+        let r = sqlx::query(d.sql(
         "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_ms = ?, claimed_ms = NULL
          WHERE state = 'failed' AND (? IS NULL OR destination = ?)",
-    )
+    ))
     .bind(now_ms())
     .bind(destination)
     .bind(destination)
     .execute(pool)
     .await?;
-    Ok(r.rows_affected())
+        Ok(r.rows_affected())
+    })
 }
 
 impl Store {
     /// Claims up to `limit` due rows, oldest first, for one worker to send. Each must then
     /// be reported as sent, to be retried or refused.
     pub async fn claim_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        let now = now_ms();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE outbox SET claimed_ms = ?1 WHERE id IN (
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let now = now_ms();
+            let rows = sqlx::query(d.sql(format!(
+                "UPDATE outbox SET claimed_ms = ?1 WHERE id IN (
                 SELECT id FROM outbox
                 WHERE state = 'pending' AND next_attempt_ms <= ?1
                   AND (claimed_ms IS NULL OR claimed_ms < ?2)
                 ORDER BY id LIMIT ?3)
              RETURNING {COLUMNS}"
-        )))
-        .bind(now)
-        .bind(now - CLAIM_LEASE_MS)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.writer)
-        .await?;
-        let mut out = rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
-        out.sort_by_key(|e| e.id);
-        Ok(out)
+            )))
+            .bind(now)
+            .bind(now - CLAIM_LEASE_MS)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(pool)
+            .await?;
+            let mut out = rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
+            out.sort_by_key(|e| e.id);
+            Ok(out)
+        })
     }
 
     /// The peer accepted the instance (or it is no longer stored): the row goes.
     pub async fn outbox_sent(&self, e: &OutboxEntry) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM outbox WHERE id = ? AND claimed_ms IS ?")
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            sqlx::query(
+                d.sql("DELETE FROM outbox WHERE id = ? AND claimed_ms IS NOT DISTINCT FROM ?"),
+            )
             .bind(e.id)
             .bind(e.claimed_ms)
-            .execute(&self.writer)
+            .execute(pool)
             .await?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The attempt failed (peer unreachable, association failed): tried again after `after`.
@@ -228,62 +239,71 @@ impl Store {
         error: &str,
         after: Duration,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ?,
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            sqlx::query(d.sql(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ?,
                 claimed_ms = NULL
-             WHERE id = ? AND claimed_ms IS ?",
-        )
-        .bind(now_ms().saturating_add(millis(after)))
-        .bind(error)
-        .bind(e.id)
-        .bind(e.claimed_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+             WHERE id = ? AND claimed_ms IS NOT DISTINCT FROM ?",
+            ))
+            .bind(now_ms().saturating_add(millis(after)))
+            .bind(error)
+            .bind(e.id)
+            .bind(e.claimed_ms)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// The peer refused the instance: kept as `failed` with the reason, not retried until
     /// an operator asks ([`RoutingQueue::retry_failed`]).
     pub async fn outbox_refused(&self, e: &OutboxEntry, error: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?,
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            sqlx::query(d.sql(
+                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?,
                 claimed_ms = NULL
-             WHERE id = ? AND claimed_ms IS ?",
-        )
-        .bind(error)
-        .bind(e.id)
-        .bind(e.claimed_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+             WHERE id = ? AND claimed_ms IS NOT DISTINCT FROM ?",
+            ))
+            .bind(error)
+            .bind(e.id)
+            .bind(e.claimed_ms)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// When the next pending row can be claimed (Unix milliseconds), if any: its next
     /// attempt, or the end of the lease of a claim not settled.
     pub async fn outbox_next_due(&self) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query(
-            "SELECT MIN(CASE WHEN claimed_ms IS NULL THEN next_attempt_ms
-                        ELSE MAX(next_attempt_ms, claimed_ms + ?) END)
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let row = sqlx::query(d.sql(format!(
+                "SELECT MIN(CASE WHEN claimed_ms IS NULL THEN next_attempt_ms
+                        ELSE {}(next_attempt_ms, claimed_ms + ?) END)
              FROM outbox WHERE state = 'pending'",
-        )
-        .bind(CLAIM_LEASE_MS)
-        .fetch_one(&self.reader)
-        .await?;
-        Ok(row.try_get(0)?)
+                d.greatest()
+            )))
+            .bind(CLAIM_LEASE_MS)
+            .fetch_one(pool)
+            .await?;
+            Ok(row.try_get(0)?)
+        })
     }
 
     /// Every outbox row, oldest first.
     pub async fn outbox_entries(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        all_entries(&self.reader).await
+        all_entries(&self.pools).await
     }
 
     /// Puts refused rows (of one destination, or all) back in line; returns how many.
     pub async fn outbox_retry_failed(&self, destination: Option<&str>) -> Result<u64, StoreError> {
-        let n = retry_failed(&self.writer, destination).await?;
-        if n > 0 {
-            self.outbox_wake.notify_one();
+        {
+            let n = retry_failed(&self.pools, destination).await?;
+            if n > 0 {
+                self.outbox_wake.notify_one();
+            }
+            Ok(n)
         }
-        Ok(n)
     }
 
     /// Waits until an ingest queued rows or `max` passed, whichever comes first.
@@ -293,109 +313,120 @@ impl Store {
 
     /// Hands back the claims of a process that died (called when the store opens).
     pub(crate) async fn release_outbox_claims(&self) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET claimed_ms = NULL WHERE claimed_ms IS NOT NULL")
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        {
+            crate::db::with_db!(&self.pools, writer, |pool, d| {
+                sqlx::query(
+                    d.sql("UPDATE outbox SET claimed_ms = NULL WHERE claimed_ms IS NOT NULL"),
+                )
+                .execute(pool)
+                .await?;
+            });
+            Ok(())
+        }
     }
 
     /// Imports the rows of an earlier version's `outbound.sqlite`, once: afterwards the file
     /// is renamed `outbound.sqlite.imported`. A file that cannot be read is left in place
     /// (and tried again at the next start) without stopping the archive.
     pub(crate) async fn import_legacy_outbound(&self) -> Result<(), StoreError> {
-        let legacy = self.config.data_dir.join(LEGACY_QUEUE_FILE);
-        if !legacy.exists() {
-            return Ok(());
-        }
-        match self.import_legacy_rows(&legacy).await {
-            Ok(n) => {
-                let done = self
-                    .config
-                    .data_dir
-                    .join(format!("{LEGACY_QUEUE_FILE}.imported"));
-                std::fs::rename(&legacy, &done)?;
-                for ext in ["-wal", "-shm"] {
-                    let side = self
+        {
+            let legacy = self.config.data_dir.join(LEGACY_QUEUE_FILE);
+            if !legacy.exists() {
+                return Ok(());
+            }
+            match self.import_legacy_rows(&legacy).await {
+                Ok(n) => {
+                    let done = self
                         .config
                         .data_dir
-                        .join(format!("{LEGACY_QUEUE_FILE}{ext}"));
-                    if side.exists() {
-                        std::fs::remove_file(side)?;
+                        .join(format!("{LEGACY_QUEUE_FILE}.imported"));
+                    std::fs::rename(&legacy, &done)?;
+                    for ext in ["-wal", "-shm"] {
+                        let side = self
+                            .config
+                            .data_dir
+                            .join(format!("{LEGACY_QUEUE_FILE}{ext}"));
+                        if side.exists() {
+                            std::fs::remove_file(side)?;
+                        }
+                    }
+                    tracing::info!(
+                        rows = n,
+                        "routing queue of an earlier version (outbound.sqlite) imported into the index"
+                    );
+                    if n > 0 {
+                        self.outbox_wake.notify_one();
                     }
                 }
-                tracing::info!(
-                    rows = n,
-                    "routing queue of an earlier version (outbound.sqlite) imported into the index"
-                );
-                if n > 0 {
-                    self.outbox_wake.notify_one();
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot import outbound.sqlite; left in place")
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot import outbound.sqlite; left in place")
-            }
+            Ok(())
         }
-        Ok(())
     }
 
     async fn import_legacy_rows(&self, legacy: &Path) -> Result<u64, StoreError> {
-        let opts = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(legacy)
-            .create_if_missing(false)
-            .busy_timeout(Duration::from_secs(10));
-        let old = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await?;
-        let cols: Vec<String> = sqlx::query("SELECT name FROM pragma_table_info('outbound')")
-            .fetch_all(&old)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
-        if cols.is_empty() {
-            old.close().await;
-            return Ok(0);
-        }
-        let has = |c: &str| cols.iter().any(|x| x == c);
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT study_uid, series_uid, sop_instance_uid, destination, attempts,
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let opts = SqliteConnectOptions::from_str("sqlite://")?
+                .filename(legacy)
+                .create_if_missing(false)
+                .busy_timeout(Duration::from_secs(10));
+            let old = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts)
+                .await?;
+            let cols: Vec<String> =
+                sqlx::query(d.sql("SELECT name FROM pragma_table_info('outbound')"))
+                    .fetch_all(&old)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get::<String, _>(0))
+                    .collect::<Result<_, _>>()?;
+            if cols.is_empty() {
+                old.close().await;
+                return Ok(0);
+            }
+            let has = |c: &str| cols.iter().any(|x| x == c);
+            let rows = sqlx::query(d.sql(format!(
+                "SELECT study_uid, series_uid, sop_instance_uid, destination, attempts,
                     next_attempt_ms, last_error, {}, {} FROM outbound ORDER BY id",
-            if has("state") { "state" } else { "'pending'" },
-            if has("queued_ms") { "queued_ms" } else { "0" },
-        )))
-        .fetch_all(&old)
-        .await?;
-        old.close().await;
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut n = 0;
-        for r in &rows {
-            let state: String = r.try_get(7)?;
-            let done = sqlx::query(
-                "INSERT INTO outbox (study_uid, series_uid, sop_uid, destination, attempts,
+                if has("state") { "state" } else { "'pending'" },
+                if has("queued_ms") { "queued_ms" } else { "0" },
+            )))
+            .fetch_all(&old)
+            .await?;
+            old.close().await;
+            let mut tx = pool.begin_with(d.begin()).await?;
+            let mut n = 0;
+            for r in &rows {
+                let state: String = r.try_get(7)?;
+                let done = sqlx::query(d.sql(
+                    "INSERT INTO outbox (study_uid, series_uid, sop_uid, destination, attempts,
                     next_attempt_ms, last_error, state, queued_ms, origin)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'outbound.sqlite')
                  ON CONFLICT (sop_uid, destination) DO NOTHING",
-            )
-            .bind(r.try_get::<String, _>(0)?)
-            .bind(r.try_get::<String, _>(1)?)
-            .bind(r.try_get::<String, _>(2)?)
-            .bind(r.try_get::<String, _>(3)?)
-            .bind(r.try_get::<i64, _>(4)?)
-            .bind(r.try_get::<i64, _>(5)?)
-            .bind(r.try_get::<Option<String>, _>(6)?)
-            .bind(if state == "failed" {
-                "failed"
-            } else {
-                "pending"
-            })
-            .bind(r.try_get::<i64, _>(8)?)
-            .execute(&mut *tx)
-            .await?;
-            n += done.rows_affected();
-        }
-        tx.commit().await?;
-        Ok(n)
+                ))
+                .bind(r.try_get::<String, _>(0)?)
+                .bind(r.try_get::<String, _>(1)?)
+                .bind(r.try_get::<String, _>(2)?)
+                .bind(r.try_get::<String, _>(3)?)
+                .bind(r.try_get::<i64, _>(4)?)
+                .bind(r.try_get::<i64, _>(5)?)
+                .bind(r.try_get::<Option<String>, _>(6)?)
+                .bind(if state == "failed" {
+                    "failed"
+                } else {
+                    "pending"
+                })
+                .bind(r.try_get::<i64, _>(8)?)
+                .execute(&mut *tx)
+                .await?;
+                n += done.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(n)
+        })
     }
 }
 
@@ -406,47 +437,55 @@ pub const LEGACY_QUEUE_FILE: &str = "outbound.sqlite";
 /// directory's lock): `lumen queue` reads it and puts refused rows back in line.
 #[derive(Debug, Clone)]
 pub struct RoutingQueue {
-    pool: SqlitePool,
+    /// One connection to the SQLite index file, as reader and writer.
+    pools: crate::db::Pools,
 }
 
 impl RoutingQueue {
     /// Opens the outbox of `data_dir`; `None` when there is no archive there yet, or its
     /// index was last opened by a version without the outbox.
     pub async fn open(data_dir: &Path) -> Result<Option<RoutingQueue>, StoreError> {
-        let db = data_dir.join("index.sqlite");
-        if !db.exists() {
-            return Ok(None);
+        {
+            let db = data_dir.join("index.sqlite");
+            if !db.exists() {
+                return Ok(None);
+            }
+            let opts = SqliteConnectOptions::from_str("sqlite://")?
+                .filename(&db)
+                .create_if_missing(false)
+                // A running server writes the index meanwhile.
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts)
+                .await?;
+            let exists: i64 = sqlx::query(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'outbox'",
+            )
+            .fetch_one(&pool)
+            .await?
+            .try_get(0)?;
+            if exists == 0 {
+                pool.close().await;
+                return Ok(None);
+            }
+            Ok(Some(RoutingQueue {
+                pools: crate::db::Pools::Sqlite {
+                    reader: pool.clone(),
+                    writer: pool,
+                },
+            }))
         }
-        let opts = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(&db)
-            .create_if_missing(false)
-            // A running server writes the index meanwhile.
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await?;
-        let exists: i64 = sqlx::query(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'outbox'",
-        )
-        .fetch_one(&pool)
-        .await?
-        .try_get(0)?;
-        if exists == 0 {
-            pool.close().await;
-            return Ok(None);
-        }
-        Ok(Some(RoutingQueue { pool }))
     }
 
     /// Every row, oldest first.
     pub async fn entries(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        all_entries(&self.pool).await
+        all_entries(&self.pools).await
     }
 
     /// Puts refused rows (of one destination, or all) back in line; returns how many. A
     /// running server looks at the outbox every few seconds.
     pub async fn retry_failed(&self, destination: Option<&str>) -> Result<u64, StoreError> {
-        retry_failed(&self.pool, destination).await
+        retry_failed(&self.pools, destination).await
     }
 }

@@ -2,8 +2,6 @@
 //! account. The index keeps each link's token as its SHA-256 only; creating and revoking a
 //! link write its ledger entry in the same transaction as the link's row.
 
-use sqlx::Row;
-
 use crate::ledger::{NewLedgerEntry, insert_entry};
 use crate::{Store, StoreError};
 
@@ -49,16 +47,16 @@ pub struct PatientLinkRow {
 
 const COLS: &str = "id, study_uid, org, created_by, created_at, expires_at, revoked_at, revoked_by";
 
-fn link_row(r: &sqlx::sqlite::SqliteRow) -> Result<PatientLinkRow, StoreError> {
+fn link_row(r: &impl crate::db::IndexRow) -> Result<PatientLinkRow, StoreError> {
     Ok(PatientLinkRow {
-        id: r.try_get("id")?,
-        study_uid: r.try_get("study_uid")?,
-        org: r.try_get("org")?,
-        created_by: r.try_get("created_by")?,
-        created_at: r.try_get("created_at")?,
-        expires_at: r.try_get("expires_at")?,
-        revoked_at: r.try_get("revoked_at")?,
-        revoked_by: r.try_get("revoked_by")?,
+        id: r.col("id")?,
+        study_uid: r.col("study_uid")?,
+        org: r.col("org")?,
+        created_by: r.col("created_by")?,
+        created_at: r.col("created_at")?,
+        expires_at: r.col("expires_at")?,
+        revoked_at: r.col("revoked_at")?,
+        revoked_by: r.col("revoked_by")?,
     })
 }
 
@@ -70,23 +68,25 @@ impl Store {
         link: &NewPatientLink,
         entry: &NewLedgerEntry,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO patient_links (id, token_hash, study_uid, org, created_by, created_at,
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            sqlx::query(d.sql(
+                "INSERT INTO patient_links (id, token_hash, study_uid, org, created_by, created_at,
                expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&link.id)
-        .bind(&link.token_hash)
-        .bind(&link.study_uid)
-        .bind(&link.org)
-        .bind(&link.created_by)
-        .bind(link.created_at)
-        .bind(link.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        let seq = insert_entry(&mut tx, entry).await?;
-        tx.commit().await?;
-        Ok(seq)
+            ))
+            .bind(&link.id)
+            .bind(&link.token_hash)
+            .bind(&link.study_uid)
+            .bind(&link.org)
+            .bind(&link.created_by)
+            .bind(link.created_at)
+            .bind(link.expires_at)
+            .execute(&mut *tx)
+            .await?;
+            let seq = insert_entry((&mut *tx).into(), entry).await?;
+            tx.commit().await?;
+            Ok(seq)
+        })
     }
 
     /// The link whose token has this SHA-256 (hex), revoked and expired ones included.
@@ -94,34 +94,40 @@ impl Store {
         &self,
         token_hash: &str,
     ) -> Result<Option<PatientLinkRow>, StoreError> {
-        let sql = format!("SELECT {COLS} FROM patient_links WHERE token_hash = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(token_hash)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(link_row).transpose()
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let sql = format!("SELECT {COLS} FROM patient_links WHERE token_hash = ?");
+            let row = sqlx::query(d.sql(sql))
+                .bind(token_hash)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(link_row).transpose()
+        })
     }
 
     /// The link named `id`.
     pub async fn patient_link(&self, id: &str) -> Result<Option<PatientLinkRow>, StoreError> {
-        let sql = format!("SELECT {COLS} FROM patient_links WHERE id = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(link_row).transpose()
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let sql = format!("SELECT {COLS} FROM patient_links WHERE id = ?");
+            let row = sqlx::query(d.sql(sql))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(link_row).transpose()
+        })
     }
 
     /// A study's links, newest first.
     pub async fn patient_links(&self, study_uid: &str) -> Result<Vec<PatientLinkRow>, StoreError> {
-        let sql = format!(
-            "SELECT {COLS} FROM patient_links WHERE study_uid = ? ORDER BY created_at DESC, id"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(study_uid)
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter().map(link_row).collect()
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let sql = format!(
+                "SELECT {COLS} FROM patient_links WHERE study_uid = ? ORDER BY created_at DESC, id"
+            );
+            let rows = sqlx::query(d.sql(sql))
+                .bind(study_uid)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(link_row).collect()
+        })
     }
 
     /// Revokes a link that is not revoked yet, with its ledger entry, in one transaction;
@@ -133,22 +139,24 @@ impl Store {
         at: i64,
         entry: &NewLedgerEntry,
     ) -> Result<Option<u64>, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query(
-            "UPDATE patient_links SET revoked_at = ?, revoked_by = ?
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            let done = sqlx::query(d.sql(
+                "UPDATE patient_links SET revoked_at = ?, revoked_by = ?
              WHERE id = ? AND revoked_at IS NULL",
-        )
-        .bind(at)
-        .bind(by)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(None);
-        }
-        let seq = insert_entry(&mut tx, entry).await?;
-        tx.commit().await?;
-        Ok(Some(seq))
+            ))
+            .bind(at)
+            .bind(by)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Ok(None);
+            }
+            let seq = insert_entry((&mut *tx).into(), entry).await?;
+            tx.commit().await?;
+            Ok(Some(seq))
+        })
     }
 }
 
@@ -237,19 +245,19 @@ mod tests {
         ] {
             assert!(
                 sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&store.writer)
+                    .execute(store.sqlite_writer().expect("sqlite index"))
                     .await
                     .is_err(),
                 "{sql}"
             );
         }
         sqlx::query("UPDATE patient_links SET expires_at = 2000")
-            .execute(&store.writer)
+            .execute(store.sqlite_writer().expect("sqlite index"))
             .await
             .expect("shortened");
         assert!(
             sqlx::query("UPDATE patient_links SET expires_at = 1000")
-                .execute(&store.writer)
+                .execute(store.sqlite_writer().expect("sqlite index"))
                 .await
                 .is_err(),
             "a link must expire after it was created"

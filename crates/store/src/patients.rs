@@ -59,13 +59,15 @@ impl Store {
         issuer: &str,
         patient_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT consortium_id FROM patient_xref WHERE issuer = ? AND patient_id = ?",
-        )
-        .bind(issuer)
-        .bind(patient_id)
-        .fetch_optional(&self.reader)
-        .await?)
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            Ok(sqlx::query_scalar(
+                d.sql("SELECT consortium_id FROM patient_xref WHERE issuer = ? AND patient_id = ?"),
+            )
+            .bind(issuer)
+            .bind(patient_id)
+            .fetch_optional(pool)
+            .await?)
+        })
     }
 
     /// Links `issuer`'s `patient_id` to `consortium_id` (with the ledger entries of the
@@ -79,39 +81,41 @@ impl Store {
         linked_by: &str,
         entries: &[NewLedgerEntry],
     ) -> Result<LinkOutcome, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query(
-            "INSERT INTO patient_xref (issuer, patient_id, consortium_id, how, linked_by,
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            let done = sqlx::query(d.sql(
+                "INSERT INTO patient_xref (issuer, patient_id, consortium_id, how, linked_by,
                 created_ms) VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT (issuer, patient_id) DO NOTHING",
-        )
-        .bind(issuer)
-        .bind(patient_id)
-        .bind(consortium_id)
-        .bind(how)
-        .bind(linked_by)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            let existing: String = sqlx::query_scalar(
-                "SELECT consortium_id FROM patient_xref WHERE issuer = ? AND patient_id = ?",
-            )
+            ))
             .bind(issuer)
             .bind(patient_id)
-            .fetch_one(&mut *tx)
+            .bind(consortium_id)
+            .bind(how)
+            .bind(linked_by)
+            .bind(now_ms())
+            .execute(&mut *tx)
             .await?;
-            return Ok(if existing == consortium_id {
-                LinkOutcome::Unchanged
-            } else {
-                LinkOutcome::LinkedElsewhere(existing)
-            });
-        }
-        for e in entries {
-            insert_entry(&mut tx, e).await?;
-        }
-        tx.commit().await?;
-        Ok(LinkOutcome::Linked)
+            if done.rows_affected() == 0 {
+                let existing: String = sqlx::query_scalar(d.sql(
+                    "SELECT consortium_id FROM patient_xref WHERE issuer = ? AND patient_id = ?",
+                ))
+                .bind(issuer)
+                .bind(patient_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                return Ok(if existing == consortium_id {
+                    LinkOutcome::Unchanged
+                } else {
+                    LinkOutcome::LinkedElsewhere(existing)
+                });
+            }
+            for e in entries {
+                insert_entry((&mut *tx).into(), e).await?;
+            }
+            tx.commit().await?;
+            Ok(LinkOutcome::Linked)
+        })
     }
 
     /// The patient IDs linked to `consortium_id`, as (issuer, patient ID).
@@ -119,13 +123,15 @@ impl Store {
         &self,
         consortium_id: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT issuer, patient_id FROM patient_xref WHERE consortium_id = ?
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            Ok(sqlx::query_as(d.sql(
+                "SELECT issuer, patient_id FROM patient_xref WHERE consortium_id = ?
              ORDER BY issuer, patient_id",
-        )
-        .bind(consortium_id)
-        .fetch_all(&self.reader)
-        .await?)
+            ))
+            .bind(consortium_id)
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
     /// Remembers the consortium patient a member's share notice named.
@@ -135,16 +141,18 @@ impl Store {
         share_id: &str,
         consortium_id: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO grant_patients (origin, share_id, consortium_id) VALUES (?, ?, ?)
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            sqlx::query(d.sql(
+                "INSERT INTO grant_patients (origin, share_id, consortium_id) VALUES (?, ?, ?)
              ON CONFLICT (origin, share_id) DO NOTHING",
-        )
-        .bind(origin)
-        .bind(share_id)
-        .bind(consortium_id)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+            ))
+            .bind(origin)
+            .bind(share_id)
+            .bind(consortium_id)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// The consortium patient a member's share notice named, if any.
@@ -153,13 +161,15 @@ impl Store {
         origin: &str,
         share_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT consortium_id FROM grant_patients WHERE origin = ? AND share_id = ?",
-        )
-        .bind(origin)
-        .bind(share_id)
-        .fetch_optional(&self.reader)
-        .await?)
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            Ok(sqlx::query_scalar(
+                d.sql("SELECT consortium_id FROM grant_patients WHERE origin = ? AND share_id = ?"),
+            )
+            .bind(origin)
+            .bind(share_id)
+            .fetch_optional(pool)
+            .await?)
+        })
     }
 
     /// The studies stored here under `patient_id` as issued by `issuer`: for this node
@@ -171,8 +181,9 @@ impl Store {
         issuer: &str,
         patient_id: &str,
     ) -> Result<Vec<PatientStudy>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT st.study_uid, st.patient_id, st.org, st.study_date, st.description,
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let rows = sqlx::query(d.sql(
+                "SELECT st.study_uid, st.patient_id, st.org, st.study_date, st.description,
                     st.modalities, st.num_instances,
                     (SELECT g.origin FROM grants g WHERE g.study_uid = st.study_uid
                        AND g.status = 'active' ORDER BY g.created_ms LIMIT 1) AS origin,
@@ -180,30 +191,31 @@ impl Store {
                        AND g.status = 'active' ORDER BY g.created_ms LIMIT 1) AS origin_name
              FROM studies st WHERE st.patient_id = ?
              ORDER BY st.study_date DESC, st.study_uid",
-        )
-        .bind(patient_id)
-        .fetch_all(&self.reader)
-        .await?;
-        let mut out = Vec::new();
-        for r in rows {
-            let origin: Option<String> = r.try_get("origin")?;
-            let own = origin.is_none();
-            if (issuer == node_id) != own || origin.as_deref().is_some_and(|o| o != issuer) {
-                continue;
+            ))
+            .bind(patient_id)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::new();
+            for r in rows {
+                let origin: Option<String> = r.try_get("origin")?;
+                let own = origin.is_none();
+                if (issuer == node_id) != own || origin.as_deref().is_some_and(|o| o != issuer) {
+                    continue;
+                }
+                out.push(PatientStudy {
+                    study_uid: r.try_get("study_uid")?,
+                    patient_id: r.try_get("patient_id")?,
+                    issuer: issuer.to_string(),
+                    shared_from: r.try_get("origin_name")?,
+                    org: r.try_get("org")?,
+                    study_date: r.try_get("study_date")?,
+                    description: r.try_get("description")?,
+                    modalities: r.try_get("modalities")?,
+                    num_instances: r.try_get("num_instances")?,
+                });
             }
-            out.push(PatientStudy {
-                study_uid: r.try_get("study_uid")?,
-                patient_id: r.try_get("patient_id")?,
-                issuer: issuer.to_string(),
-                shared_from: r.try_get("origin_name")?,
-                org: r.try_get("org")?,
-                study_date: r.try_get("study_date")?,
-                description: r.try_get("description")?,
-                modalities: r.try_get("modalities")?,
-                num_instances: r.try_get("num_instances")?,
-            });
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// The patient ID and the study-level attributes of a stored study.
@@ -211,17 +223,20 @@ impl Store {
         &self,
         study_uid: &str,
     ) -> Result<Option<(String, serde_json::Map<String, serde_json::Value>)>, StoreError> {
-        let row = sqlx::query("SELECT patient_id, attrs FROM studies WHERE study_uid = ?")
-            .bind(study_uid)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.map(|r| {
-            Ok((
-                r.try_get("patient_id")?,
-                crate::parse_map(&r.try_get::<String, _>("attrs")?)?,
-            ))
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let row =
+                sqlx::query(d.sql("SELECT patient_id, attrs FROM studies WHERE study_uid = ?"))
+                    .bind(study_uid)
+                    .fetch_optional(pool)
+                    .await?;
+            row.map(|r| {
+                Ok((
+                    r.try_get("patient_id")?,
+                    crate::parse_map(&r.try_get::<String, _>("attrs")?)?,
+                ))
+            })
+            .transpose()
         })
-        .transpose()
     }
 
     /// This node's own studies (without an active grant) whose patient's name (alphabetic
@@ -232,27 +247,29 @@ impl Store {
         &self,
         attrs: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Vec<(String, serde_json::Map<String, serde_json::Value>)>, StoreError> {
-        let Some(name) = crate::query_sql::StudyColumns::of(attrs).pn[0].clone() else {
-            return Ok(Vec::new());
-        };
-        let rows = sqlx::query(
-            "SELECT st.patient_id, st.attrs FROM studies st
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let Some(name) = crate::query_sql::StudyColumns::of(attrs).pn[0].clone() else {
+                return Ok(Vec::new());
+            };
+            let rows = sqlx::query(d.sql(
+                "SELECT st.patient_id, st.attrs FROM studies st
              WHERE st.pn_alphabetic = ?
                AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.study_uid = st.study_uid
                                  AND g.status = 'active')
              LIMIT 1000",
-        )
-        .bind(name)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("patient_id")?,
-                    crate::parse_map(&r.try_get::<String, _>("attrs")?)?,
-                ))
-            })
-            .collect()
+            ))
+            .bind(name)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("patient_id")?,
+                        crate::parse_map(&r.try_get::<String, _>("attrs")?)?,
+                    ))
+                })
+                .collect()
+        })
     }
 
     /// Records how many instances a member's share notice announced.
@@ -262,13 +279,17 @@ impl Store {
         share_id: &str,
         instances: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE grants SET expected_instances = ? WHERE origin = ? AND share_id = ?")
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            sqlx::query(
+                d.sql("UPDATE grants SET expected_instances = ? WHERE origin = ? AND share_id = ?"),
+            )
             .bind(instances)
             .bind(origin)
             .bind(share_id)
-            .execute(&self.writer)
+            .execute(pool)
             .await?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The active grant of `study_uid` with what has arrived of it, if it was shared here.
@@ -276,26 +297,28 @@ impl Store {
         &self,
         study_uid: &str,
     ) -> Result<Option<GrantProgress>, StoreError> {
-        let Some(grant) = self.grant_of_study(study_uid).await? else {
-            return Ok(None);
-        };
-        let expected: Option<i64> = sqlx::query_scalar(
-            "SELECT expected_instances FROM grants WHERE origin = ? AND share_id = ?",
-        )
-        .bind(&grant.origin)
-        .bind(&grant.share_id)
-        .fetch_optional(&self.reader)
-        .await?
-        .flatten();
-        let received: Option<i64> =
-            sqlx::query_scalar("SELECT num_instances FROM studies WHERE study_uid = ?")
-                .bind(study_uid)
-                .fetch_optional(&self.reader)
-                .await?;
-        Ok(Some(GrantProgress {
-            grant,
-            expected,
-            received: received.unwrap_or(0),
-        }))
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let Some(grant) = self.grant_of_study(study_uid).await? else {
+                return Ok(None);
+            };
+            let expected: Option<i64> = sqlx::query_scalar(
+                d.sql("SELECT expected_instances FROM grants WHERE origin = ? AND share_id = ?"),
+            )
+            .bind(&grant.origin)
+            .bind(&grant.share_id)
+            .fetch_optional(pool)
+            .await?
+            .flatten();
+            let received: Option<i64> =
+                sqlx::query_scalar(d.sql("SELECT num_instances FROM studies WHERE study_uid = ?"))
+                    .bind(study_uid)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(Some(GrantProgress {
+                grant,
+                expected,
+                received: received.unwrap_or(0),
+            }))
+        })
     }
 }

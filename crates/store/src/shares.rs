@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use crate::ledger::insert_entry;
 use crate::{NewLedgerEntry, Store, StoreError, now_ms};
@@ -97,34 +96,34 @@ pub mod kind {
     pub const REPORT: &str = "report";
 }
 
-fn share(r: &SqliteRow) -> Result<ShareRow, StoreError> {
+fn share(r: &impl crate::db::IndexRow) -> Result<ShareRow, StoreError> {
     Ok(ShareRow {
-        id: r.try_get("id")?,
-        study_uid: r.try_get("study_uid")?,
-        to: r.try_get("to_member")?,
-        purpose: r.try_get("purpose")?,
-        consent: r.try_get("consent")?,
-        status: r.try_get("status")?,
-        created_by: r.try_get("created_by")?,
-        org: r.try_get("org")?,
-        created_ms: r.try_get("created_ms")?,
-        revoked_ms: r.try_get("revoked_ms")?,
-        reported_by: r.try_get("reported_by")?,
-        reported_ms: r.try_get("reported_ms")?,
+        id: r.col("id")?,
+        study_uid: r.col("study_uid")?,
+        to: r.col("to_member")?,
+        purpose: r.col("purpose")?,
+        consent: r.col("consent")?,
+        status: r.col("status")?,
+        created_by: r.col("created_by")?,
+        org: r.col("org")?,
+        created_ms: r.col("created_ms")?,
+        revoked_ms: r.col("revoked_ms")?,
+        reported_by: r.col("reported_by")?,
+        reported_ms: r.col("reported_ms")?,
     })
 }
 
-fn grant(r: &SqliteRow) -> Result<GrantRow, StoreError> {
+fn grant(r: &impl crate::db::IndexRow) -> Result<GrantRow, StoreError> {
     Ok(GrantRow {
-        origin: r.try_get("origin")?,
-        share_id: r.try_get("share_id")?,
-        study_uid: r.try_get("study_uid")?,
-        origin_name: r.try_get("origin_name")?,
-        purpose: r.try_get("purpose")?,
-        consent: r.try_get("consent")?,
-        status: r.try_get("status")?,
-        created_ms: r.try_get("created_ms")?,
-        checked_ms: r.try_get("checked_ms")?,
+        origin: r.col("origin")?,
+        share_id: r.col("share_id")?,
+        study_uid: r.col("study_uid")?,
+        origin_name: r.col("origin_name")?,
+        purpose: r.col("purpose")?,
+        consent: r.col("consent")?,
+        status: r.col("status")?,
+        created_ms: r.col("created_ms")?,
+        checked_ms: r.col("checked_ms")?,
     })
 }
 
@@ -148,11 +147,12 @@ impl Store {
         instances: &[QueuedInstance],
         entries: &[NewLedgerEntry],
     ) -> Result<Vec<u64>, StoreError> {
-        let now = now_ms();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO shares (id, study_uid, to_member, purpose, consent, status, created_by,
-                org, created_ms) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let now = now_ms();
+            let mut tx = pool.begin_with(d.begin()).await?;
+            sqlx::query(
+            d.sql("INSERT INTO shares (id, study_uid, to_member, purpose, consent, status, created_by,
+                org, created_ms) VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)"),
         )
         .bind(&s.id)
         .bind(&s.study_uid)
@@ -164,37 +164,38 @@ impl Store {
         .bind(s.created_ms)
         .execute(&mut *tx)
         .await?;
-        queue(
-            &mut tx,
-            &s.to,
-            kind::NOTICE,
-            &s.id,
-            &s.study_uid,
-            "",
-            0,
-            now,
-        )
-        .await?;
-        for (sop, priority) in instances {
             queue(
-                &mut tx,
+                (&mut *tx).into(),
                 &s.to,
-                kind::INSTANCE,
+                kind::NOTICE,
                 &s.id,
                 &s.study_uid,
-                sop,
-                *priority,
+                "",
+                0,
                 now,
             )
             .await?;
-        }
-        let mut seqs = Vec::new();
-        for e in entries {
-            seqs.push(insert_entry(&mut tx, e).await?);
-        }
-        tx.commit().await?;
-        self.share_wake.notify_one();
-        Ok(seqs)
+            for (sop, priority) in instances {
+                queue(
+                    (&mut *tx).into(),
+                    &s.to,
+                    kind::INSTANCE,
+                    &s.id,
+                    &s.study_uid,
+                    sop,
+                    *priority,
+                    now,
+                )
+                .await?;
+            }
+            let mut seqs = Vec::new();
+            for e in entries {
+                seqs.push(insert_entry((&mut *tx).into(), e).await?);
+            }
+            tx.commit().await?;
+            self.share_wake.notify_one();
+            Ok(seqs)
+        })
     }
 
     /// Revokes an active share: marks it, drops what was still to be sent and queues the
@@ -205,47 +206,59 @@ impl Store {
         by: &str,
         entries: &[NewLedgerEntry],
     ) -> Result<bool, StoreError> {
-        let now = now_ms();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE shares SET status = 'revoked', revoked_by = ?, revoked_ms = ?
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let now = now_ms();
+            let mut tx = pool.begin_with(d.begin()).await?;
+            let row = sqlx::query(d.sql(format!(
+                "UPDATE shares SET status = 'revoked', revoked_by = ?, revoked_ms = ?
              WHERE id = ? AND status = 'active' RETURNING {SHARE_COLS}"
-        )))
-        .bind(by)
-        .bind(now)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let s = share(&row)?;
-        sqlx::query(
-            "DELETE FROM share_outbox WHERE share_id = ? AND member = ?
+            )))
+            .bind(by)
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            let s = share(&row)?;
+            sqlx::query(d.sql(
+                "DELETE FROM share_outbox WHERE share_id = ? AND member = ?
                AND kind IN ('notice', 'instance')",
-        )
-        .bind(id)
-        .bind(&s.to)
-        .execute(&mut *tx)
-        .await?;
-        queue(&mut tx, &s.to, kind::REVOKE, id, &s.study_uid, "", 0, now).await?;
-        for e in entries {
-            insert_entry(&mut tx, e).await?;
-        }
-        tx.commit().await?;
-        self.share_wake.notify_one();
-        Ok(true)
+            ))
+            .bind(id)
+            .bind(&s.to)
+            .execute(&mut *tx)
+            .await?;
+            queue(
+                (&mut *tx).into(),
+                &s.to,
+                kind::REVOKE,
+                id,
+                &s.study_uid,
+                "",
+                0,
+                now,
+            )
+            .await?;
+            for e in entries {
+                insert_entry((&mut *tx).into(), e).await?;
+            }
+            tx.commit().await?;
+            self.share_wake.notify_one();
+            Ok(true)
+        })
     }
 
     /// A share by id.
     pub async fn share(&self, id: &str) -> Result<Option<ShareRow>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SHARE_COLS} FROM shares WHERE id = ?"
-        )))
-        .bind(id)
-        .fetch_optional(&self.writer)
-        .await?;
-        row.as_ref().map(share).transpose()
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let row = sqlx::query(d.sql(format!("SELECT {SHARE_COLS} FROM shares WHERE id = ?")))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(share).transpose()
+        })
     }
 
     /// The shares of a study (newest first), or of every study of `org` (`None`: all).
@@ -254,16 +267,18 @@ impl Store {
         study_uid: Option<&str>,
         org: Option<&str>,
     ) -> Result<Vec<ShareRow>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SHARE_COLS} FROM shares
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let rows = sqlx::query(d.sql(format!(
+                "SELECT {SHARE_COLS} FROM shares
              WHERE (?1 IS NULL OR study_uid = ?1) AND (?2 IS NULL OR org = ?2)
              ORDER BY created_ms DESC, id LIMIT 1000"
-        )))
-        .bind(study_uid)
-        .bind(org)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(share).collect()
+            )))
+            .bind(study_uid)
+            .bind(org)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(share).collect()
+        })
     }
 
     /// Records that an object of `member_name`'s signed report of a shared study arrived,
@@ -274,20 +289,22 @@ impl Store {
         member_name: &str,
         entries: &[NewLedgerEntry],
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "UPDATE shares SET reported_by = ?, reported_ms = ? WHERE id = ? AND reported_by IS NULL",
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            sqlx::query(
+            d.sql("UPDATE shares SET reported_by = ?, reported_ms = ? WHERE id = ? AND reported_by IS NULL"),
         )
         .bind(member_name)
         .bind(now_ms())
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        for e in entries {
-            insert_entry(&mut tx, e).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+            for e in entries {
+                insert_entry((&mut *tx).into(), e).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Records a grant from a member (a share notice), with its ledger entries. A notice
@@ -297,30 +314,32 @@ impl Store {
         g: &GrantRow,
         entries: &[NewLedgerEntry],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query(
-            "INSERT INTO grants (origin, share_id, study_uid, origin_name, purpose, consent,
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            let done = sqlx::query(d.sql(
+                "INSERT INTO grants (origin, share_id, study_uid, origin_name, purpose, consent,
                 status, created_ms, checked_ms) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?)
              ON CONFLICT (origin, share_id) DO NOTHING",
-        )
-        .bind(&g.origin)
-        .bind(&g.share_id)
-        .bind(&g.study_uid)
-        .bind(&g.origin_name)
-        .bind(&g.purpose)
-        .bind(&g.consent)
-        .bind(g.created_ms)
-        .bind(g.created_ms)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        for e in entries {
-            insert_entry(&mut tx, e).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+            ))
+            .bind(&g.origin)
+            .bind(&g.share_id)
+            .bind(&g.study_uid)
+            .bind(&g.origin_name)
+            .bind(&g.purpose)
+            .bind(&g.consent)
+            .bind(g.created_ms)
+            .bind(g.created_ms)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            for e in entries {
+                insert_entry((&mut *tx).into(), e).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// The active grant of `origin` for `study_uid`, if any.
@@ -329,74 +348,88 @@ impl Store {
         origin: &str,
         study_uid: &str,
     ) -> Result<Option<GrantRow>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {GRANT_COLS} FROM grants
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let row = sqlx::query(d.sql(format!(
+                "SELECT {GRANT_COLS} FROM grants
              WHERE origin = ? AND study_uid = ? AND status = 'active' LIMIT 1"
-        )))
-        .bind(origin)
-        .bind(study_uid)
-        .fetch_optional(&self.writer)
-        .await?;
-        row.as_ref().map(grant).transpose()
+            )))
+            .bind(origin)
+            .bind(study_uid)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(grant).transpose()
+        })
     }
 
     /// The active grant (of any member) under which this node holds `study_uid`, if any.
     pub async fn grant_of_study(&self, study_uid: &str) -> Result<Option<GrantRow>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {GRANT_COLS} FROM grants WHERE study_uid = ? AND status = 'active'
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let row = sqlx::query(d.sql(format!(
+                "SELECT {GRANT_COLS} FROM grants WHERE study_uid = ? AND status = 'active'
              ORDER BY created_ms LIMIT 1"
-        )))
-        .bind(study_uid)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(grant).transpose()
+            )))
+            .bind(study_uid)
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(grant).transpose()
+        })
     }
 
     /// Whether a study was ever held under a grant that is now revoked, and under no
     /// active one (its instances are refused and purged).
     pub async fn study_revoked_here(&self, study_uid: &str) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM grants WHERE study_uid = ?1 AND status = 'revoked'
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let n: i64 = sqlx::query_scalar(d.sql(
+                "SELECT count(*) FROM grants WHERE study_uid = ?1 AND status = 'revoked'
                AND NOT EXISTS (SELECT 1 FROM grants WHERE study_uid = ?1 AND status = 'active')",
-        )
-        .bind(study_uid)
-        .fetch_one(&self.writer)
-        .await?;
-        Ok(n > 0)
+            ))
+            .bind(study_uid)
+            .fetch_one(pool)
+            .await?;
+            Ok(n > 0)
+        })
     }
 
     /// The active grants whose study has no instance here yet (announced, arriving), newest
     /// first.
     pub async fn incoming_grants(&self) -> Result<Vec<GrantRow>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {GRANT_COLS} FROM grants g WHERE status = 'active'
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let rows = sqlx::query(d.sql(format!(
+                "SELECT {GRANT_COLS} FROM grants g WHERE status = 'active'
                AND NOT EXISTS (SELECT 1 FROM studies st WHERE st.study_uid = g.study_uid)
              ORDER BY created_ms DESC LIMIT 100"
-        )))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(grant).collect()
+            )))
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(grant).collect()
+        })
     }
 
     /// The active grants, oldest check first (for the re-check with the origins).
     pub async fn active_grants(&self) -> Result<Vec<GrantRow>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {GRANT_COLS} FROM grants WHERE status = 'active' ORDER BY checked_ms"
-        )))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(grant).collect()
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let rows = sqlx::query(d.sql(format!(
+                "SELECT {GRANT_COLS} FROM grants WHERE status = 'active' ORDER BY checked_ms"
+            )))
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(grant).collect()
+        })
     }
 
     /// The origin confirmed a grant is active.
     pub async fn grant_checked(&self, origin: &str, share_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE grants SET checked_ms = ? WHERE origin = ? AND share_id = ?")
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            sqlx::query(
+                d.sql("UPDATE grants SET checked_ms = ? WHERE origin = ? AND share_id = ?"),
+            )
             .bind(now_ms())
             .bind(origin)
             .bind(share_id)
-            .execute(&self.writer)
+            .execute(pool)
             .await?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Revokes a grant (with its ledger entries) and, unless another active grant holds the
@@ -408,57 +441,61 @@ impl Store {
         share_id: &str,
         entries: &[NewLedgerEntry],
     ) -> Result<(bool, u64), StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query(
-            "UPDATE grants SET status = 'revoked', revoked_ms = ?
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            let row = sqlx::query(d.sql(
+                "UPDATE grants SET status = 'revoked', revoked_ms = ?
              WHERE origin = ? AND share_id = ? AND status = 'active' RETURNING study_uid",
-        )
-        .bind(now_ms())
-        .bind(origin)
-        .bind(share_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok((false, 0));
-        };
-        let study: String = row.try_get(0)?;
-        for e in entries {
-            insert_entry(&mut tx, e).await?;
-        }
-        let others: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM grants WHERE study_uid = ? AND status = 'active'",
-        )
-        .bind(&study)
-        .fetch_one(&mut *tx)
-        .await?;
-        let paths = if others == 0 {
-            purge_rows(&mut tx, &study).await?
-        } else {
-            Vec::new()
-        };
-        // Nothing more is sent for a study this node no longer holds.
-        sqlx::query(
-            "DELETE FROM share_outbox WHERE study_uid = ? AND kind = 'report' AND member = ?",
-        )
-        .bind(&study)
-        .bind(origin)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let n = paths.len() as u64;
-        self.remove_files(paths).await;
-        Ok((true, n))
+            ))
+            .bind(now_ms())
+            .bind(origin)
+            .bind(share_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Ok((false, 0));
+            };
+            let study: String = row.try_get(0)?;
+            for e in entries {
+                insert_entry((&mut *tx).into(), e).await?;
+            }
+            let others: i64 = sqlx::query_scalar(
+                d.sql("SELECT count(*) FROM grants WHERE study_uid = ? AND status = 'active'"),
+            )
+            .bind(&study)
+            .fetch_one(&mut *tx)
+            .await?;
+            let paths = if others == 0 {
+                purge_rows((&mut *tx).into(), &study).await?
+            } else {
+                Vec::new()
+            };
+            // Nothing more is sent for a study this node no longer holds.
+            sqlx::query(d.sql(
+                "DELETE FROM share_outbox WHERE study_uid = ? AND kind = 'report' AND member = ?",
+            ))
+            .bind(&study)
+            .bind(origin)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let n = paths.len() as u64;
+            self.remove_files(paths).await;
+            Ok((true, n))
+        })
     }
 
     /// Purges a study's instances again (an instance that was in flight when its grant
     /// was revoked); how many.
     pub async fn purge_study(&self, study_uid: &str) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let paths = purge_rows(&mut tx, study_uid).await?;
-        tx.commit().await?;
-        let n = paths.len() as u64;
-        self.remove_files(paths).await;
-        Ok(n)
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let mut tx = pool.begin_with(d.begin()).await?;
+            let paths = purge_rows((&mut *tx).into(), study_uid).await?;
+            tx.commit().await?;
+            let n = paths.len() as u64;
+            self.remove_files(paths).await;
+            Ok(n)
+        })
     }
 
     async fn remove_files(&self, paths: Vec<String>) {
@@ -480,9 +517,10 @@ impl Store {
         &self,
         limit: usize,
     ) -> Result<Vec<ShareOutboxEntry>, StoreError> {
-        let now = now_ms();
-        let rows = sqlx::query(
-            "UPDATE share_outbox SET claimed_ms = ?1 WHERE id IN (
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let now = now_ms();
+            let rows = sqlx::query(d.sql(
+                "UPDATE share_outbox SET claimed_ms = ?1 WHERE id IN (
                 SELECT o.id FROM share_outbox o
                 WHERE o.state = 'pending' AND o.next_attempt_ms <= ?1
                   AND (o.claimed_ms IS NULL OR o.claimed_ms < ?2)
@@ -492,41 +530,44 @@ impl Store {
                 ORDER BY o.priority, o.id LIMIT ?3)
              RETURNING id, member, kind, share_id, study_uid, sop_uid, attempts, claimed_ms,
                 priority",
-        )
-        .bind(now)
-        .bind(now - CLAIM_LEASE_MS)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.writer)
-        .await?;
-        let mut out = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<i64, _>("priority")?,
-                    ShareOutboxEntry {
-                        id: r.try_get("id")?,
-                        member: r.try_get("member")?,
-                        kind: r.try_get("kind")?,
-                        share_id: r.try_get("share_id")?,
-                        study_uid: r.try_get("study_uid")?,
-                        sop_uid: r.try_get("sop_uid")?,
-                        attempts: r.try_get("attempts")?,
-                        claimed_ms: r.try_get("claimed_ms")?,
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        out.sort_by_key(|(p, e)| (*p, e.id));
-        Ok(out.into_iter().map(|(_, e)| e).collect())
+            ))
+            .bind(now)
+            .bind(now - CLAIM_LEASE_MS)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(pool)
+            .await?;
+            let mut out = rows
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get::<i64, _>("priority")?,
+                        ShareOutboxEntry {
+                            id: r.try_get("id")?,
+                            member: r.try_get("member")?,
+                            kind: r.try_get("kind")?,
+                            share_id: r.try_get("share_id")?,
+                            study_uid: r.try_get("study_uid")?,
+                            sop_uid: r.try_get("sop_uid")?,
+                            attempts: r.try_get("attempts")?,
+                            claimed_ms: r.try_get("claimed_ms")?,
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            out.sort_by_key(|(p, e)| (*p, e.id));
+            Ok(out.into_iter().map(|(_, e)| e).collect())
+        })
     }
 
     /// The member accepted the item: it goes.
     pub async fn share_outbox_done(&self, e: &ShareOutboxEntry) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM share_outbox WHERE id = ?")
-            .bind(e.id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            sqlx::query(d.sql("DELETE FROM share_outbox WHERE id = ?"))
+                .bind(e.id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// The attempt failed; tried again after `after`.
@@ -536,17 +577,19 @@ impl Store {
         error: &str,
         after: Duration,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE share_outbox SET attempts = attempts + 1, next_attempt_ms = ?,
-                last_error = ?, claimed_ms = NULL WHERE id = ? AND claimed_ms IS ?",
-        )
-        .bind(now_ms().saturating_add(i64::try_from(after.as_millis()).unwrap_or(i64::MAX)))
-        .bind(error)
-        .bind(e.id)
-        .bind(e.claimed_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            sqlx::query(d.sql(
+                "UPDATE share_outbox SET attempts = attempts + 1, next_attempt_ms = ?,
+                last_error = ?, claimed_ms = NULL WHERE id = ? AND claimed_ms IS NOT DISTINCT FROM ?",
+            ))
+            .bind(now_ms().saturating_add(i64::try_from(after.as_millis()).unwrap_or(i64::MAX)))
+            .bind(error)
+            .bind(e.id)
+            .bind(e.claimed_ms)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// The member refused the item for good: kept as `failed` with the reason.
@@ -555,15 +598,17 @@ impl Store {
         e: &ShareOutboxEntry,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE share_outbox SET state = 'failed', attempts = attempts + 1, last_error = ?,
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            sqlx::query(d.sql(
+                "UPDATE share_outbox SET state = 'failed', attempts = attempts + 1, last_error = ?,
                 claimed_ms = NULL WHERE id = ?",
-        )
-        .bind(error)
-        .bind(e.id)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+            ))
+            .bind(error)
+            .bind(e.id)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Queues an instance that arrived after its study was shared, for the share's member.
@@ -573,21 +618,23 @@ impl Store {
         sop_uid: &str,
         priority: i64,
     ) -> Result<(), StoreError> {
-        let mut conn = self.writer.acquire().await?;
-        queue(
-            &mut conn,
-            &s.to,
-            kind::INSTANCE,
-            &s.id,
-            &s.study_uid,
-            sop_uid,
-            priority,
-            now_ms(),
-        )
-        .await?;
-        drop(conn);
-        self.share_wake.notify_one();
-        Ok(())
+        crate::db::with_db!(&self.pools, writer, |pool, _d| {
+            let mut conn = pool.acquire().await?;
+            queue(
+                (&mut *conn).into(),
+                &s.to,
+                kind::INSTANCE,
+                &s.id,
+                &s.study_uid,
+                sop_uid,
+                priority,
+                now_ms(),
+            )
+            .await?;
+            drop(conn);
+            self.share_wake.notify_one();
+            Ok(())
+        })
     }
 
     /// Queues a signed report's objects for the origin of the study's grant.
@@ -596,24 +643,26 @@ impl Store {
         g: &GrantRow,
         sop_uids: &[String],
     ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        for sop in sop_uids {
-            queue(
-                &mut tx,
-                &g.origin,
-                kind::REPORT,
-                &g.share_id,
-                &g.study_uid,
-                sop,
-                1,
-                now,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        self.share_wake.notify_one();
-        Ok(())
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let now = now_ms();
+            let mut tx = pool.begin_with(d.begin()).await?;
+            for sop in sop_uids {
+                queue(
+                    (&mut *tx).into(),
+                    &g.origin,
+                    kind::REPORT,
+                    &g.share_id,
+                    &g.study_uid,
+                    sop,
+                    1,
+                    now,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            self.share_wake.notify_one();
+            Ok(())
+        })
     }
 
     /// What is still to be sent (pending) and what the member refused (failed) of each
@@ -621,40 +670,44 @@ impl Store {
     pub async fn share_progress(
         &self,
     ) -> Result<std::collections::HashMap<String, (i64, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT share_id, state, count(*) FROM share_outbox
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let rows = sqlx::query(d.sql(
+                "SELECT share_id, state, count(*) FROM share_outbox
              WHERE kind IN ('notice', 'instance') GROUP BY share_id, state",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        let mut out: std::collections::HashMap<String, (i64, i64)> = Default::default();
-        for r in &rows {
-            let id: String = r.try_get(0)?;
-            let state: String = r.try_get(1)?;
-            let n: i64 = r.try_get(2)?;
-            let e = out.entry(id).or_default();
-            if state == "failed" {
-                e.1 += n;
-            } else {
-                e.0 += n;
+            ))
+            .fetch_all(pool)
+            .await?;
+            let mut out: std::collections::HashMap<String, (i64, i64)> = Default::default();
+            for r in &rows {
+                let id: String = r.try_get(0)?;
+                let state: String = r.try_get(1)?;
+                let n: i64 = r.try_get(2)?;
+                let e = out.entry(id).or_default();
+                if state == "failed" {
+                    e.1 += n;
+                } else {
+                    e.0 += n;
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Pending and failed share outbox items per member and kind (for status and tests).
     pub async fn share_outbox_counts(
         &self,
     ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT member, kind, state, count(*) FROM share_outbox GROUP BY member, kind, state
-             ORDER BY member, kind, state",
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let rows = sqlx::query(
+            d.sql("SELECT member, kind, state, count(*) FROM share_outbox GROUP BY member, kind, state
+             ORDER BY member, kind, state"),
         )
-        .fetch_all(&self.reader)
+        .fetch_all(pool)
         .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-            .collect()
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+                .collect()
+        })
     }
 
     /// Waits until something is queued for members, or `timeout` passes.
@@ -664,16 +717,22 @@ impl Store {
 
     /// Releases the claims of a worker that died (at start).
     pub(crate) async fn release_share_claims(&self) -> Result<(), StoreError> {
-        sqlx::query("UPDATE share_outbox SET claimed_ms = NULL WHERE claimed_ms IS NOT NULL")
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        {
+            crate::db::with_db!(&self.pools, writer, |pool, d| {
+                sqlx::query(
+                    d.sql("UPDATE share_outbox SET claimed_ms = NULL WHERE claimed_ms IS NOT NULL"),
+                )
+                .execute(pool)
+                .await?;
+            });
+            Ok(())
+        }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn queue(
-    conn: &mut sqlx::SqliteConnection,
+    conn: crate::db::Conn<'_>,
     member: &str,
     kind: &str,
     share_id: &str,
@@ -682,45 +741,50 @@ async fn queue(
     priority: i64,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO share_outbox (member, kind, share_id, study_uid, sop_uid, priority,
+    crate::db::with_conn!(conn, |conn, d| {
+        sqlx::query(d.sql(
+            "INSERT INTO share_outbox (member, kind, share_id, study_uid, sop_uid, priority,
             queued_ms, next_attempt_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (member, kind, share_id, sop_uid) DO UPDATE SET
             state = 'pending', attempts = 0, next_attempt_ms = excluded.next_attempt_ms,
             claimed_ms = NULL, last_error = NULL",
-    )
-    .bind(member)
-    .bind(kind)
-    .bind(share_id)
-    .bind(study_uid)
-    .bind(sop_uid)
-    .bind(priority)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+        ))
+        .bind(member)
+        .bind(kind)
+        .bind(share_id)
+        .bind(study_uid)
+        .bind(sop_uid)
+        .bind(priority)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    })
 }
 
 /// Deletes a study's index rows (AI jobs, routing rows, instances, series, the study) and
 /// returns its object files' paths, to delete once the transaction committed. The review
 /// and report rows stay: they are this node's own work, and triggers keep them.
-async fn purge_rows(
-    conn: &mut sqlx::SqliteConnection,
-    study_uid: &str,
-) -> Result<Vec<String>, StoreError> {
-    let paths: Vec<String> = sqlx::query_scalar("SELECT path FROM instances WHERE study_uid = ?")
-        .bind(study_uid)
-        .fetch_all(&mut *conn)
-        .await?;
-    for sql in [
-        "DELETE FROM ai_jobs WHERE study_uid = ?",
-        "DELETE FROM outbox WHERE study_uid = ?",
-        "DELETE FROM instances WHERE study_uid = ?",
-        "DELETE FROM series WHERE study_uid = ?",
-        "DELETE FROM studies WHERE study_uid = ?",
-    ] {
-        sqlx::query(sql).bind(study_uid).execute(&mut *conn).await?;
-    }
-    Ok(paths)
+async fn purge_rows(conn: crate::db::Conn<'_>, study_uid: &str) -> Result<Vec<String>, StoreError> {
+    crate::db::with_conn!(conn, |conn, d| {
+        let paths: Vec<String> =
+            sqlx::query_scalar(d.sql("SELECT path FROM instances WHERE study_uid = ?"))
+                .bind(study_uid)
+                .fetch_all(&mut *conn)
+                .await?;
+        for sql in [
+            "DELETE FROM ai_jobs WHERE study_uid = ?",
+            "DELETE FROM outbox WHERE study_uid = ?",
+            "DELETE FROM instances WHERE study_uid = ?",
+            "DELETE FROM series WHERE study_uid = ?",
+            "DELETE FROM studies WHERE study_uid = ?",
+        ] {
+            sqlx::query(d.sql(sql))
+                .bind(study_uid)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(paths)
+    })
 }

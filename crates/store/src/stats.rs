@@ -26,30 +26,32 @@ pub struct Gauges {
 impl Store {
     /// Queue depths, counts and pool use, for `/metrics`.
     pub async fn gauges(&self) -> Result<Gauges, StoreError> {
-        let ai_jobs: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, count(*) FROM ai_jobs GROUP BY state ORDER BY state")
-                .fetch_all(&self.reader)
-                .await?;
-        let outbox: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state")
-                .fetch_all(&self.reader)
-                .await?;
-        let studies: Option<i64> =
-            sqlx::query_scalar("SELECT n FROM index_counts WHERE name = 'studies'")
-                .fetch_optional(&self.reader)
-                .await?;
-        // The entries' primary key: max is read from the index's last row.
-        let ledger_entries: Option<i64> =
-            sqlx::query_scalar("SELECT max(seq) + 1 FROM ledger_entries")
-                .fetch_one(&self.reader)
-                .await?;
-        Ok(Gauges {
-            ai_jobs,
-            outbox,
-            studies: studies.unwrap_or(0),
-            ledger_entries: ledger_entries.unwrap_or(0),
-            pool_open: self.reader.size(),
-            pool_idle: u32::try_from(self.reader.num_idle()).unwrap_or(u32::MAX),
+        crate::db::with_db!(&self.pools, reader, |pool, d| {
+            let ai_jobs: Vec<(String, i64)> =
+                sqlx::query_as("SELECT state, count(*) FROM ai_jobs GROUP BY state ORDER BY state")
+                    .fetch_all(pool)
+                    .await?;
+            let outbox: Vec<(String, i64)> =
+                sqlx::query_as("SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state")
+                    .fetch_all(pool)
+                    .await?;
+            let studies: Option<i64> =
+                sqlx::query_scalar(d.sql("SELECT n FROM index_counts WHERE name = 'studies'"))
+                    .fetch_optional(pool)
+                    .await?;
+            // The entries' primary key: max is read from the index's last row.
+            let ledger_entries: Option<i64> =
+                sqlx::query_scalar(d.sql("SELECT max(seq) + 1 FROM ledger_entries"))
+                    .fetch_one(pool)
+                    .await?;
+            Ok(Gauges {
+                ai_jobs,
+                outbox,
+                studies: studies.unwrap_or(0),
+                ledger_entries: ledger_entries.unwrap_or(0),
+                pool_open: self.pools.reader_size(),
+                pool_idle: u32::try_from(self.pools.reader_idle()).unwrap_or(u32::MAX),
+            })
         })
     }
 

@@ -20,10 +20,147 @@ use crate::{
 };
 
 /// How often (ms) ingest refreshes the arrival time of a series waiting for the AI.
-const AI_TOUCH_MS: i64 = 250;
+pub(crate) const AI_TOUCH_MS: i64 = 250;
 
 /// Most objects indexed in one transaction.
 const GROUP_COMMIT_MAX: usize = 64;
+
+/// Every check of an ingest in one query: the stored instance, the study of the series,
+/// whether the study and series rows already hold these attributes (so that the common
+/// case, the next instance of a known series, rewrites neither) and whether the series' AI
+/// job was touched lately. The flags are booleans on PostgreSQL, 0/1 on SQLite.
+pub(crate) const CHECKS: &str = "SELECT (SELECT content_hash FROM instances WHERE sop_uid = ?1),
+        (SELECT path FROM instances WHERE sop_uid = ?1),
+        (SELECT study_uid FROM series WHERE series_uid = ?2),
+        coalesce((SELECT attrs = ?3 AND patient_id = ?5 FROM studies WHERE study_uid = ?4), false),
+        coalesce((SELECT attrs = ?6 AND modality = ?7 FROM series WHERE series_uid = ?2), false),
+        coalesce((SELECT state = 'waiting' AND last_instance_at >= ?8
+                  FROM ai_jobs WHERE series_uid = ?2), false)";
+/// The study row of an ingest (a changed study is updated). Shared with the PostgreSQL
+/// writer ([`crate::writer_pg`]), as are the statements below: `?N` placeholders, which
+/// [`crate::db::Dialect::sql`] numbers for PostgreSQL.
+pub(crate) const STUDY_UPSERT: &str = "INSERT INTO studies (study_uid, patient_id, study_date, attrs, created_at, updated_at,
+               pn_alphabetic, pn_ideographic, pn_phonetic, accession, study_time, description, org)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT(study_uid) DO UPDATE SET patient_id = excluded.patient_id,
+               study_date = excluded.study_date, attrs = excluded.attrs, updated_at = excluded.updated_at,
+               pn_alphabetic = excluded.pn_alphabetic, pn_ideographic = excluded.pn_ideographic,
+               pn_phonetic = excluded.pn_phonetic, accession = excluded.accession,
+               study_time = excluded.study_time, description = excluded.description";
+/// The series row of an ingest.
+pub(crate) const SERIES_UPSERT: &str =
+    "INSERT INTO series (series_uid, study_uid, modality, attrs, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT(series_uid) DO UPDATE SET modality = excluded.modality,
+               attrs = excluded.attrs, updated_at = excluded.updated_at";
+/// The instance row of an ingest (a replaced one is overwritten).
+pub(crate) const INSTANCE_UPSERT: &str = "INSERT INTO instances (sop_uid, series_uid, study_uid, sop_class_uid,
+           transfer_syntax_uid, instance_number, frames, path, size, content_hash, attrs,
+           metadata, received_at, synced) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT(sop_uid) DO UPDATE SET series_uid = excluded.series_uid,
+           study_uid = excluded.study_uid, sop_class_uid = excluded.sop_class_uid,
+           transfer_syntax_uid = excluded.transfer_syntax_uid,
+           instance_number = excluded.instance_number, frames = excluded.frames,
+           path = excluded.path, size = excluded.size, content_hash = excluded.content_hash,
+           attrs = excluded.attrs, metadata = excluded.metadata,
+           received_at = excluded.received_at, synced = excluded.synced";
+/// The series' AI job, (re)started.
+pub(crate) const AI_JOB_UPSERT: &str =
+    "INSERT INTO ai_jobs (series_uid, study_uid, state, last_instance_at, updated_at)
+             VALUES (?1, ?2, 'waiting', ?3, ?3)
+             ON CONFLICT(series_uid) DO UPDATE SET state = 'waiting', attempts = 0,
+               last_instance_at = excluded.last_instance_at, not_before = 0, reason = NULL,
+               updated_at = excluded.updated_at";
+/// One outbox row; a row left from an earlier version of the instance starts over.
+pub(crate) const OUTBOX_UPSERT: &str =
+    "INSERT INTO outbox (sop_uid, series_uid, study_uid, destination, origin, queued_ms,
+               next_attempt_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT (sop_uid, destination) DO UPDATE SET series_uid = excluded.series_uid,
+               study_uid = excluded.study_uid, origin = excluded.origin, state = 'pending',
+               attempts = 0, queued_ms = excluded.queued_ms,
+               next_attempt_ms = excluded.next_attempt_ms, claimed_ms = NULL, last_error = NULL";
+
+/// What the index holds already for an arriving object (read at the start of its commit).
+pub(crate) struct Checks {
+    /// Content hash and path of a stored instance with its SOP Instance UID.
+    pub(crate) prior: Option<(String, String)>,
+    /// The study its series belongs to, if the series is stored.
+    pub(crate) series_study: Option<String>,
+    /// Whether the study row holds these attributes and patient already.
+    pub(crate) study_same: bool,
+    /// Whether the series row holds these attributes and modality already.
+    pub(crate) series_same: bool,
+    /// Whether the series' AI job waits and saw an instance within [`AI_TOUCH_MS`].
+    pub(crate) ai_fresh: bool,
+}
+
+/// What a commit must write, decided from its [`Checks`] (the same rules on both databases).
+pub(crate) enum Decision {
+    /// Nothing: an identical instance is indexed at this path.
+    Identical(String),
+    /// The rows to write.
+    Write {
+        /// The path of the instance this one replaces.
+        replaced: Option<String>,
+        /// Upsert the study row.
+        study: bool,
+        /// Upsert the series row.
+        series: bool,
+        /// (Re)start the series' AI job.
+        ai_job: bool,
+    },
+}
+
+/// The decision of a commit: identical, refused (conflict, series of another study), or
+/// which rows to write.
+pub(crate) fn decide(
+    checks: Checks,
+    p: &Prepared,
+    config: &StoreConfig,
+) -> Result<Decision, IngestError> {
+    let rec = &p.record;
+    if let Some((sha, path)) = &checks.prior {
+        if crate::content::same(sha, &p.content_hash, &p.bytes) {
+            return Ok(Decision::Identical(path.clone()));
+        }
+        if config.on_conflict == ConflictPolicy::Reject {
+            return Err(conflict_error(&rec.sop_instance_uid));
+        }
+    }
+    if let Some(study) = checks.series_study
+        && study != rec.study_uid
+    {
+        return Err(IngestError::Conflict(format!(
+            "series {} already belongs to another study",
+            rec.series_uid
+        )));
+    }
+    Ok(Decision::Write {
+        replaced: checks.prior.map(|(_, path)| path),
+        study: !checks.study_same,
+        series: !checks.series_same,
+        ai_job: config.ai_modalities.contains(&rec.modality) && !checks.ai_fresh,
+    })
+}
+
+/// The destinations the router chooses for an arriving object (sorted, without repeats).
+pub(crate) fn destinations(config: &StoreConfig, p: &Prepared, origin: &Origin) -> Vec<String> {
+    let Some(router) = &config.router else {
+        return Vec::new();
+    };
+    let rec = &p.record;
+    let mut destinations = router.destinations(&Arrival {
+        origin,
+        modality: &rec.modality,
+        sop_class_uid: &rec.sop_class_uid,
+        study_uid: &rec.study_uid,
+        series_uid: &rec.series_uid,
+        sop_instance_uid: &rec.sop_instance_uid,
+    });
+    destinations.sort();
+    destinations.dedup();
+    destinations
+}
 
 /// What a commit did.
 pub(crate) enum Commit {
@@ -182,12 +319,8 @@ fn commit_one(
     let (p, rel, unsynced) = (&pending.parsed, pending.rel.as_str(), pending.unsynced);
     let rec = &p.record;
     let now = now_ms();
-    // One query for every check: the stored instance, the study of the series, whether the
-    // study and series rows already hold these attributes (so that the common case, the
-    // next instance of a known series, rewrites neither) and whether the series' AI job
-    // was touched lately.
     let (study_attrs, series_attrs) = (&p.study_attrs, &p.series_attrs);
-    type Checks = (
+    type Row = (
         Option<String>,
         Option<String>,
         Option<String>,
@@ -195,16 +328,8 @@ fn commit_one(
         i64,
         i64,
     );
-    let (sha, path, series_study, study_same, series_same, ai_fresh): Checks = tx
-        .prepare_cached(
-            "SELECT (SELECT content_hash FROM instances WHERE sop_uid = ?1),
-                    (SELECT path FROM instances WHERE sop_uid = ?1),
-                    (SELECT study_uid FROM series WHERE series_uid = ?2),
-                    coalesce((SELECT attrs = ?3 AND patient_id = ?5 FROM studies WHERE study_uid = ?4), 0),
-                    coalesce((SELECT attrs = ?6 AND modality = ?7 FROM series WHERE series_uid = ?2), 0),
-                    coalesce((SELECT state = 'waiting' AND last_instance_at >= ?8
-                              FROM ai_jobs WHERE series_uid = ?2), 0)",
-        )
+    let (sha, path, series_study, study_same, series_same, ai_fresh): Row = tx
+        .prepare_cached(CHECKS)
         .and_then(|mut s| {
             s.query_row(
                 params![
@@ -217,125 +342,102 @@ fn commit_one(
                     rec.modality,
                     now - AI_TOUCH_MS
                 ],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
             )
         })
         .map_err(internal)?;
-    let prior = sha.zip(path);
-    if let Some((sha, path)) = &prior {
-        if crate::content::same(sha, &p.content_hash, &p.bytes) {
-            return Ok(Commit::Identical(path.clone()));
-        }
-        if config.on_conflict == ConflictPolicy::Reject {
-            return Err(conflict_error(&rec.sop_instance_uid));
-        }
-    }
-    if let Some(study) = series_study
-        && study != rec.study_uid
-    {
-        return Err(IngestError::Conflict(format!(
-            "series {} already belongs to another study",
-            rec.series_uid
-        )));
-    }
-    if study_same != 1 {
+    let checks = Checks {
+        prior: sha.zip(path),
+        series_study,
+        study_same: study_same == 1,
+        series_same: series_same == 1,
+        ai_fresh: ai_fresh == 1,
+    };
+    let (replaced, study, series, ai_job) = match decide(checks, p, config)? {
+        Decision::Identical(path) => return Ok(Commit::Identical(path)),
+        Decision::Write {
+            replaced,
+            study,
+            series,
+            ai_job,
+        } => (replaced, study, series, ai_job),
+    };
+    if study {
         let c = crate::query_sql::StudyColumns::of(&rec.study_json);
-        tx.prepare_cached(
-            "INSERT INTO studies (study_uid, patient_id, study_date, attrs, created_at, updated_at,
-               pn_alphabetic, pn_ideographic, pn_phonetic, accession, study_time, description, org)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT(study_uid) DO UPDATE SET patient_id = excluded.patient_id,
-               study_date = excluded.study_date, attrs = excluded.attrs, updated_at = excluded.updated_at,
-               pn_alphabetic = excluded.pn_alphabetic, pn_ideographic = excluded.pn_ideographic,
-               pn_phonetic = excluded.pn_phonetic, accession = excluded.accession,
-               study_time = excluded.study_time, description = excluded.description",
-        )
-        .and_then(|mut s| {
-            let [a, i, p] = &c.pn;
-            s.execute(params![
-                rec.study_uid,
-                rec.patient_id,
-                c.study_date,
-                study_attrs,
-                now,
-                a,
-                i,
-                p,
-                c.accession,
-                c.study_time,
-                c.description,
-                pending.org
-            ])
-        })
-        .map_err(internal)?;
+        tx.prepare_cached(STUDY_UPSERT)
+            .and_then(|mut s| {
+                let [a, i, p] = &c.pn;
+                s.execute(params![
+                    rec.study_uid,
+                    rec.patient_id,
+                    c.study_date,
+                    study_attrs,
+                    now,
+                    a,
+                    i,
+                    p,
+                    c.accession,
+                    c.study_time,
+                    c.description,
+                    pending.org
+                ])
+            })
+            .map_err(internal)?;
     }
-    if series_same != 1 {
-        tx.prepare_cached(
-            "INSERT INTO series (series_uid, study_uid, modality, attrs, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-             ON CONFLICT(series_uid) DO UPDATE SET modality = excluded.modality,
-               attrs = excluded.attrs, updated_at = excluded.updated_at",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                rec.series_uid,
-                rec.study_uid,
-                rec.modality,
-                series_attrs,
-                now
-            ])
-        })
-        .map_err(internal)?;
+    if series {
+        tx.prepare_cached(SERIES_UPSERT)
+            .and_then(|mut s| {
+                s.execute(params![
+                    rec.series_uid,
+                    rec.study_uid,
+                    rec.modality,
+                    series_attrs,
+                    now
+                ])
+            })
+            .map_err(internal)?;
     }
     // Insert, or replace in place (policy `replace`); the triggers keep the counters and
     // study summaries right (migrations 0003, 0005).
-    tx.prepare_cached(
-        "INSERT INTO instances (sop_uid, series_uid, study_uid, sop_class_uid,
-           transfer_syntax_uid, instance_number, frames, path, size, content_hash, attrs,
-           metadata, received_at, synced) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-         ON CONFLICT(sop_uid) DO UPDATE SET series_uid = excluded.series_uid,
-           study_uid = excluded.study_uid, sop_class_uid = excluded.sop_class_uid,
-           transfer_syntax_uid = excluded.transfer_syntax_uid,
-           instance_number = excluded.instance_number, frames = excluded.frames,
-           path = excluded.path, size = excluded.size, content_hash = excluded.content_hash,
-           attrs = excluded.attrs, metadata = excluded.metadata,
-           received_at = excluded.received_at, synced = excluded.synced",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            rec.sop_instance_uid,
-            rec.series_uid,
-            rec.study_uid,
-            rec.sop_class_uid,
-            rec.transfer_syntax_uid,
-            rec.instance_number,
-            rec.number_of_frames as i64,
-            rel,
-            p.bytes.len() as i64,
-            p.content_hash,
-            p.instance_attrs,
-            p.metadata,
-            now,
-            !unsynced,
-        ])
-    })
-    .map_err(internal)?;
+    tx.prepare_cached(INSTANCE_UPSERT)
+        .and_then(|mut s| {
+            s.execute(params![
+                rec.sop_instance_uid,
+                rec.series_uid,
+                rec.study_uid,
+                rec.sop_class_uid,
+                rec.transfer_syntax_uid,
+                rec.instance_number,
+                rec.number_of_frames as i64,
+                rel,
+                p.bytes.len() as i64,
+                p.content_hash,
+                p.instance_attrs,
+                p.metadata,
+                now,
+                !unsynced,
+            ])
+        })
+        .map_err(internal)?;
     // A series waiting for the AI is touched at most every AI_TOUCH_MS: the quiet period
     // is measured in seconds, and most instances then need no write here.
-    if config.ai_modalities.contains(&rec.modality) && ai_fresh != 1 {
-        tx.prepare_cached(
-            "INSERT INTO ai_jobs (series_uid, study_uid, state, last_instance_at, updated_at)
-             VALUES (?1, ?2, 'waiting', ?3, ?3)
-             ON CONFLICT(series_uid) DO UPDATE SET state = 'waiting', attempts = 0,
-               last_instance_at = excluded.last_instance_at, not_before = 0, reason = NULL,
-               updated_at = excluded.updated_at",
-        )
-        .and_then(|mut s| s.execute(params![rec.series_uid, rec.study_uid, now]))
-        .map_err(internal)?;
+    if ai_job {
+        tx.prepare_cached(AI_JOB_UPSERT)
+            .and_then(|mut s| s.execute(params![rec.series_uid, rec.study_uid, now]))
+            .map_err(internal)?;
     }
     let routed = queue_routes(tx, config, pending, now)?;
-    Ok(match prior {
-        Some((_, path)) => Commit::Replaced(path, routed),
+    Ok(match replaced {
+        Some(path) => Commit::Replaced(path, routed),
         None => Commit::Inserted(routed),
     })
 }
@@ -348,33 +450,12 @@ fn queue_routes(
     pending: &Pending,
     now: i64,
 ) -> Result<usize, IngestError> {
-    let Some(router) = &config.router else {
-        return Ok(0);
-    };
     let rec = &pending.parsed.record;
-    let mut destinations = router.destinations(&Arrival {
-        origin: &pending.origin,
-        modality: &rec.modality,
-        sop_class_uid: &rec.sop_class_uid,
-        study_uid: &rec.study_uid,
-        series_uid: &rec.series_uid,
-        sop_instance_uid: &rec.sop_instance_uid,
-    });
-    destinations.sort();
-    destinations.dedup();
+    let destinations = destinations(config, &pending.parsed, &pending.origin);
     if destinations.is_empty() {
         return Ok(0);
     }
-    let mut insert = tx
-        .prepare_cached(
-            "INSERT INTO outbox (sop_uid, series_uid, study_uid, destination, origin, queued_ms,
-               next_attempt_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-             ON CONFLICT (sop_uid, destination) DO UPDATE SET series_uid = excluded.series_uid,
-               study_uid = excluded.study_uid, origin = excluded.origin, state = 'pending',
-               attempts = 0, queued_ms = excluded.queued_ms,
-               next_attempt_ms = excluded.next_attempt_ms, claimed_ms = NULL, last_error = NULL",
-        )
-        .map_err(internal)?;
+    let mut insert = tx.prepare_cached(OUTBOX_UPSERT).map_err(internal)?;
     for d in &destinations {
         insert
             .execute(params![

@@ -1,7 +1,9 @@
 //! Accounts, sessions and the audit trail in the index: the rules the database itself keeps.
 
 use lumen_model::{AuditAction, AuditChannel, AuditEvent, AuditOutcome};
-use lumen_store::{AuditFilter, NewUser, Store, StoreConfig};
+
+mod support;
+use lumen_store::{AuditFilter, NewUser, Store};
 
 fn event(user: &str, study: Option<&str>, time: &str) -> AuditEvent {
     AuditEvent {
@@ -24,10 +26,14 @@ fn event(user: &str, study: Option<&str>, time: &str) -> AuditEvent {
 
 #[tokio::test]
 async fn audit_is_append_only_and_searchable() {
+    for backend in support::backends() {
+        audit_is_append_only_and_searchable_on(&backend).await;
+    }
+}
+
+async fn audit_is_append_only_and_searchable_on(backend: &support::Backend) {
     let tmp = tempfile::tempdir().expect("tmp");
-    let store = Store::open(StoreConfig::new(tmp.path()))
-        .await
-        .expect("open");
+    let store = Store::open(backend.config(tmp.path())).await.expect("open");
     store
         .append_audit(&[
             event("a", Some("1.2.3"), "2026-12-01T08:00:00.000Z"),
@@ -91,10 +97,16 @@ async fn audit_is_append_only_and_searchable() {
 
 #[tokio::test]
 async fn sessions_end_with_revocation_password_change_and_role_change() {
+    for backend in support::backends() {
+        sessions_end_with_revocation_password_change_and_role_change_on(&backend).await;
+    }
+}
+
+async fn sessions_end_with_revocation_password_change_and_role_change_on(
+    backend: &support::Backend,
+) {
     let tmp = tempfile::tempdir().expect("tmp");
-    let store = Store::open(StoreConfig::new(tmp.path()))
-        .await
-        .expect("open");
+    let store = Store::open(backend.config(tmp.path())).await.expect("open");
     let id = store
         .create_user(&NewUser {
             username: "dr-li".into(),

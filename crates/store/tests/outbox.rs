@@ -12,6 +12,8 @@ use lumen_store::{
     Arrival, ConflictPolicy, IngestStatus, Origin, Router, RoutingQueue, Store, StoreConfig,
 };
 
+mod support;
+
 fn sample_path() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/data/dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
@@ -66,17 +68,24 @@ impl Router for TestRouter {
     }
 }
 
-fn config(dir: &Path) -> StoreConfig {
-    let mut cfg = StoreConfig::new(dir);
+fn config(backend: &support::Backend, dir: &Path) -> StoreConfig {
+    let mut cfg = backend.config(dir);
     cfg.router = Some(Arc::new(TestRouter));
     cfg
 }
 
 #[tokio::test]
 async fn new_instances_are_queued_in_their_transaction() {
+    for backend in support::backends() {
+        new_instances_are_queued_in_their_transaction_on(&backend).await;
+    }
+}
+
+async fn new_instances_are_queued_in_their_transaction_on(backend: &support::Backend) {
     let Some(src) = sample_path() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
-    let store = Store::open(config(tmp.path())).await.expect("open");
+    let first = config(backend, tmp.path());
+    let store = Store::open(first.clone()).await.expect("open");
     let original = Bytes::from(std::fs::read(&src).expect("read"));
 
     let a = store
@@ -137,7 +146,7 @@ async fn new_instances_are_queued_in_their_transaction() {
 
     // Without a router nothing is queued.
     drop(store);
-    let store = Store::open(StoreConfig::new(tmp.path()))
+    let store = Store::open(backend.reopen(&first, tmp.path()))
         .await
         .expect("reopen");
     let c = store
@@ -153,9 +162,15 @@ async fn new_instances_are_queued_in_their_transaction() {
 
 #[tokio::test]
 async fn claims_outcomes_and_restart() {
+    for backend in support::backends() {
+        claims_outcomes_and_restart_on(&backend).await;
+    }
+}
+
+async fn claims_outcomes_and_restart_on(backend: &support::Backend) {
     let Some(src) = sample_path() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut cfg = config(tmp.path());
+    let mut cfg = config(backend, tmp.path());
     cfg.on_conflict = ConflictPolicy::Replace;
     let store = Store::open(cfg.clone()).await.expect("open");
     for i in 1..=3 {
@@ -255,7 +270,9 @@ async fn the_queue_beside_an_open_store() {
             .expect("open")
             .is_none()
     );
-    let store = Store::open(config(tmp.path())).await.expect("open");
+    let store = Store::open(config(&support::Backend::Sqlite, tmp.path()))
+        .await
+        .expect("open");
     store
         .ingest(
             copy(&src, "1.2.826.0.1.3680043.8.498.79.1", false),
@@ -358,7 +375,9 @@ async fn an_instance_lost_before_its_sync_is_not_routed() {
     let Some(src) = sample_path() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
     {
-        let store = Store::open(config(tmp.path())).await.expect("open");
+        let store = Store::open(config(&support::Backend::Sqlite, tmp.path()))
+            .await
+            .expect("open");
         let r = store
             .ingest(
                 copy(&src, "1.2.826.0.1.3680043.8.498.80.1", false),
@@ -378,7 +397,9 @@ async fn an_instance_lost_before_its_sync_is_not_routed() {
     let file = tmp.path().join(path);
     let torn = std::fs::read(&file).expect("read")[..1000].to_vec();
     std::fs::write(&file, torn).expect("tear");
-    let store = Store::open(config(tmp.path())).await.expect("reopen");
+    let store = Store::open(config(&support::Backend::Sqlite, tmp.path()))
+        .await
+        .expect("reopen");
     assert_eq!(store.stats().await.expect("stats").instances, 0);
     assert!(store.outbox_entries().await.expect("entries").is_empty());
 }
@@ -387,9 +408,17 @@ async fn an_instance_lost_before_its_sync_is_not_routed() {
 /// counting as due) until its lease ends.
 #[tokio::test]
 async fn an_unsettled_claim_is_due_at_the_end_of_its_lease() {
+    for backend in support::backends() {
+        an_unsettled_claim_is_due_at_the_end_of_its_lease_on(&backend).await;
+    }
+}
+
+async fn an_unsettled_claim_is_due_at_the_end_of_its_lease_on(backend: &support::Backend) {
     let Some(src) = sample_path() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
-    let store = Store::open(config(tmp.path())).await.expect("open");
+    let store = Store::open(config(backend, tmp.path()))
+        .await
+        .expect("open");
     store
         .ingest(
             copy(&src, "1.2.826.0.1.3680043.8.498.82.1", false),

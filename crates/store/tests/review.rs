@@ -5,22 +5,12 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use lumen_store::{
-    FindingAction, Origin, ReportStatus, ReviewError, Store, StoreConfig, WorklistFilter,
-};
+use lumen_store::{FindingAction, Origin, ReportStatus, ReviewError, Store, WorklistFilter};
 use serde_json::json;
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection};
+
+mod support;
 
 const STUDY: &str = "1.2.3.4";
-
-async fn raw(dir: &Path) -> sqlx::SqliteConnection {
-    SqliteConnectOptions::new()
-        .filename(dir.join("index.sqlite"))
-        .connect()
-        .await
-        .expect("open index")
-}
 
 fn act<'a>(
     id: Option<&'a str>,
@@ -40,8 +30,15 @@ fn act<'a>(
 
 #[tokio::test]
 async fn ai_original_is_kept_and_every_edit_is_history() {
+    for backend in support::backends() {
+        ai_original_is_kept_and_every_edit_is_history_on(&backend).await;
+    }
+}
+
+async fn ai_original_is_kept_and_every_edit_is_history_on(backend: &support::Backend) {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig::new(tmp.path())).await.unwrap();
+    let cfg = backend.config(tmp.path());
+    let store = Store::open(cfg.clone()).await.unwrap();
     let ai = json!({ "type": "solid", "long_axis_mm": 10.0, "lung_rads": "4A" });
     let r = store
         .review_finding(STUDY, act(Some("ai-1"), Some(&ai), "accepted", &ai))
@@ -98,22 +95,29 @@ async fn ai_original_is_kept_and_every_edit_is_history() {
     );
 
     // The database itself refuses to change the AI original or rewrite history.
-    let mut db = raw(tmp.path()).await;
+    let db = support::Raw::open(&cfg).await;
     for sql in [
         "UPDATE finding_reviews SET ai = '{}' WHERE finding_id = 'ai-1'",
         "UPDATE finding_history SET status = 'rejected'",
         "DELETE FROM finding_history",
         "DELETE FROM finding_reviews",
     ] {
-        assert!(sqlx::query(sql).execute(&mut db).await.is_err(), "{sql}");
+        assert!(db.exec(sql).await.is_err(), "{sql}");
     }
-    db.close().await.unwrap();
+    db.close().await;
 }
 
 #[tokio::test]
 async fn a_signed_report_is_final() {
+    for backend in support::backends() {
+        a_signed_report_is_final_on(&backend).await;
+    }
+}
+
+async fn a_signed_report_is_final_on(backend: &support::Backend) {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig::new(tmp.path())).await.unwrap();
+    let cfg = backend.config(tmp.path());
+    let store = Store::open(cfg.clone()).await.unwrap();
     assert_eq!(
         store.report(STUDY).await.unwrap().status,
         ReportStatus::Unread
@@ -209,7 +213,7 @@ async fn a_signed_report_is_final() {
     );
 
     // Direct SQL cannot change or remove what was signed.
-    let mut db = raw(tmp.path()).await;
+    let db = support::Raw::open(&cfg).await;
     for sql in [
         "UPDATE report_versions SET content = '{}'",
         "UPDATE report_versions SET signer = 'someone else'",
@@ -224,9 +228,9 @@ async fn a_signed_report_is_final() {
         "UPDATE ledger_entries SET study_uid = '1.2.3'",
         "UPDATE ledger_entries SET event = '{\"actor\":\"x\"}'",
     ] {
-        assert!(sqlx::query(sql).execute(&mut db).await.is_err(), "{sql}");
+        assert!(db.exec(sql).await.is_err(), "{sql}");
     }
-    db.close().await.unwrap();
+    db.close().await;
     assert_eq!(store.report(STUDY).await.unwrap().versions.len(), 2);
 
     // One ledger entry per signature, indexed 0, 1 in the tree.
@@ -251,15 +255,15 @@ async fn a_signed_report_is_final() {
     );
     assert_eq!(entries[0].commitment, [1; 32]);
     // Nothing forgotten can be put back.
-    let mut db = raw(tmp.path()).await;
+    let db = support::Raw::open(&cfg).await;
     for sql in [
         "UPDATE ledger_entries SET study_uid = '1.2.3'",
         "UPDATE ledger_entries SET salt = zeroblob(32)",
         "UPDATE ledger_entries SET event = 'x'",
     ] {
-        assert!(sqlx::query(sql).execute(&mut db).await.is_err(), "{sql}");
+        assert!(db.exec(sql).await.is_err(), "{sql}");
     }
-    db.close().await.unwrap();
+    db.close().await;
 }
 
 fn entry(n: u8) -> lumen_store::NewLedgerEntry {
@@ -275,6 +279,12 @@ fn entry(n: u8) -> lumen_store::NewLedgerEntry {
 
 #[tokio::test]
 async fn worklist_joins_ai_and_report_status() {
+    for backend in support::backends() {
+        worklist_joins_ai_and_report_status_on(&backend).await;
+    }
+}
+
+async fn worklist_joins_ai_and_report_status_on(backend: &support::Backend) {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/data/dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
     if !p.exists() {
@@ -286,7 +296,8 @@ async fn worklist_joins_ai_and_report_status() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig::new(tmp.path())).await.unwrap();
+    let cfg = backend.config(tmp.path());
+    let store = Store::open(cfg.clone()).await.unwrap();
     let ing = store
         .ingest(Bytes::from(std::fs::read(p).unwrap()), Origin::Import)
         .await

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dicom_dictionary_std::tags;
-use lumen_store::{
-    GrantRow, NewLedgerEntry, Origin, Scope, ShareRow, Store, StoreConfig, share_kind,
-};
+use lumen_store::{GrantRow, NewLedgerEntry, Origin, Scope, ShareRow, Store, share_kind};
+
+mod support;
 
 fn sample_path() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -71,8 +71,8 @@ fn share(id: &str) -> ShareRow {
     }
 }
 
-async fn with_two_instances(dir: &Path, src: &Path) -> Store {
-    let store = Store::open(StoreConfig::new(dir)).await.expect("open");
+async fn with_two_instances(backend: &support::Backend, dir: &Path, src: &Path) -> Store {
+    let store = Store::open(backend.config(dir)).await.expect("open");
     for sop in ["1.2.3.1", "1.2.3.2"] {
         store
             .ingest(copy(src, sop), Origin::StowRs)
@@ -84,9 +84,17 @@ async fn with_two_instances(dir: &Path, src: &Path) -> Store {
 
 #[tokio::test]
 async fn a_share_queues_its_notice_first_and_revocation_drops_what_was_not_sent() {
+    for backend in support::backends() {
+        a_share_queues_its_notice_first_and_revocation_drops_what_was_not_sent_on(&backend).await;
+    }
+}
+
+async fn a_share_queues_its_notice_first_and_revocation_drops_what_was_not_sent_on(
+    backend: &support::Backend,
+) {
     let Some(src) = sample_path() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
-    let store = with_two_instances(tmp.path(), &src).await;
+    let store = with_two_instances(backend, tmp.path(), &src).await;
     let queued = vec![("1.2.3.1".to_string(), 1), ("1.2.3.2".to_string(), 2)];
     let seqs = store
         .create_share(
@@ -145,9 +153,15 @@ async fn a_share_queues_its_notice_first_and_revocation_drops_what_was_not_sent(
 
 #[tokio::test]
 async fn a_revoked_grant_purges_the_study_rows_and_files() {
+    for backend in support::backends() {
+        a_revoked_grant_purges_the_study_rows_and_files_on(&backend).await;
+    }
+}
+
+async fn a_revoked_grant_purges_the_study_rows_and_files_on(backend: &support::Backend) {
     let Some(src) = sample_path() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
-    let store = with_two_instances(tmp.path(), &src).await;
+    let store = with_two_instances(backend, tmp.path(), &src).await;
     let files = |s: &Store| {
         let s = s.clone();
         async move {

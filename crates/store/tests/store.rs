@@ -7,6 +7,8 @@ use lumen_dicom::attrs::Level;
 use lumen_dicom::query::Query;
 use lumen_store::{ConflictPolicy, IngestError, IngestStatus, Origin, Scope, Store, StoreConfig};
 
+mod support;
+
 fn sample() -> Option<Vec<u8>> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/data/dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
@@ -38,55 +40,71 @@ fn files_under(p: &Path) -> Vec<PathBuf> {
 #[tokio::test]
 async fn duplicates_conflicts_and_replacement() {
     let Some(original) = sample() else { return };
+    for backend in support::backends() {
+        duplicates_conflicts_and_replacement_on(&backend, &original).await;
+    }
+}
+
+async fn duplicates_conflicts_and_replacement_on(backend: &support::Backend, original: &[u8]) {
+    let name = backend.name();
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut changed = original.clone();
+    let mut changed = original.to_vec();
     let n = changed.len();
     changed[n - 2] ^= 0x0F;
-
+    let first = backend.config(tmp.path());
     {
-        let store = Store::open(StoreConfig::new(tmp.path()))
-            .await
-            .expect("open");
+        let store = Store::open(first.clone()).await.expect("open");
         let a = store
-            .ingest(Bytes::from(original.clone()), Origin::Import)
+            .ingest(Bytes::from(original.to_vec()), Origin::Import)
             .await
             .expect("ingest");
-        assert_eq!(a.status, IngestStatus::Stored);
+        assert_eq!(a.status, IngestStatus::Stored, "{name}");
         let b = store
-            .ingest(Bytes::from(original.clone()), Origin::Import)
+            .ingest(Bytes::from(original.to_vec()), Origin::Import)
             .await
             .expect("again");
-        assert_eq!(b.status, IngestStatus::AlreadyPresent);
+        assert_eq!(b.status, IngestStatus::AlreadyPresent, "{name}");
         let c = store
             .ingest(Bytes::from(changed.clone()), Origin::Import)
             .await;
-        assert!(matches!(c, Err(IngestError::Conflict(_))), "{c:?}");
+        assert!(matches!(c, Err(IngestError::Conflict(_))), "{name}: {c:?}");
         let inst = store.instances(&Scope::default()).await.expect("list");
-        assert_eq!(inst.len(), 1);
-        assert_eq!(&inst[0].read().await.expect("read")[..], &original[..]);
+        assert_eq!(inst.len(), 1, "{name}");
+        assert_eq!(&inst[0].read().await.expect("read")[..], original);
         // A second process cannot open the same archive.
-        assert!(Store::open(StoreConfig::new(tmp.path())).await.is_err());
+        assert!(
+            Store::open(backend.reopen(&first, tmp.path()))
+                .await
+                .is_err(),
+            "{name}"
+        );
     }
-    let mut cfg = StoreConfig::new(tmp.path());
+    let mut cfg = backend.reopen(&first, tmp.path());
     cfg.on_conflict = ConflictPolicy::Replace;
     let store = Store::open(cfg).await.expect("reopen");
     let d = store
         .ingest(Bytes::from(changed.clone()), Origin::Import)
         .await
         .expect("replace");
-    assert_eq!(d.status, IngestStatus::Replaced);
+    assert_eq!(d.status, IngestStatus::Replaced, "{name}");
     let inst = store.instances(&Scope::default()).await.expect("list");
-    assert_eq!(inst.len(), 1);
+    assert_eq!(inst.len(), 1, "{name}");
     assert_eq!(&inst[0].read().await.expect("read")[..], &changed[..]);
     // The replaced file is gone: one object file remains.
-    assert_eq!(files_under(&tmp.path().join("objects")).len(), 1);
+    assert_eq!(files_under(&tmp.path().join("objects")).len(), 1, "{name}");
     let stats = store.stats().await.expect("stats");
-    assert_eq!((stats.studies, stats.series, stats.instances), (1, 1, 1));
+    assert_eq!(
+        (stats.studies, stats.series, stats.instances),
+        (1, 1, 1),
+        "{name}"
+    );
     let found = store
         .search(&Query::new(Level::Patient), &Scope::default())
         .await
         .expect("search");
-    assert_eq!(found.len(), 1);
+    assert_eq!(found.len(), 1, "{name}");
+    let meta = store.metadata(&Scope::default()).await.expect("metadata");
+    assert_eq!(meta.len(), 1, "{name}");
 }
 
 #[tokio::test]
