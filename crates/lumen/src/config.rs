@@ -95,7 +95,7 @@ pub enum StorageKind {
 /// Object storage settings (`[storage]` table). With `kind = "s3"`, settings left unset
 /// come from the standard AWS environment variables (`AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`). `Debug` hides the secret.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// `files` or `s3`.
@@ -109,28 +109,11 @@ pub struct StorageConfig {
     pub region: Option<String>,
     /// The access key id.
     pub access_key_id: Option<String>,
-    /// The secret access key.
-    pub secret_access_key: Option<String>,
+    /// The secret access key (shown as `<redacted>` by `Debug` and any dump).
+    pub secret_access_key: Option<lumen_store::SecretString>,
     /// Seconds an upload the index never learned of is left before the sweep deletes it
     /// (default 3600; see `lumen_store::ORPHAN_MIN_AGE`). Shorter only for tests.
     pub orphan_min_age_s: Option<u64>,
-}
-
-impl std::fmt::Debug for StorageConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StorageConfig")
-            .field("kind", &self.kind)
-            .field("bucket", &self.bucket)
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("orphan_min_age_s", &self.orphan_min_age_s)
-            .finish()
-    }
 }
 
 impl StorageConfig {
@@ -885,7 +868,10 @@ mod tests {
             match cfg.store_config().storage {
                 lumen_store::ObjectStorage::S3(s3) => {
                     assert_eq!(s3.bucket, "lumen");
-                    assert_eq!(s3.secret_access_key.as_deref(), Some("s3cr3t-value"));
+                    assert_eq!(
+                        s3.secret_access_key.as_ref().map(|s| s.expose()),
+                        Some("s3cr3t-value")
+                    );
                     assert_eq!(s3.orphan_min_age, lumen_store::ORPHAN_MIN_AGE);
                 }
                 other => panic!("not S3: {other:?}"),

@@ -50,7 +50,7 @@ pub use accounts::{AuditFilter, NewUser, OrgRow, SessionRow, UserRow};
 use blobs::Blobs;
 pub use ledger::{LedgerFiles, LedgerRow, NewLedgerEntry, has_ledger_key, ledger_key, witness_key};
 use objects::{Location, Objects};
-pub use objects::{MULTIPART_THRESHOLD, ORPHAN_MIN_AGE, ObjectStorage, S3Config};
+pub use objects::{MULTIPART_THRESHOLD, ORPHAN_MIN_AGE, ObjectStorage, S3Config, SecretString};
 pub use outbox::{Arrival, LEGACY_QUEUE_FILE, Origin, OutboxEntry, Router, RoutingQueue};
 pub use patient_links::{NewPatientLink, PatientLinkRow};
 pub use patients::{GrantProgress, LinkOutcome, PatientStudy};
@@ -499,6 +499,18 @@ impl Store {
         Ok(ingested)
     }
 
+    /// A parsed object's relative key (its file's path, its key in a bucket) and what its
+    /// ingest answers (status and routing filled in once committed).
+    fn named(parsed: &Prepared, origin: &Origin) -> (String, Ingested) {
+        let rec = &parsed.record;
+        let rel = Blobs::relative_path(
+            &rec.series_uid,
+            &rec.sop_instance_uid,
+            content::hex_digits(&parsed.content_hash),
+        );
+        (rel, Self::ingested(rec, origin))
+    }
+
     /// What an ingest of `rec` answers (status and routing filled in once committed).
     fn ingested(rec: &IndexRecord, origin: &Origin) -> Ingested {
         Ingested {
@@ -530,13 +542,7 @@ impl Store {
         org: String,
     ) -> Result<(Ingested, String, Result<Commit, IngestError>), IngestError> {
         let parsed = prepare(bytes, self.config.accept_unknown_sop_classes)?;
-        let rec = &parsed.record;
-        let rel = Blobs::relative_path(
-            &rec.series_uid,
-            &rec.sop_instance_uid,
-            content::hex_digits(&parsed.content_hash),
-        );
-        let ingested = Self::ingested(rec, &origin);
+        let (rel, ingested) = Self::named(&parsed, &origin);
         // A reference to the same bytes (no copy): a large object goes up in parts sliced
         // from it.
         let (b, key, body) = (bucket.clone(), rel.clone(), parsed.bytes.clone());
@@ -574,13 +580,7 @@ impl Store {
                 return Err(e);
             }
         };
-        let rec = &parsed.record;
-        let rel = Blobs::relative_path(
-            &rec.series_uid,
-            &rec.sop_instance_uid,
-            content::hex_digits(&parsed.content_hash),
-        );
-        let ingested = Self::ingested(rec, &origin);
+        let (rel, ingested) = Self::named(&parsed, &origin);
         let unsynced = blobs
             .place(tmp, &rel, parsed.bytes.len() as u64)
             .map_err(internal)?;

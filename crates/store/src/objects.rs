@@ -65,10 +65,41 @@ pub enum ObjectStorage {
     S3(S3Config),
 }
 
+/// A secret, such as a bucket's secret access key: `Debug` and `Serialize` (so any dump of
+/// a configuration) show `<redacted>`, never the value; [`expose`](Self::expose) gives it
+/// to the one place that uses it.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        SecretString(secret.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl serde::Serialize for SecretString {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
 /// An S3-compatible bucket. Settings left unset are taken from the standard AWS
 /// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
 /// `AWS_ENDPOINT`...). `Debug` never shows the secret.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct S3Config {
     /// The bucket's name.
     pub bucket: String,
@@ -80,7 +111,7 @@ pub struct S3Config {
     /// The access key id.
     pub access_key_id: Option<String>,
     /// The secret access key (never logged or shown).
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<SecretString>,
     /// How old an unindexed key must be before the sweep deletes it ([`ORPHAN_MIN_AGE`];
     /// shorter only in tests).
     pub orphan_min_age: Duration,
@@ -97,22 +128,6 @@ impl S3Config {
             secret_access_key: None,
             orphan_min_age: ORPHAN_MIN_AGE,
         }
-    }
-}
-
-impl std::fmt::Debug for S3Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Config")
-            .field("bucket", &self.bucket)
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("orphan_min_age", &self.orphan_min_age)
-            .finish()
     }
 }
 
@@ -268,7 +283,7 @@ impl Bucket {
             b = b.with_access_key_id(id);
         }
         if let Some(secret) = &cfg.secret_access_key {
-            b = b.with_secret_access_key(secret);
+            b = b.with_secret_access_key(secret.expose());
         }
         let store = b
             .build()
@@ -438,18 +453,20 @@ mod tests {
     #[test]
     fn the_secret_is_never_shown() {
         let mut c = S3Config::new("b");
-        c.secret_access_key = Some("very-secret-key".into());
+        c.secret_access_key = Some(SecretString::new("very-secret-key"));
         c.access_key_id = Some("GKid".into());
         let shown = format!("{c:?} {:?}", ObjectStorage::S3(c.clone()));
         assert!(!shown.contains("very-secret-key"), "{shown}");
         assert!(shown.contains("GKid") && shown.contains("<redacted>"));
+        let dumped = serde_json::to_string(&c.secret_access_key).expect("serialize");
+        assert_eq!(dumped, "\"<redacted>\"");
     }
 
     #[tokio::test]
     async fn a_remote_plain_http_endpoint_is_refused() {
         let mut c = S3Config::new("b");
         c.endpoint = Some("http://10.1.2.3:3900".into());
-        c.secret_access_key = Some("very-secret-key".into());
+        c.secret_access_key = Some(SecretString::new("very-secret-key"));
         let e = Bucket::open(&c).expect_err("refused").to_string();
         assert!(e.contains("https://"), "{e}");
         assert!(!e.contains("very-secret-key"));

@@ -72,7 +72,7 @@ fn config(data: &Path, g: &Garage, bucket: &str, age: Duration) -> StoreConfig {
     s3.endpoint = Some(g.endpoint.clone());
     s3.region = Some(garage::REGION.into());
     s3.access_key_id = Some(g.key_id.clone());
-    s3.secret_access_key = Some(g.secret.clone());
+    s3.secret_access_key = Some(lumen_store::SecretString::new(g.secret.clone()));
     s3.orphan_min_age = age;
     let mut cfg = StoreConfig::new(data);
     cfg.storage = ObjectStorage::S3(s3);

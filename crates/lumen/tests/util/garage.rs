@@ -147,17 +147,20 @@ impl Garage {
         .map_err(|e| e.to_string())?;
         let log =
             std::fs::File::create(dir.path().join("garage.log")).map_err(|e| e.to_string())?;
-        // The watchdog: stops the server on TERM, or when this process is gone.
+        // The watchdog: stops the server on TERM (its directory then goes with `_dir`), or
+        // when this process is gone (a shared instance, never dropped): then it removes the
+        // directory too.
         let child = Command::new("sh")
             .arg("-c")
             .arg(
                 "\"$0\" -c \"$1\" server & g=$!; trap 'kill $g 2>/dev/null; wait $g; exit 0' TERM; \
                  while kill -0 \"$2\" 2>/dev/null && kill -0 $g 2>/dev/null; do sleep 1; done; \
-                 kill $g 2>/dev/null; wait $g",
+                 kill $g 2>/dev/null; wait $g; rm -rf \"$3\"",
             )
             .arg(bin)
             .arg(&config)
             .arg(std::process::id().to_string())
+            .arg(dir.path())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -175,7 +178,9 @@ impl Garage {
             stopped: false,
             _dir: dir,
         };
+        // `node id` reads the key on disk; `status` answers once the server does.
         let node = poll(30, || {
+            g.cli(&["status"])?;
             let out = g.cli(&["node", "id", "-q"])?;
             out.lines()
                 .next()
