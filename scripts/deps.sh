@@ -9,7 +9,8 @@
 #                             chromedriver, poppler-utils and CJK fonts for the web app tests,
 #                             and OHIF's prebuilt viewer (npm @ohif/app) in .cache/ohif;
 #                             rsyslog with GnuTLS and xmllint for the audit tests; PostgreSQL
-#                             for the index tests on PostgreSQL
+#                             for the index tests on PostgreSQL; Garage (the S3-compatible
+#                             server of the S3 tests), built once into .cache/garage
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-build}
@@ -75,5 +76,21 @@ if [[ $what == test ]]; then
     echo "fetching OHIF viewer @ohif/app@3.12.10 (npm) into $ohif" >&2
     mkdir -p "$ohif"
     (cd "$ohif" && npm pack --silent @ohif/app@3.12.10 >/dev/null && tar xzf ohif-app-3.12.10.tgz && rm ohif-app-3.12.10.tgz)
+  fi
+fi
+
+if [[ $what == test ]]; then
+  # Garage 2.5.0: the real S3-compatible server the S3 tests start (crates/lumen/tests/util/
+  # garage.rs). Built once from crates.io into the git-ignored .cache/garage (about 15 minutes
+  # on two cores: CI keeps .cache between runs). LUMEN_GARAGE=/path/to/garage, or a garage
+  # already on PATH, is used instead.
+  garage=.cache/garage/bin/garage
+  if [[ -n ${LUMEN_GARAGE:-} ]]; then
+    [[ -x $LUMEN_GARAGE ]] || { echo "LUMEN_GARAGE=$LUMEN_GARAGE is not an executable" >&2; exit 1; }
+  elif [[ ! -x $garage ]] && ! command -v garage >/dev/null; then
+    echo "building Garage 2.5.0 (cargo install garage) into .cache/garage" >&2
+    CARGO_TARGET_DIR=.cache/garage/target cargo install --root .cache/garage --locked \
+      --version 2.5.0 --no-default-features --features bundled-libs,sqlite garage
+    rm -rf .cache/garage/target
   fi
 fi

@@ -96,6 +96,10 @@ fn describe() {
     describe_gauge!("lumen_outbox_rows", "Routing outbox rows, by state.");
     describe_gauge!("lumen_studies", "Studies in the archive.");
     describe_gauge!("lumen_ledger_entries", "Entries recorded in the ledger.");
+    describe_counter!(
+        "lumen_object_store_errors_total",
+        "Failed requests to the object storage bucket ([storage] kind = \"s3\")."
+    );
     describe_gauge!(
         "lumen_db_pool_connections",
         "Read pool connections, by state."
@@ -135,6 +139,7 @@ impl App {
         }
         metrics::gauge!("lumen_studies").set(g.studies as f64);
         metrics::gauge!("lumen_ledger_entries").set(g.ledger_entries as f64);
+        metrics::counter!("lumen_object_store_errors_total").absolute(g.object_store_errors);
         let (open, idle) = (f64::from(g.pool_open), f64::from(g.pool_idle));
         metrics::gauge!("lumen_db_pool_connections", "state" => "idle").set(idle);
         metrics::gauge!("lumen_db_pool_connections", "state" => "busy").set(open - idle);

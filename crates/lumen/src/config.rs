@@ -76,6 +76,84 @@ pub struct Config {
     pub consortium: ConsortiumConfig,
     /// Sharing by rule (`[[share.rule]]` tables).
     pub share: ShareConfig,
+    /// Where objects are stored (`[storage]` table): files under `data` or an
+    /// S3-compatible bucket.
+    pub storage: StorageConfig,
+}
+
+/// The kind of object storage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// Files under the data directory (the default).
+    #[default]
+    Files,
+    /// An S3-compatible bucket.
+    S3,
+}
+
+/// Object storage settings (`[storage]` table). With `kind = "s3"`, settings left unset
+/// come from the standard AWS environment variables (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`). `Debug` hides the secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `files` or `s3`.
+    pub kind: StorageKind,
+    /// The bucket (required with `s3`).
+    pub bucket: Option<String>,
+    /// The endpoint URL of a non-AWS server (`https://s3.example.org`; `http://` only to a
+    /// loopback address); addressed path-style.
+    pub endpoint: Option<String>,
+    /// The region (for Garage, its `s3_region`).
+    pub region: Option<String>,
+    /// The access key id.
+    pub access_key_id: Option<String>,
+    /// The secret access key (shown as `<redacted>` by `Debug` and any dump).
+    pub secret_access_key: Option<lumen_store::SecretString>,
+    /// Seconds an upload the index never learned of is left before the sweep deletes it
+    /// (default 3600; see `lumen_store::ORPHAN_MIN_AGE`). Shorter only for tests.
+    pub orphan_min_age_s: Option<u64>,
+}
+
+impl StorageConfig {
+    /// The store's object storage for these settings (checked by [`Config::load`]).
+    pub fn object_storage(&self) -> lumen_store::ObjectStorage {
+        match self.kind {
+            StorageKind::Files => lumen_store::ObjectStorage::Files,
+            StorageKind::S3 => {
+                let mut s3 = lumen_store::S3Config::new(self.bucket.clone().unwrap_or_default());
+                s3.endpoint = self.endpoint.clone();
+                s3.region = self.region.clone();
+                s3.access_key_id = self.access_key_id.clone();
+                s3.secret_access_key = self.secret_access_key.clone();
+                if let Some(age) = self.orphan_min_age_s {
+                    s3.orphan_min_age = Duration::from_secs(age);
+                }
+                lumen_store::ObjectStorage::S3(s3)
+            }
+        }
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        match self.kind {
+            StorageKind::S3 => anyhow::ensure!(
+                self.bucket.as_ref().is_some_and(|b| !b.is_empty()),
+                "[storage] kind = \"s3\" needs a bucket"
+            ),
+            StorageKind::Files => anyhow::ensure!(
+                self.bucket.is_none()
+                    && self.endpoint.is_none()
+                    && self.region.is_none()
+                    && self.access_key_id.is_none()
+                    && self.secret_access_key.is_none()
+                    && self.orphan_min_age_s.is_none(),
+                "[storage] bucket, endpoint, region, credentials and orphan_min_age_s apply to \
+                 kind = \"s3\" only"
+            ),
+        }
+        Ok(())
+    }
 }
 
 /// Sharing settings (`[share]` table).
@@ -405,6 +483,7 @@ impl Default for Config {
             node: NodeConfig::default(),
             consortium: ConsortiumConfig::default(),
             share: ShareConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -477,6 +556,7 @@ const KEYS: &[&str] = &[
     "route",
     "web",
     "tls",
+    "storage",
 ];
 
 impl Config {
@@ -513,6 +593,7 @@ impl Config {
             );
         }
         cfg.tls.check()?;
+        cfg.storage.check()?;
         anyhow::ensure!(
             cfg.ledger.quorum <= cfg.ledger.witnesses.len(),
             "[ledger] quorum {} exceeds the {} witnesses",
@@ -626,19 +707,9 @@ impl Config {
     }
 }
 
-/// The routing rules for a command that ingests into a data directory itself (`lumen
-/// import`, `lumen retrieve --get --data`): those of the configuration `lumen serve` reads
-/// (`file`, else `./lumen.toml` if present, and `LUMEN_*`), so that what it stores is queued
-/// as if it had arrived at the server, and sent once `lumen serve` runs on the directory.
-pub fn cli_router(
-    file: Option<&PathBuf>,
-) -> anyhow::Result<Option<std::sync::Arc<dyn lumen_store::Router>>> {
-    Ok(Config::load(file, Overrides::default())?.router())
-}
-
 impl Config {
     /// How the store is opened for this configuration (data directory, conflicts, routing,
-    /// the node's organisation).
+    /// the node's organisation, object storage).
     pub fn store_config(&self) -> lumen_store::StoreConfig {
         lumen_store::StoreConfig {
             data_dir: self.data.clone(),
@@ -651,6 +722,7 @@ impl Config {
             // The PostgreSQL index is not offered by the configuration yet (lumen-store
             // runs only part of its operations on it): always the SQLite index.
             database: None,
+            storage: self.storage.object_storage(),
         }
     }
 
@@ -780,6 +852,54 @@ mod tests {
             )?;
             let cfg = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(cfg.route[0].modality.as_deref(), Some("CT"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn storage_table_selects_a_bucket_and_hides_its_secret() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "lumen.toml",
+                "[storage]\nkind = \"s3\"\nbucket = \"lumen\"\nendpoint = \"http://127.0.0.1:3900\"\n\
+                 region = \"garage\"\naccess_key_id = \"GK1\"\nsecret_access_key = \"s3cr3t-value\"\n",
+            )?;
+            let cfg = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.storage.kind, StorageKind::S3);
+            let shown = format!("{cfg:?} {:?}", cfg.store_config());
+            assert!(!shown.contains("s3cr3t-value"), "{shown}");
+            match cfg.store_config().storage {
+                lumen_store::ObjectStorage::S3(s3) => {
+                    assert_eq!(s3.bucket, "lumen");
+                    assert_eq!(
+                        s3.secret_access_key.as_ref().map(|s| s.expose()),
+                        Some("s3cr3t-value")
+                    );
+                    assert_eq!(s3.orphan_min_age, lumen_store::ORPHAN_MIN_AGE);
+                }
+                other => panic!("not S3: {other:?}"),
+            }
+            jail.create_file("lumen.toml", "[storage]\nkind = \"s3\"\n")?;
+            assert!(Config::load(None, Overrides::default()).is_err());
+            jail.create_file("lumen.toml", "[storage]\nbucket = \"b\"\n")?;
+            assert!(Config::load(None, Overrides::default()).is_err());
+            jail.create_file("lumen.toml", "")?;
+            let cfg = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(matches!(
+                cfg.store_config().storage,
+                lumen_store::ObjectStorage::Files
+            ));
+            // The whole table from the environment (as the S3 test runs set it).
+            jail.set_env(
+                "LUMEN_STORAGE",
+                "{kind=\"s3\",bucket=\"env-bucket\",endpoint=\"http://127.0.0.1:3900\"}",
+            );
+            let cfg = Config::load(None, Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.storage.bucket.as_deref(), Some("env-bucket"));
+            assert_eq!(
+                cfg.storage.endpoint.as_deref(),
+                Some("http://127.0.0.1:3900")
+            );
             Ok(())
         });
     }

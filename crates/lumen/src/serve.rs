@@ -215,6 +215,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for a in &config.ae {
         store.ensure_org(&a.org, &a.org).await?;
     }
+    // Objects in a bucket: uploads a crash left unindexed are swept in the background,
+    // now and then hourly (other front ends may share the bucket).
+    let orphan_sweep = match &config.store_config().storage {
+        lumen_store::ObjectStorage::S3(s3) => {
+            tracing::info!(bucket = %s3.bucket, "objects are stored in an S3-compatible bucket");
+            Some(spawn_orphan_sweep(store.clone()))
+        }
+        lumen_store::ObjectStorage::Files => None,
+    };
     // The node's ledger key (created at the first start, mode 600; a key others can read
     // is refused) and the sequencer that publishes new entries every second.
     let ledger_signer = Arc::new(
@@ -470,6 +479,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         checker.abort();
     }
     audit_sweep.abort();
+    if let Some(t) = orphan_sweep {
+        t.abort();
+    }
     if let Some(f) = audit_forward {
         // Whatever was not sent yet is sent after the next start.
         f.abort();
@@ -493,6 +505,19 @@ fn spawn_audit_sweep(store: Store, days: u32) -> tokio::task::JoinHandle<()> {
                 Err(e) => tracing::error!(error = %e, "audit retention sweep failed"),
             }
             tokio::time::sleep(std::time::Duration::from_secs(86_400)).await;
+        }
+    })
+}
+
+/// Removes uploads the index never learned of from the bucket, at start and hourly.
+fn spawn_orphan_sweep(store: Store) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match store.sweep_orphans().await {
+                Ok(n) => tracing::debug!(removed = n, "orphan object sweep done"),
+                Err(e) => tracing::error!(error = %e, "orphan object sweep failed"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         }
     })
 }

@@ -3,7 +3,9 @@
 //! [`Store::ingest`] is the one path every front door (C-STORE, STOW-RS, `lumen import`,
 //! the AI's results, signed reports, `lumen retrieve --data`) uses to keep an object;
 //! [`Store::search`] is the one query path behind QIDO-RS and C-FIND. Only this crate knows
-//! SQL and file paths. The embedded default is SQLite plus files under a data directory.
+//! SQL and file paths. The embedded default is SQLite plus files under a data directory;
+//! the objects may instead live in an S3-compatible bucket ([`ObjectStorage`], see
+//! `objects.rs`), uploaded whole before the index commits.
 //!
 //! Routing: with a [`Router`] in the [`StoreConfig`], a newly stored instance is queued for
 //! its destinations in the [`outbox`](Store::claim_outbox) by the very transaction that
@@ -21,6 +23,7 @@ mod blobs;
 mod content;
 mod db;
 mod ledger;
+mod objects;
 mod outbox;
 mod patient_links;
 mod patients;
@@ -50,6 +53,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use accounts::{AuditFilter, NewUser, OrgRow, SessionRow, UserRow};
 use blobs::Blobs;
 pub use ledger::{LedgerFiles, LedgerRow, NewLedgerEntry, has_ledger_key, ledger_key, witness_key};
+use objects::{Location, Objects};
+pub use objects::{MULTIPART_THRESHOLD, ORPHAN_MIN_AGE, ObjectStorage, S3Config, SecretString};
 pub use outbox::{Arrival, LEGACY_QUEUE_FILE, Origin, OutboxEntry, Router, RoutingQueue};
 pub use patient_links::{NewPatientLink, PatientLinkRow};
 pub use patients::{GrantProgress, LinkOutcome, PatientStudy};
@@ -90,6 +95,9 @@ pub struct StoreConfig {
     /// The index database: `None` for the embedded SQLite file in the data directory, or a
     /// `postgres://USER:PASS@HOST:PORT/DB` URL (object files stay in the data directory).
     pub database: Option<String>,
+    /// Where the objects are kept: files under the data directory (the default) or an
+    /// S3-compatible bucket. The index is SQLite in the data directory or `database`.
+    pub storage: ObjectStorage,
 }
 
 impl StoreConfig {
@@ -104,6 +112,7 @@ impl StoreConfig {
             default_org: "local".into(),
             default_org_name: "Lumen".into(),
             database: None,
+            storage: ObjectStorage::Files,
         }
     }
 }
@@ -143,6 +152,9 @@ pub enum StoreError {
     /// A file operation failed.
     #[error("file error: {0}")]
     Io(#[from] std::io::Error),
+    /// The object storage (an S3-compatible bucket) failed or is misconfigured.
+    #[error("object storage error: {0}")]
+    Objects(String),
     /// Another process (a running `lumen serve`?) has the data directory open.
     #[error("data directory {} is in use by another Lumen process; stop it first, or send the files to it over DICOM or DICOMweb", .0.display())]
     Locked(PathBuf),
@@ -208,31 +220,47 @@ pub struct StoredInstance {
     pub frames: u32,
     /// Size of the stored object in bytes.
     pub size: u64,
-    path: PathBuf,
+    location: Location,
 }
 
 impl StoredInstance {
-    /// Reads the stored Part-10 bytes (with a preamble even if the sender sent none).
+    /// Reads the stored Part-10 bytes (with a preamble even if the sender sent none), from
+    /// its file or its bucket.
     pub async fn read(&self) -> Result<Bytes, StoreError> {
-        let bytes = tokio::fs::read(&self.path).await?;
-        Ok(with_preamble(bytes))
+        match &self.location {
+            Location::File(path) => Ok(with_preamble(tokio::fs::read(path).await?.into())),
+            Location::Object(bucket, key) => {
+                Ok(with_preamble(bucket.get(key).await.map_err(object_error)?))
+            }
+        }
     }
 
     /// [`read`](Self::read) for callers already on a blocking thread (saves a hand-off).
     pub fn read_blocking(&self) -> Result<Bytes, StoreError> {
-        Ok(with_preamble(std::fs::read(&self.path)?))
+        match &self.location {
+            Location::File(path) => Ok(with_preamble(std::fs::read(path)?.into())),
+            Location::Object(bucket, key) => {
+                let (b, key) = (bucket.clone(), key.clone());
+                let bytes = bucket
+                    .wait(async move { b.get(&key).await })
+                    .map_err(StoreError::Objects)?;
+                Ok(with_preamble(bytes))
+            }
+        }
     }
 }
 
-fn with_preamble(bytes: Vec<u8>) -> Bytes {
-    {
-        if bytes.len() >= 4 && &bytes[..4] == b"DICM" {
-            let mut v = vec![0u8; 128];
-            v.extend_from_slice(&bytes);
-            return v.into();
-        }
-        bytes.into()
+fn object_error(e: object_store::Error) -> StoreError {
+    StoreError::Objects(e.to_string())
+}
+
+fn with_preamble(bytes: Bytes) -> Bytes {
+    if bytes.len() >= 4 && &bytes[..4] == b"DICM" {
+        let mut v = vec![0u8; 128];
+        v.extend_from_slice(&bytes);
+        return v.into();
     }
+    bytes
 }
 
 /// Narrows a search or retrieval to one study or series.
@@ -263,7 +291,7 @@ pub struct Stats {
 #[derive(Debug, Clone)]
 pub struct Store {
     pools: Pools,
-    blobs: Blobs,
+    objects: Objects,
     config: StoreConfig,
     /// The SQLite ingest writer thread (rusqlite, group commit); `None` on PostgreSQL,
     /// where each ingest is its own transaction ([`writer_pg`]).
@@ -297,7 +325,7 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
 async fn open_sqlite(
     config: &StoreConfig,
     synced: &writer::Synced,
-) -> Result<(Pools, Blobs, std::sync::mpsc::SyncSender<Job>), StoreError> {
+) -> Result<(Pools, std::sync::mpsc::SyncSender<Job>), StoreError> {
     let db_path = config.data_dir.join("index.sqlite");
     let opts = SqliteConnectOptions::from_str("sqlite://")?
         .filename(&db_path)
@@ -321,7 +349,6 @@ async fn open_sqlite(
         .max_connections(4)
         .connect_with(opts.read_only(true))
         .await?;
-    let blobs = Blobs::open(&config.data_dir)?;
     let committer = {
         let (db, dir, cfg, synced) = (
             db_path.clone(),
@@ -333,7 +360,7 @@ async fn open_sqlite(
             .await
             .map_err(|e| StoreError::Io(std::io::Error::other(e)))??
     };
-    Ok((Pools::Sqlite { reader, writer }, blobs, committer))
+    Ok((Pools::Sqlite { reader, writer }, committer))
 }
 
 /// Most connections one process keeps to PostgreSQL (its default limit is 100 for all
@@ -370,24 +397,26 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> IngestError {
 
 impl Store {
     /// Opens the archive in `config.data_dir`, creating it if needed, applying index
-    /// migrations and sweeping files left by an interrupted write.
+    /// migrations and sweeping files left by an interrupted write (objects in a bucket are
+    /// swept by [`Store::sweep_orphans`]).
     pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&config.data_dir)?;
         let lock = lock_data_dir(&config.data_dir)?;
         let synced = writer::Synced::default();
-        let (pools, blobs, committer) = match config.database.as_deref() {
+        let (pools, committer) = match config.database.as_deref() {
             None => {
-                let (pools, blobs, committer) = open_sqlite(&config, &synced).await?;
-                (pools, blobs, Some(committer))
+                let (pools, committer) = open_sqlite(&config, &synced).await?;
+                (pools, Some(committer))
             }
-            Some(url) => {
-                let pool = open_postgres(url).await?;
-                (Pools::Postgres(pool), Blobs::open(&config.data_dir)?, None)
-            }
+            Some(url) => (Pools::Postgres(open_postgres(url).await?), None),
+        };
+        let objects = match &config.storage {
+            ObjectStorage::Files => Objects::Files(Blobs::open(&config.data_dir)?),
+            ObjectStorage::S3(s3) => Objects::S3(objects::Bucket::open(s3)?),
         };
         let store = Store {
             pools,
-            blobs,
+            objects,
             config,
             committer,
             synced,
@@ -395,7 +424,11 @@ impl Store {
             share_wake: Arc::new(tokio::sync::Notify::new()),
             _lock: std::sync::Arc::new(lock),
         };
-        store.sweep().await?;
+        // Files an interrupted write left are swept now; a bucket's orphans are swept by
+        // `lumen serve` in the background (see `sweep_orphans`).
+        if matches!(store.objects, Objects::Files(_)) {
+            store.sweep_orphans().await?;
+        }
         store
             .ensure_org(&store.config.default_org, &store.config.default_org_name)
             .await?;
@@ -412,7 +445,12 @@ impl Store {
         Ok(store)
     }
 
-    async fn sweep(&self) -> Result<(), StoreError> {
+    /// Removes objects left by interrupted writes: files (and temporary files) the index
+    /// does not list, or, in a bucket, unlisted keys older than the orphan age
+    /// ([`S3Config::orphan_min_age`]). [`Store::open`] runs it for files; for a bucket
+    /// (which other front ends may share, and whose listing may take long) `lumen serve`
+    /// runs it in the background at its start and hourly. Returns how many went.
+    pub async fn sweep_orphans(&self) -> Result<usize, StoreError> {
         let known: HashSet<String> = with_db!(&self.pools, reader, |pool, d| {
             sqlx::query_scalar::<_, String>(d.sql("SELECT path FROM instances"))
                 .fetch_all(pool)
@@ -420,14 +458,19 @@ impl Store {
                 .into_iter()
                 .collect()
         });
-        let blobs = self.blobs.clone();
-        let removed = tokio::task::spawn_blocking(move || blobs.sweep(&known))
-            .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        let removed = match &self.objects {
+            Objects::Files(blobs) => {
+                let blobs = blobs.clone();
+                tokio::task::spawn_blocking(move || blobs.sweep(&known))
+                    .await
+                    .map_err(|e| StoreError::Io(std::io::Error::other(e)))??
+            }
+            Objects::S3(bucket) => bucket.sweep(&known).await.map_err(object_error)?,
+        };
         if removed > 0 {
-            tracing::warn!(removed, "removed files left by interrupted writes");
+            tracing::warn!(removed, "removed objects left by interrupted writes");
         }
-        Ok(())
+        Ok(removed)
     }
 
     /// The SQLite writer pool, for unit tests that write past the store.
@@ -476,6 +519,107 @@ impl Store {
         origin: Origin,
         org: String,
     ) -> Result<Ingested, IngestError> {
+        let (mut ingested, rel, committed) = match &self.objects {
+            Objects::Files(blobs) => self.ingest_file(blobs, bytes, origin, org)?,
+            Objects::S3(bucket) => self.ingest_object(bucket, bytes, origin, org)?,
+        };
+        let (status, routed) = match committed {
+            Ok(Commit::Inserted(routed)) => (IngestStatus::Stored, routed),
+            Ok(Commit::Replaced(old, routed)) => {
+                if old != rel
+                    && let Err(e) = self.objects.remove_blocking(&old)
+                {
+                    tracing::warn!(error = %e, "could not remove replaced object");
+                }
+                (IngestStatus::Replaced, routed)
+            }
+            Ok(Commit::Identical(stored)) => {
+                if stored != rel {
+                    let _ = self.objects.remove_blocking(&rel);
+                }
+                (IngestStatus::AlreadyPresent, 0)
+            }
+            Err(e) => {
+                // A conflict means other content is indexed under this UID, so the object
+                // just written (named by its own content) is listed nowhere and goes. After
+                // other failures it might be the one an identical instance already indexed:
+                // it stays, and the sweep removes it if it is not listed.
+                if matches!(e, IngestError::Conflict(_)) {
+                    let _ = self.objects.remove_blocking(&rel);
+                }
+                return Err(e);
+            }
+        };
+        if routed > 0 {
+            self.outbox_wake.notify_one();
+        }
+        ingested.status = status;
+        ingested.routed = routed;
+        Ok(ingested)
+    }
+
+    /// A parsed object's relative key (its file's path, its key in a bucket) and what its
+    /// ingest answers (status and routing filled in once committed).
+    fn named(parsed: &Prepared, origin: &Origin) -> (String, Ingested) {
+        let rec = &parsed.record;
+        let rel = Blobs::relative_path(
+            &rec.series_uid,
+            &rec.sop_instance_uid,
+            content::hex_digits(&parsed.content_hash),
+        );
+        (rel, Self::ingested(rec, origin))
+    }
+
+    /// What an ingest of `rec` answers (status and routing filled in once committed).
+    fn ingested(rec: &IndexRecord, origin: &Origin) -> Ingested {
+        Ingested {
+            status: IngestStatus::Stored,
+            study_uid: rec.study_uid.clone(),
+            series_uid: rec.series_uid.clone(),
+            sop_instance_uid: rec.sop_instance_uid.clone(),
+            sop_class_uid: rec.sop_class_uid.clone(),
+            modality: rec.modality.clone(),
+            origin: origin.clone(),
+            routed: 0,
+            patient_id: rec.patient_id.clone(),
+            patient_name: lumen_dicom::json::person_name_values(
+                &rec.study_json,
+                tags::PATIENT_NAME,
+            )
+            .join("="),
+        }
+    }
+
+    /// Ingest into a bucket: the object is parsed and hashed, uploaded whole to its final
+    /// key, and only then committed to the index, so the index never lists an object the
+    /// bucket does not hold; a crash in between leaves an unlisted key for the sweep.
+    fn ingest_object(
+        &self,
+        bucket: &objects::Bucket,
+        bytes: Bytes,
+        origin: Origin,
+        org: String,
+    ) -> Result<(Ingested, String, Result<Commit, IngestError>), IngestError> {
+        let parsed = prepare(bytes, self.config.accept_unknown_sop_classes)?;
+        let (rel, ingested) = Self::named(&parsed, &origin);
+        // A reference to the same bytes (no copy): a large object goes up in parts sliced
+        // from it.
+        let (b, key, body) = (bucket.clone(), rel.clone(), parsed.bytes.clone());
+        bucket
+            .wait(async move { b.put(&key, body).await })
+            .map_err(|e| internal(format!("could not upload the object: {e}")))?;
+        let committed = self.commit_synced(parsed, origin, org, &rel)?;
+        Ok((ingested, rel, committed))
+    }
+
+    /// Ingest into files: written, placed and synced beside the index commit.
+    fn ingest_file(
+        &self,
+        blobs: &Blobs,
+        bytes: Bytes,
+        origin: Origin,
+        org: String,
+    ) -> Result<(Ingested, String, Result<Commit, IngestError>), IngestError> {
         // The file is written before the index is asked whether the instance is known: its
         // path is derived from the content, so an identical re-send finds the very file the
         // index already lists, and a new instance, the common case, saves a round trip.
@@ -484,54 +628,16 @@ impl Store {
         // price is paid by the rare cases: an object refused by the checks, or an identical
         // re-send (known only once parsed and hashed), leaves a temporary file that is
         // removed at once.
-        let tmp = self.blobs.write_tmp(&bytes).map_err(internal)?;
+        let tmp = blobs.write_tmp(&bytes).map_err(internal)?;
         let parsed = match prepare(bytes, self.config.accept_unknown_sop_classes) {
             Ok(p) => p,
             Err(e) => {
-                self.blobs.discard(tmp);
+                blobs.discard(tmp);
                 return Err(e);
             }
         };
-        let rec = &parsed.record;
-        let rel = Blobs::relative_path(
-            &rec.series_uid,
-            &rec.sop_instance_uid,
-            content::hex_digits(&parsed.content_hash),
-        );
-        let ingested = {
-            let (study_uid, series_uid, sop_instance_uid, sop_class_uid, modality) = (
-                rec.study_uid.clone(),
-                rec.series_uid.clone(),
-                rec.sop_instance_uid.clone(),
-                rec.sop_class_uid.clone(),
-                rec.modality.clone(),
-            );
-            let patient_id = rec.patient_id.clone();
-            let patient_name =
-                lumen_dicom::json::person_name_values(&rec.study_json, tags::PATIENT_NAME)
-                    .join("=");
-            let origin = origin.clone();
-            let wake = self.outbox_wake.clone();
-            move |status, routed| {
-                if routed > 0 {
-                    wake.notify_one();
-                }
-                Ingested {
-                    status,
-                    study_uid,
-                    series_uid,
-                    sop_instance_uid,
-                    sop_class_uid,
-                    modality,
-                    origin,
-                    routed,
-                    patient_id,
-                    patient_name,
-                }
-            }
-        };
-        let unsynced = self
-            .blobs
+        let (rel, ingested) = Self::named(&parsed, &origin);
+        let unsynced = blobs
             .place(tmp, &rel, parsed.bytes.len() as u64)
             .map_err(internal)?;
         let sync_failed =
@@ -547,7 +653,7 @@ impl Store {
         let overlap = self.config.on_conflict == ConflictPolicy::Reject && self.committer.is_some();
         let committed = if overlap {
             let answer = self.send_commit(parsed, origin, org, &rel, true)?;
-            let synced = self.blobs.sync(unsynced);
+            let synced = blobs.sync(unsynced);
             let committed = answer
                 .recv()
                 .map_err(|_| internal("the index writer has stopped"))?;
@@ -564,39 +670,13 @@ impl Store {
             }
             committed
         } else {
-            self.blobs.sync(unsynced).map_err(sync_failed)?;
+            blobs.sync(unsynced).map_err(sync_failed)?;
             self.commit_synced(parsed, origin, org, &rel)?
         };
-        match committed {
-            Ok(Commit::Inserted(routed)) => Ok(ingested(IngestStatus::Stored, routed)),
-            Ok(Commit::Replaced(old, routed)) => {
-                if old != rel
-                    && let Err(e) = self.blobs.remove(&old)
-                {
-                    tracing::warn!(error = %e, "could not remove replaced object file");
-                }
-                Ok(ingested(IngestStatus::Replaced, routed))
-            }
-            Ok(Commit::Identical(stored)) => {
-                if stored != rel {
-                    let _ = self.blobs.remove(&rel);
-                }
-                Ok(ingested(IngestStatus::AlreadyPresent, 0))
-            }
-            Err(e) => {
-                // A conflict means other content is indexed under this UID, so the file just
-                // written (named by its own content) is listed nowhere and goes. After other
-                // failures it might be the file an identical instance already indexed: it
-                // stays, and the next start sweeps it if it is not listed.
-                if matches!(e, IngestError::Conflict(_)) {
-                    let _ = self.blobs.remove(&rel);
-                }
-                Err(e)
-            }
-        }
+        Ok((ingested, rel, committed))
     }
 
-    /// Indexes an object whose file is on disk: by the SQLite writer thread, or by a
+    /// Indexes an object whose file is on disk (or in the bucket): by the SQLite writer thread, or by a
     /// PostgreSQL transaction run from this (blocking) thread. The outer error is a failure
     /// to reach the writer, the inner one the commit's own answer.
     fn commit_synced(
@@ -667,7 +747,7 @@ impl Store {
         };
         match done {
             Ok(()) => {
-                let _ = self.blobs.remove(rel);
+                let _ = self.objects.remove_blocking(rel);
             }
             // Still marked unsynced: the next start checks the file.
             Err(e) => tracing::error!(error = %e, "could not un-index an unsynced object"),
@@ -848,7 +928,7 @@ impl Store {
                         transfer_syntax_uid: r.try_get(4)?,
                         frames: r.try_get::<i64, _>(5)?.max(0) as u32,
                         size: r.try_get::<i64, _>(6)?.max(0) as u64,
-                        path: self.blobs.path(&rel),
+                        location: self.objects.locate(&rel),
                     },
                     if with_metadata {
                         Some(r.try_get(8)?)

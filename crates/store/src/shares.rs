@@ -499,16 +499,8 @@ impl Store {
     }
 
     async fn remove_files(&self, paths: Vec<String>) {
-        let blobs = self.blobs.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            for p in paths {
-                if let Err(e) = blobs.remove(&p) {
-                    // Unlisted now: the next start's sweep removes it.
-                    tracing::warn!(error = %e, "could not remove a purged object file");
-                }
-            }
-        })
-        .await;
+        // Unlisted now: what cannot be removed is left to the sweep.
+        self.objects.remove_all(paths).await;
     }
 
     /// Claims up to `limit` due outbox items, notices and revocations first, then by

@@ -1,6 +1,6 @@
 //! What operations monitoring reads of the archive: queue depths, counts and the
 //! connection pool, each read from a table or an index (no scan of the archive), and a
-//! readiness check of the object storage.
+//! readiness check of the object storage (the data directory or the bucket).
 
 use std::io::Write;
 
@@ -21,6 +21,9 @@ pub struct Gauges {
     pub pool_open: u32,
     /// Idle connections of the read pool.
     pub pool_idle: u32,
+    /// Failed requests to the object storage bucket since the store was opened (always 0
+    /// for files).
+    pub object_store_errors: u64,
 }
 
 impl Store {
@@ -51,14 +54,22 @@ impl Store {
                 ledger_entries: ledger_entries.unwrap_or(0),
                 pool_open: self.pools.reader_size(),
                 pool_idle: u32::try_from(self.pools.reader_idle()).unwrap_or(u32::MAX),
+                object_store_errors: match &self.objects {
+                    crate::Objects::S3(bucket) => bucket.error_count(),
+                    crate::Objects::Files(_) => 0,
+                },
             })
         })
     }
 
     /// Whether objects can be stored: the index answers and a file can be written, synced
-    /// and removed in the data directory's temporary folder.
+    /// and removed in the data directory's temporary folder, or, with a bucket, a small
+    /// object can be put, read back and deleted there.
     pub async fn check_ready(&self) -> Result<(), StoreError> {
         self.ping().await?;
+        if let crate::Objects::S3(bucket) = &self.objects {
+            return bucket.probe().await;
+        }
         let dir = self.config.data_dir.join("tmp");
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             // A `.part` name, so that a crash in between leaves a file the start-up sweep

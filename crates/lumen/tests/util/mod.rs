@@ -1,8 +1,13 @@
 //! Shared helpers of the end-to-end tests: a real `lumen serve` on loopback, fixtures
 //! from `../shared/data`, external tools (DCMTK, the Python DICOM clients).
+//!
+//! With `LUMEN_TEST_STORAGE=s3` every archive these helpers start or open keeps its
+//! objects in a bucket of its own on a real Garage ([`garage::shared`]), set through the
+//! `LUMEN_STORAGE` variable of each `lumen` command ([`lumen_for`]).
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod garage;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -88,6 +93,31 @@ pub fn lumen_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_lumen"))
 }
 
+/// Whether the end-to-end tests run on S3 storage (`LUMEN_TEST_STORAGE=s3`).
+pub fn on_s3() -> bool {
+    std::env::var("LUMEN_TEST_STORAGE").as_deref() == Ok("s3")
+}
+
+/// The `LUMEN_STORAGE` value of the archive in `data` when the tests run on S3: its own
+/// bucket on the shared Garage (created on first use); `None` on files.
+pub fn test_storage(data: &Path) -> Option<(String, String)> {
+    let g = garage::shared()?;
+    let bucket = garage::bucket_for(data);
+    g.bucket(&bucket);
+    let env = g.storage_env(&bucket);
+    Some((bucket, env))
+}
+
+/// A `lumen` command for the archive in `data`: with its S3 storage when the tests run on
+/// S3 (the command still needs `--data`).
+pub fn lumen_for(data: &Path) -> Command {
+    let mut c = Command::new(lumen_bin());
+    if let Some((_, env)) = test_storage(data) {
+        c.env("LUMEN_STORAGE", env);
+    }
+    c
+}
+
 /// The test accounts every server gets: (user name, role, password).
 pub const TEST_USERS: [(&str, &str, &str); 4] = [
     ("test-radiologist", "radiologist", "radiologist-password-1"),
@@ -98,8 +128,20 @@ pub const TEST_USERS: [(&str, &str, &str); 4] = [
 
 /// Creates an account with `lumen user add` (the server must be stopped).
 pub fn add_user(data: &Path, username: &str, role: &str, org: Option<&str>, password: &str) {
+    add_user_with(data, None, username, role, org, password);
+}
+
+/// [`add_user`] with the server's configuration file (its storage), if any.
+pub fn add_user_with(
+    data: &Path,
+    config: Option<&str>,
+    username: &str,
+    role: &str,
+    org: Option<&str>,
+    password: &str,
+) {
     use std::io::Write;
-    let mut cmd = Command::new(lumen_bin());
+    let mut cmd = lumen_for(data);
     cmd.args(["user", "add", "--data"])
         .arg(data)
         .args(["--username", username, "--role", role, "--password-stdin"])
@@ -111,6 +153,9 @@ pub fn add_user(data: &Path, username: &str, role: &str, org: Option<&str>, pass
     }
     if role == "radiologist" {
         cmd.args(["--display-name", "Dr Test"]);
+    }
+    if let Some(c) = config {
+        cmd.args(["--config", c]);
     }
     let mut child = cmd.spawn().expect("lumen user add");
     child
@@ -252,14 +297,16 @@ impl Server {
         std::fs::create_dir_all(data).expect("data dir");
         let marker = data.join("test-users-created");
         if !marker.exists() {
+            // `lumen user add` opens the archive with the server's configuration (storage).
+            let config = extra.windows(2).find(|w| w[0] == "--config").map(|w| w[1]);
             for (u, role, pw) in TEST_USERS {
-                add_user(data, u, role, None, pw);
+                add_user_with(data, config, u, role, None, pw);
             }
             std::fs::write(&marker, "").expect("marker");
         }
         let log = data.with_extension(format!("{http_port}.log"));
         let logf = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(lumen_bin())
+        let child = lumen_for(data)
             .arg("serve")
             .arg("--data")
             .arg(data)
@@ -463,8 +510,31 @@ pub fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<Vec<u8>> {
     parts
 }
 
-/// Counts the object files under a data directory and lists temp leftovers.
+/// Counts the stored objects of the archive in `data` and the temporary files left: its
+/// object files, or, on S3, its bucket's object keys (after checking that nothing was
+/// written under `objects/` or `tmp/`).
 pub fn object_files(data: &Path) -> (usize, usize) {
+    let (files, tmp) = local_object_files(data);
+    if let Some((bucket, _)) = test_storage(data) {
+        assert_eq!(
+            (files, tmp),
+            (0, 0),
+            "S3 storage wrote files under {data:?}"
+        );
+        let g = garage::shared().expect("garage");
+        let keys = g.list(&bucket).expect("bucket listing");
+        return (
+            keys.iter()
+                .filter(|(k, _)| k.starts_with("objects/"))
+                .count(),
+            0,
+        );
+    }
+    (files, tmp)
+}
+
+/// Counts the object files under a data directory and lists temp leftovers.
+pub fn local_object_files(data: &Path) -> (usize, usize) {
     fn walk(p: &Path, n: &mut usize) {
         if let Ok(rd) = std::fs::read_dir(p) {
             for e in rd.flatten() {
