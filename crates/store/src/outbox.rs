@@ -199,13 +199,16 @@ impl Store {
     pub async fn claim_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         crate::db::with_db!(&self.pools, writer, |pool, d| {
             let now = now_ms();
+            // Rows another process is claiming are skipped on PostgreSQL: several
+            // processes may route (their claims never overlap).
             let rows = sqlx::query(d.sql(format!(
                 "UPDATE outbox SET claimed_ms = ?1 WHERE id IN (
                 SELECT id FROM outbox
                 WHERE state = 'pending' AND next_attempt_ms <= ?1
                   AND (claimed_ms IS NULL OR claimed_ms < ?2)
-                ORDER BY id LIMIT ?3)
-             RETURNING {COLUMNS}"
+                ORDER BY id LIMIT ?3{})
+             RETURNING {COLUMNS}",
+                d.skip_locked()
             )))
             .bind(now)
             .bind(now - CLAIM_LEASE_MS)

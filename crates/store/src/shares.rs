@@ -519,7 +519,9 @@ impl Store {
     ) -> Result<Vec<ShareOutboxEntry>, StoreError> {
         crate::db::with_db!(&self.pools, writer, |pool, d| {
             let now = now_ms();
-            let rows = sqlx::query(d.sql(
+            // Rows another process is claiming are skipped on PostgreSQL: several
+            // processes may send (their claims never overlap).
+            let rows = sqlx::query(d.sql(format!(
                 "UPDATE share_outbox SET claimed_ms = ?1 WHERE id IN (
                 SELECT o.id FROM share_outbox o
                 WHERE o.state = 'pending' AND o.next_attempt_ms <= ?1
@@ -527,10 +529,11 @@ impl Store {
                   AND NOT (o.kind = 'instance' AND EXISTS (SELECT 1 FROM share_outbox n
                       WHERE n.member = o.member AND n.share_id = o.share_id
                         AND n.kind = 'notice'))
-                ORDER BY o.priority, o.id LIMIT ?3)
+                ORDER BY o.priority, o.id LIMIT ?3{})
              RETURNING id, member, kind, share_id, study_uid, sop_uid, attempts, claimed_ms,
                 priority",
-            ))
+                d.skip_locked()
+            )))
             .bind(now)
             .bind(now - CLAIM_LEASE_MS)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
