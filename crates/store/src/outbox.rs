@@ -314,10 +314,16 @@ impl Store {
         let _ = tokio::time::timeout(max, self.outbox_wake.notified()).await;
     }
 
-    /// Hands back the claims of a process that died (called when the store opens).
+    /// Hands back the claims of a process that died (called when the store opens; on SQLite,
+    /// whose one process owns the index).
     pub(crate) async fn release_outbox_claims(&self) -> Result<(), StoreError> {
         {
             crate::db::with_db!(&self.pools, writer, |pool, d| {
+                // On PostgreSQL other processes may hold claims: a dead one's rows come
+                // back when their lease ends.
+                if d == crate::db::Dialect::Postgres {
+                    return Ok(());
+                }
                 sqlx::query(
                     d.sql("UPDATE outbox SET claimed_ms = NULL WHERE claimed_ms IS NOT NULL"),
                 )
