@@ -2,7 +2,10 @@
 //! instances for the quiet period, on a bounded worker pool, with retries and backoff.
 //!
 //! The queue itself lives in the index database (`lumen_store::jobs`), so jobs survive
-//! restarts; this module only decides what qualifies and runs the engine.
+//! restarts; this module only decides what qualifies and runs the engine. Every process with
+//! the AI on (front ends, `lumen worker`) runs this loop over the one queue: a job is held
+//! under a lease renewed while it runs, and taken over by another process when its worker
+//! dies.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +38,9 @@ pub struct AiConfig {
     pub max_attempts: i64,
     /// Seconds before the first retry (doubled each attempt).
     pub retry_backoff_secs: f64,
+    /// Seconds a claimed job stays this process's without a renewal (renewed every third of
+    /// it while the job runs): how long a job whose worker died waits to be taken over.
+    pub lease_secs: f64,
 }
 
 impl Default for AiConfig {
@@ -61,6 +67,7 @@ impl Default for AiConfig {
                 .to_vec(),
             max_attempts: 3,
             retry_backoff_secs: 30.0,
+            lease_secs: 60.0,
         }
     }
 }
@@ -83,11 +90,12 @@ pub fn spawn(store: Store, cfg: AiConfig) -> tokio::task::JoinHandle<()> {
         let slots = Arc::new(tokio::sync::Semaphore::new(cfg.workers.max(1)));
         let quiet = Duration::from_secs_f64(cfg.quiet_period_secs.max(0.0));
         let poll = Duration::from_secs_f64((cfg.quiet_period_secs / 4.0).clamp(0.05, 1.0));
+        let lease = cfg.lease();
         loop {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
-            match store.claim_ai_job(quiet).await {
+            match store.claim_ai_job(quiet, lease).await {
                 Ok(Some(job)) => {
                     let (store, cfg) = (store.clone(), cfg.clone());
                     tokio::spawn(async move {
@@ -109,10 +117,40 @@ pub fn spawn(store: Store, cfg: AiConfig) -> tokio::task::JoinHandle<()> {
     })
 }
 
+impl AiConfig {
+    /// The lease of a claimed job (at least a second).
+    fn lease(&self) -> Duration {
+        Duration::from_secs_f64(self.lease_secs.max(1.0))
+    }
+}
+
+/// Renews `job`'s lease every third of it; returns once the claim is lost (another worker
+/// took the job after the lease passed, or the series changed).
+async fn hold(store: &Store, job: &AiJob, lease: Duration) {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        match store.renew_ai_job(job, lease).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            // Kept trying: the lease has two more renewals' worth of time.
+            Err(e) => {
+                tracing::warn!(series = %job.series_uid, error = %e, "cannot renew an AI job's lease")
+            }
+        }
+    }
+}
+
 async fn run_job(store: &Store, cfg: &AiConfig, job: AiJob) {
     let started = std::time::Instant::now();
     tracing::info!(series = %job.series_uid, attempt = job.attempts, "AI analysis started");
-    let outcome = match analyse(store, cfg, &job).await {
+    let analysed = tokio::select! {
+        r = analyse(store, cfg, &job) => r,
+        () = hold(store, &job, cfg.lease()) => {
+            tracing::info!(series = %job.series_uid, "AI job no longer ours (taken over, or the series changed); stopped");
+            return;
+        }
+    };
+    let outcome = match analysed {
         Ok(Ok(v)) => AiJobOutcome::Done(v),
         Ok(Err(Skip(reason))) => AiJobOutcome::Skipped(reason),
         Err(Failure::Permanent(reason)) => AiJobOutcome::Failed(reason),

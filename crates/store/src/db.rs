@@ -190,6 +190,16 @@ impl Dialect {
         }
     }
 
+    /// What ends a `SELECT` of queue rows to claim: on PostgreSQL the rows are locked, and
+    /// rows another process is claiming are skipped, so that concurrent workers never take
+    /// the same row; SQLite serialises writers (its claims run in IMMEDIATE transactions).
+    pub(crate) fn skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     /// How a write transaction begins: IMMEDIATE on SQLite, so that one that reads first
     /// can still write when the ingest writer committed meanwhile; PostgreSQL's row locks
     /// need nothing special.

@@ -2,8 +2,14 @@
 //!
 //! Ingest marks a series `waiting` whenever an instance of an AI modality arrives; a worker
 //! claims a series once it has been quiet for the configured period, and finishes it as
-//! done, failed or skipped. A job claimed by a process that died is handed out again at the
-//! next start, and a series that changed while it was analysed is analysed again.
+//! done, failed or skipped. A series that changed while it was analysed is analysed again.
+//!
+//! Several processes may share the queue (front ends with the AI on and `lumen worker`s over
+//! one PostgreSQL index): a claim is held under a lease that the worker renews while the job
+//! runs. A job whose worker died is claimed again once its lease has passed (on SQLite, where
+//! one process owns the index, at its next start too), and only the current claim's holder
+//! can finish it. The analysis is deterministic, so a job taken over stores the very same
+//! SEG and SR (an identical re-send stores nothing).
 
 use std::time::Duration;
 
@@ -23,6 +29,8 @@ pub struct AiJob {
     pub attempts: i64,
     /// When its last instance arrived (ms); the claim is void if this changes.
     pub last_instance_at: i64,
+    /// The claim's token: only its holder renews and finishes the job.
+    pub claim: String,
 }
 
 /// How a job ended.
@@ -61,28 +69,41 @@ pub struct AiJobStatus {
 }
 
 impl Store {
-    /// Hands jobs left `running` by a process that died back to the queue.
+    /// At the start of the one process that owns a SQLite index: hands the jobs a process
+    /// that died left `running` back to the queue at once. On PostgreSQL other processes may
+    /// be running them: a dead worker's job is claimed again when its lease has passed.
     pub async fn recover_ai_jobs(&self) -> Result<u64, StoreError> {
         crate::db::with_db!(&self.pools, writer, |pool, d| {
-            let r =
-                sqlx::query(d.sql("UPDATE ai_jobs SET state = 'waiting' WHERE state = 'running'"))
-                    .execute(pool)
-                    .await?;
+            if d == crate::db::Dialect::Postgres {
+                return Ok(0);
+            }
+            let r = sqlx::query(d.sql(
+                "UPDATE ai_jobs SET state = 'waiting', claimed_by = NULL WHERE state = 'running'",
+            ))
+            .execute(pool)
+            .await?;
             Ok(r.rows_affected())
         })
     }
 
-    /// Claims the series that has waited longest once quiet for `quiet`, if any.
-    pub async fn claim_ai_job(&self, quiet: Duration) -> Result<Option<AiJob>, StoreError> {
+    /// Claims, for `lease`, the series that has waited longest once quiet for `quiet`, or
+    /// a running one whose lease has passed (its worker died), if any.
+    pub async fn claim_ai_job(
+        &self,
+        quiet: Duration,
+        lease: Duration,
+    ) -> Result<Option<AiJob>, StoreError> {
         crate::db::with_db!(&self.pools, writer, |pool, d| {
             let now = now_ms();
             let quiet_ms = i64::try_from(quiet.as_millis()).unwrap_or(i64::MAX);
             let mut tx = pool.begin_with(d.begin()).await?;
-            let row = sqlx::query(d.sql(
+            let row = sqlx::query(d.sql(format!(
                 "SELECT series_uid, study_uid, attempts, last_instance_at FROM ai_jobs
-             WHERE state = 'waiting' AND last_instance_at <= ? AND not_before <= ?
-             ORDER BY last_instance_at LIMIT 1",
-            ))
+                 WHERE (state = 'waiting' AND last_instance_at <= ?1 AND not_before <= ?2)
+                    OR (state = 'running' AND lease_until < ?2)
+                 ORDER BY last_instance_at LIMIT 1{}",
+                d.skip_locked()
+            )))
             .bind(now.saturating_sub(quiet_ms))
             .bind(now)
             .fetch_optional(&mut *tx)
@@ -93,10 +114,17 @@ impl Store {
                 study_uid: row.try_get(1)?,
                 attempts: row.try_get::<i64, _>(2)? + 1,
                 last_instance_at: row.try_get(3)?,
+                claim: claim_token()?,
             };
-            sqlx::query(d.sql("UPDATE ai_jobs SET state = 'running', attempts = ?, updated_at = ? WHERE series_uid = ?"))
+            sqlx::query(d.sql(
+                "UPDATE ai_jobs SET state = 'running', attempts = ?, updated_at = ?,
+                   claimed_by = ?, lease_until = ?
+                 WHERE series_uid = ?",
+            ))
             .bind(job.attempts)
             .bind(now)
+            .bind(&job.claim)
+            .bind(now.saturating_add(millis(lease)))
             .bind(&job.series_uid)
             .execute(&mut *tx)
             .await?;
@@ -105,8 +133,27 @@ impl Store {
         })
     }
 
+    /// Extends the lease of a claimed job by `lease` from now. False when the claim was
+    /// lost (the lease passed and another worker took the job, or the series changed): the
+    /// worker should stop.
+    pub async fn renew_ai_job(&self, job: &AiJob, lease: Duration) -> Result<bool, StoreError> {
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            let r = sqlx::query(d.sql(
+                "UPDATE ai_jobs SET lease_until = ?
+                 WHERE series_uid = ? AND state = 'running' AND claimed_by = ?",
+            ))
+            .bind(now_ms().saturating_add(millis(lease)))
+            .bind(&job.series_uid)
+            .bind(&job.claim)
+            .execute(pool)
+            .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
     /// Records how a claimed job ended. Returns false (and records nothing) when the series
-    /// received new instances meanwhile: it is waiting again and will be analysed anew.
+    /// received new instances meanwhile (it is waiting again and will be analysed anew) or
+    /// the claim was lost to another worker after its lease passed.
     pub async fn finish_ai_job(
         &self,
         job: &AiJob,
@@ -143,7 +190,8 @@ impl Store {
             let r = sqlx::query(
             d.sql("UPDATE ai_jobs SET state = ?, reason = ?, result = ?, lung_rads = ?, not_before = ?,
                updated_at = ?
-             WHERE series_uid = ? AND state = 'running' AND last_instance_at = ?"),
+             WHERE series_uid = ? AND state = 'running' AND last_instance_at = ?
+               AND claimed_by = ?"),
         )
         .bind(state)
         .bind(reason)
@@ -153,6 +201,7 @@ impl Store {
         .bind(now)
         .bind(&job.series_uid)
         .bind(job.last_instance_at)
+        .bind(&job.claim)
         .execute(pool)
         .await?;
             Ok(r.rows_affected() == 1)
@@ -219,4 +268,15 @@ impl Store {
             Ok(n)
         })
     }
+}
+
+/// A new claim token: 128 random bits, hex.
+fn claim_token() -> Result<String, StoreError> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
+    Ok(hex::encode(b))
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -199,13 +199,16 @@ impl Store {
     pub async fn claim_outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         crate::db::with_db!(&self.pools, writer, |pool, d| {
             let now = now_ms();
+            // Rows another process is claiming are skipped on PostgreSQL: several
+            // processes may route (their claims never overlap).
             let rows = sqlx::query(d.sql(format!(
                 "UPDATE outbox SET claimed_ms = ?1 WHERE id IN (
                 SELECT id FROM outbox
                 WHERE state = 'pending' AND next_attempt_ms <= ?1
                   AND (claimed_ms IS NULL OR claimed_ms < ?2)
-                ORDER BY id LIMIT ?3)
-             RETURNING {COLUMNS}"
+                ORDER BY id LIMIT ?3{})
+             RETURNING {COLUMNS}",
+                d.skip_locked()
             )))
             .bind(now)
             .bind(now - CLAIM_LEASE_MS)
@@ -311,10 +314,16 @@ impl Store {
         let _ = tokio::time::timeout(max, self.outbox_wake.notified()).await;
     }
 
-    /// Hands back the claims of a process that died (called when the store opens).
+    /// Hands back the claims of a process that died (called when the store opens; on SQLite,
+    /// whose one process owns the index).
     pub(crate) async fn release_outbox_claims(&self) -> Result<(), StoreError> {
         {
             crate::db::with_db!(&self.pools, writer, |pool, d| {
+                // On PostgreSQL other processes may hold claims: a dead one's rows come
+                // back when their lease ends.
+                if d == crate::db::Dialect::Postgres {
+                    return Ok(());
+                }
                 sqlx::query(
                     d.sql("UPDATE outbox SET claimed_ms = NULL WHERE claimed_ms IS NOT NULL"),
                 )

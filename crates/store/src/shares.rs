@@ -511,7 +511,9 @@ impl Store {
     ) -> Result<Vec<ShareOutboxEntry>, StoreError> {
         crate::db::with_db!(&self.pools, writer, |pool, d| {
             let now = now_ms();
-            let rows = sqlx::query(d.sql(
+            // Rows another process is claiming are skipped on PostgreSQL: several
+            // processes may send (their claims never overlap).
+            let rows = sqlx::query(d.sql(format!(
                 "UPDATE share_outbox SET claimed_ms = ?1 WHERE id IN (
                 SELECT o.id FROM share_outbox o
                 WHERE o.state = 'pending' AND o.next_attempt_ms <= ?1
@@ -519,10 +521,11 @@ impl Store {
                   AND NOT (o.kind = 'instance' AND EXISTS (SELECT 1 FROM share_outbox n
                       WHERE n.member = o.member AND n.share_id = o.share_id
                         AND n.kind = 'notice'))
-                ORDER BY o.priority, o.id LIMIT ?3)
+                ORDER BY o.priority, o.id LIMIT ?3{})
              RETURNING id, member, kind, share_id, study_uid, sop_uid, attempts, claimed_ms,
                 priority",
-            ))
+                d.skip_locked()
+            )))
             .bind(now)
             .bind(now - CLAIM_LEASE_MS)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -707,10 +710,16 @@ impl Store {
         let _ = tokio::time::timeout(timeout, self.share_wake.notified()).await;
     }
 
-    /// Releases the claims of a worker that died (at start).
+    /// Releases the claims of a worker that died (at start; on SQLite, whose one process
+    /// owns the index).
     pub(crate) async fn release_share_claims(&self) -> Result<(), StoreError> {
         {
             crate::db::with_db!(&self.pools, writer, |pool, d| {
+                // On PostgreSQL other processes may hold claims: a dead one's rows come
+                // back when their lease ends.
+                if d == crate::db::Dialect::Postgres {
+                    return Ok(());
+                }
                 sqlx::query(
                     d.sql("UPDATE share_outbox SET claimed_ms = NULL WHERE claimed_ms IS NOT NULL"),
                 )

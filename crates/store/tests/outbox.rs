@@ -2,53 +2,18 @@
 //! outcomes and backoff, claims released at the next start, the queue beside an open store,
 //! and the one-time import of an earlier version's `outbound.sqlite`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use dicom_dictionary_std::tags;
 use lumen_store::{
     Arrival, ConflictPolicy, IngestStatus, Origin, Router, RoutingQueue, Store, StoreConfig,
 };
 
 mod support;
 
-fn sample_path() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
-    if !p.exists() {
-        assert!(
-            std::env::var("LUMEN_REQUIRE_DATA").as_deref() != Ok("1"),
-            "../shared/data missing"
-        );
-        eprintln!("SKIP: ../shared/data not found");
-        return None;
-    }
-    Some(p)
-}
-
-/// The sample under another SOP Instance UID (and, with `tweak`, other pixel bytes).
-fn copy(src: &Path, sop: &str, tweak: bool) -> Bytes {
-    use dicom_core::{DataElement, PrimitiveValue, VR};
-    let mut obj = dicom_object::open_file(src).expect("sample");
-    obj.put(DataElement::new(
-        tags::SOP_INSTANCE_UID,
-        VR::UI,
-        PrimitiveValue::from(sop),
-    ));
-    if tweak {
-        obj.put(DataElement::new(
-            tags::IMAGE_COMMENTS,
-            VR::LT,
-            PrimitiveValue::from("changed"),
-        ));
-    }
-    obj.update_meta(|m| m.media_storage_sop_instance_uid = sop.into());
-    let mut bytes = Vec::new();
-    obj.write_all(&mut bytes).expect("encode");
-    Bytes::from(bytes)
-}
+use support::{copy, sample_path};
 
 /// CT goes to PACS; what SCANNER sends over C-STORE also goes to MIRROR.
 #[derive(Debug)]
@@ -250,14 +215,25 @@ async fn claims_outcomes_and_restart_on(backend: &support::Backend) {
         ("pending", "retrieve")
     );
 
-    // A process that dies with rows claimed: they are handed out at the next start.
+    // A process that dies with rows claimed: on SQLite (one process owns the index) they
+    // are handed out at the next start; on PostgreSQL another process may be sending them,
+    // so they wait for the end of their lease.
     let claimed = store.claim_outbox(10).await.expect("claim");
     assert_eq!(claimed.len(), 1);
     drop(store);
     let store = Store::open(cfg).await.expect("reopen");
     let claimed_again = store.claim_outbox(10).await.expect("claim");
-    assert_eq!(claimed_again.len(), 1);
-    assert_eq!(claimed_again[0].id, claimed[0].id);
+    if backend.name() == "postgres" {
+        assert!(claimed_again.is_empty(), "{claimed_again:?}");
+        let due = store.outbox_next_due().await.expect("due").expect("a row");
+        assert!(
+            due > claimed[0].claimed_ms.expect("claimed"),
+            "due at its lease's end"
+        );
+    } else {
+        assert_eq!(claimed_again.len(), 1);
+        assert_eq!(claimed_again[0].id, claimed[0].id);
+    }
 }
 
 #[tokio::test]
@@ -432,4 +408,50 @@ async fn an_unsettled_claim_is_due_at_the_end_of_its_lease_on(backend: &support:
     let due = store.outbox_next_due().await.expect("due").expect("a row");
     let claim = claimed[0].claimed_ms.expect("claimed");
     assert!(due >= claim + 59_000 && due > queued, "{due} {claim}");
+}
+
+#[tokio::test]
+async fn two_stores_on_one_postgresql_index_never_claim_the_same_row() {
+    let Some(src) = sample_path() else { return };
+    for backend in support::backends() {
+        // One process owns a SQLite index (the data directory's lock): nothing to share.
+        if backend.name() != "postgres" {
+            continue;
+        }
+        let (a_dir, b_dir) = (
+            tempfile::tempdir().expect("tmp"),
+            tempfile::tempdir().expect("tmp"),
+        );
+        let a_cfg = config(&backend, a_dir.path());
+        let a = Store::open(a_cfg.clone()).await.expect("open a");
+        let mut b_cfg = backend.reopen(&a_cfg, b_dir.path());
+        b_cfg.router = Some(Arc::new(TestRouter));
+        let b = Store::open(b_cfg).await.expect("open b");
+        const N: usize = 30;
+        for n in 0..N {
+            let sop = format!("1.2.826.0.1.3680043.8.498.5200.{n}");
+            a.ingest(copy(&src, &sop, false), Origin::Import)
+                .await
+                .expect("ingest");
+        }
+        let drain = |store: Store| {
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let rows = store.claim_outbox(3).await.expect("claim");
+                    if rows.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(rows.into_iter().map(|r| r.id));
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let (from_a, from_b) = (drain(a.clone()), drain(b.clone()));
+        let (from_a, from_b) = (from_a.await.expect("a"), from_b.await.expect("b"));
+        let all: std::collections::HashSet<&i64> = from_a.iter().chain(&from_b).collect();
+        // Each CT instance is queued once for PACS (import: not for MIRROR).
+        assert_eq!(all.len(), N, "a {from_a:?}, b {from_b:?}");
+        assert_eq!(from_a.len() + from_b.len(), N, "a row claimed twice");
+    }
 }

@@ -4,10 +4,62 @@
 
 pub mod pg;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bytes::Bytes;
+use dicom_dictionary_std::tags;
 use lumen_store::StoreConfig;
+
+/// pydicom's CT_small.dcm in ../shared/data, or `None` (with a message) when the data is
+/// absent; a failure when `LUMEN_REQUIRE_DATA=1`.
+pub fn sample_path() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
+    if !p.exists() {
+        assert!(
+            std::env::var("LUMEN_REQUIRE_DATA").as_deref() != Ok("1"),
+            "../shared/data missing"
+        );
+        eprintln!("SKIP: ../shared/data not found");
+        return None;
+    }
+    Some(p)
+}
+
+/// The sample under another SOP Instance UID (and, with `tweak`, other content).
+pub fn copy(src: &Path, sop: &str, tweak: bool) -> Bytes {
+    copy_in(src, None, sop, tweak)
+}
+
+/// As [`copy`], in series `series` (of the sample's study) when given.
+pub fn copy_in(src: &Path, series: Option<&str>, sop: &str, tweak: bool) -> Bytes {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    let mut obj = dicom_object::open_file(src).expect("sample");
+    obj.put(DataElement::new(
+        tags::SOP_INSTANCE_UID,
+        VR::UI,
+        PrimitiveValue::from(sop),
+    ));
+    if let Some(series) = series {
+        obj.put(DataElement::new(
+            tags::SERIES_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(series),
+        ));
+    }
+    if tweak {
+        obj.put(DataElement::new(
+            tags::IMAGE_COMMENTS,
+            VR::LT,
+            PrimitiveValue::from("changed"),
+        ));
+    }
+    obj.update_meta(|m| m.media_storage_sop_instance_uid = sop.into());
+    let mut bytes = Vec::new();
+    obj.write_all(&mut bytes).expect("encode");
+    Bytes::from(bytes)
+}
 
 /// An index database for a test: SQLite in the data directory, or a private PostgreSQL
 /// server (one per test; each store gets its own database on it).
