@@ -13,6 +13,7 @@ mod serve;
 mod share_client;
 mod tls;
 mod user_cli;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ struct Cli {
 enum Command {
     /// Run the archive: DICOMweb over HTTP and a DICOM (C-STORE/C-ECHO) listener.
     Serve(serve::ServeArgs),
+    /// Run AI jobs and routing with no listener, beside front ends on one PostgreSQL index.
+    Worker(worker::WorkerArgs),
     /// Send DICOM files and folders to another node with C-STORE, as they are.
     Send(send::SendArgs),
     /// Query another DICOM node with C-FIND (Study Root) and print the matches.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Worker(args) => worker::run(args),
         Command::Import(args) => import::run(args),
         Command::User(args) => user_cli::run(args),
         Command::Export(args) => export::run(args),

@@ -522,7 +522,8 @@ fn spawn_orphan_sweep(store: Store) -> tokio::task::JoinHandle<()> {
     })
 }
 
-async fn shutdown_signal() {
+/// Returns at SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -302,7 +302,7 @@ pub struct Store {
     outbox_wake: Arc<tokio::sync::Notify>,
     /// Woken when something was queued for consortium members.
     share_wake: Arc<tokio::sync::Notify>,
-    _lock: std::sync::Arc<std::fs::File>,
+    _lock: Option<std::sync::Arc<std::fs::File>>,
 }
 
 /// Takes the exclusive lock of a data directory: one process owns an archive at a time
@@ -401,7 +401,15 @@ impl Store {
     /// swept by [`Store::sweep_orphans`]).
     pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let lock = lock_data_dir(&config.data_dir)?;
+        // With the index on PostgreSQL and the objects in a bucket, nothing the data
+        // directory holds is swept at start: several processes (front ends, workers) may
+        // share one. Otherwise one process owns it.
+        let shared = config.database.is_some() && matches!(config.storage, ObjectStorage::S3(_));
+        let lock = if shared {
+            None
+        } else {
+            Some(std::sync::Arc::new(lock_data_dir(&config.data_dir)?))
+        };
         let synced = writer::Synced::default();
         let (pools, committer) = match config.database.as_deref() {
             None => {
@@ -422,7 +430,7 @@ impl Store {
             synced,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             share_wake: Arc::new(tokio::sync::Notify::new()),
-            _lock: std::sync::Arc::new(lock),
+            _lock: lock,
         };
         // Files an interrupted write left are swept now; a bucket's orphans are swept by
         // `lumen serve` in the background (see `sweep_orphans`).
