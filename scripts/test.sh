@@ -7,3 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh test
 export LUMEN_PYTHON=${LUMEN_PYTHON:-$PWD/${LUMEN_VENV:-.venv}/bin/python}
 cargo test --workspace --all-targets "$@"
+# The archive, AI-on-arrival and review suites again with the index on PostgreSQL (a private
+# server the tests start on a loopback port; the store's own tests run on both already).
+LUMEN_TEST_DATABASE=postgres cargo test -p lumen --test archive --test ai_arrival --test review_api

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Data directory (SQLite index and object files).
     pub data: PathBuf,
+    /// The index database: unset for the SQLite index in the data directory, or
+    /// `postgres://USER:PASS@HOST:PORT/DB` (the object files stay in the data directory).
+    pub database: Option<String>,
     /// HTTP listen address (DICOMweb under /dicom-web).
     pub http: String,
     /// DICOM listen address.
@@ -377,6 +380,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data: PathBuf::from("./lumen-data"),
+            database: None,
             http: "127.0.0.1:8080".into(),
             dicom: "127.0.0.1:11112".into(),
             aet: "LUMEN".into(),
@@ -456,6 +460,7 @@ impl TlsOverrides {
 /// `LUMEN_LOG`, belong to other parts of the program or to the tests).
 const KEYS: &[&str] = &[
     "data",
+    "database",
     "http",
     "dicom",
     "aet",
@@ -626,16 +631,6 @@ impl Config {
     }
 }
 
-/// The routing rules for a command that ingests into a data directory itself (`lumen
-/// import`, `lumen retrieve --get --data`): those of the configuration `lumen serve` reads
-/// (`file`, else `./lumen.toml` if present, and `LUMEN_*`), so that what it stores is queued
-/// as if it had arrived at the server, and sent once `lumen serve` runs on the directory.
-pub fn cli_router(
-    file: Option<&PathBuf>,
-) -> anyhow::Result<Option<std::sync::Arc<dyn lumen_store::Router>>> {
-    Ok(Config::load(file, Overrides::default())?.router())
-}
-
 impl Config {
     /// How the store is opened for this configuration (data directory, conflicts, routing,
     /// the node's organisation).
@@ -648,9 +643,7 @@ impl Config {
             router: self.router(),
             default_org: self.org.clone(),
             default_org_name: self.web.institution.clone(),
-            // The PostgreSQL index is not offered by the configuration yet (lumen-store
-            // runs only part of its operations on it): always the SQLite index.
-            database: None,
+            database: self.database.clone(),
         }
     }
 

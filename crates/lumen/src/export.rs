@@ -17,6 +17,9 @@ pub struct ExportArgs {
     /// Data directory of the archive [env: LUMEN_DATA].
     #[arg(long, env = "LUMEN_DATA", default_value_os_t = crate::default_data())]
     data: PathBuf,
+    /// The configuration (for `database`; default ./lumen.toml if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Study Instance UID to export (repeat for several studies, exported under one
     /// secret: a patient keeps one pseudonym and one date shift across them).
     #[arg(long = "study", required = true)]
@@ -77,7 +80,7 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let (app, actor) = open_offline(&args.data).await?;
+    let (app, actor) = open_offline(&args.data, args.config.as_ref()).await?;
     let options = args.deidentify.then(|| Options {
         retain_longitudinal_modified_dates: args.retain_dates,
         retain_uids: args.retain_uids,
@@ -155,8 +158,9 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
 /// be stopped: the data directory is locked), with the command line as the actor.
 pub(crate) async fn open_offline(
     data: &std::path::Path,
+    config: Option<&PathBuf>,
 ) -> anyhow::Result<(lumen_app::App, lumen_app::Actor)> {
-    let conf = crate::config::Config::load(None, Default::default())?;
+    let conf = crate::config::Config::load(config, Default::default())?;
     let store = Store::open(StoreConfig {
         data_dir: data.to_path_buf(),
         router: None,

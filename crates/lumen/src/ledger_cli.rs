@@ -41,6 +41,9 @@ struct ForgetArgs {
     /// Data directory of the archive [env: LUMEN_DATA].
     #[arg(long, env = "LUMEN_DATA", default_value_os_t = crate::default_data())]
     data: PathBuf,
+    /// The configuration (for `database`; default ./lumen.toml if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Study Instance UID whose entries to forget.
     #[arg(long)]
     study: String,
@@ -119,7 +122,7 @@ pub fn run(args: LedgerArgs) -> anyhow::Result<ExitCode> {
 
 async fn forget(a: ForgetArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(a.data.is_dir(), "no data directory {}", a.data.display());
-    let (app, actor) = crate::export::open_offline(&a.data).await?;
+    let (app, actor) = crate::export::open_offline(&a.data, a.config.as_ref()).await?;
     let forgotten = app
         .forget_study_ledger(&actor, &a.study)
         .await

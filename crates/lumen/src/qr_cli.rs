@@ -63,7 +63,8 @@ pub struct RetrieveArgs {
     #[arg(long, requires = "get")]
     out: Option<PathBuf>,
     /// With --data: the configuration whose `[[route]]` rules queue what is retrieved for
-    /// routing, as `lumen serve` reads it (default: ./lumen.toml if present).
+    /// routing and whose `database` holds the index, as `lumen serve` reads it (default:
+    /// ./lumen.toml if present).
     #[arg(long, requires = "data")]
     config: Option<PathBuf>,
 }
@@ -258,8 +259,10 @@ pub fn run_retrieve(args: RetrieveArgs) -> anyhow::Result<ExitCode> {
         // Open the destination first: a locked archive or an unwritable folder fails now.
         let store = match &args.data {
             Some(d) => {
+                let conf = crate::config::Config::load(args.config.as_ref(), Default::default())?;
                 let mut cfg = StoreConfig::new(d);
-                cfg.router = crate::config::cli_router(args.config.as_ref())?;
+                cfg.router = conf.router();
+                cfg.database = conf.database.clone();
                 Some(
                     Store::open(cfg)
                         .await

@@ -161,7 +161,7 @@ fn import_lidc_folder() {
     let Some(data) = shared_data() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("archive");
-    let out = run(Command::new(lumen_bin())
+    let out = run(lumen_for(&dir)
         .arg("import")
         .arg("--data")
         .arg(&dir)
@@ -173,7 +173,7 @@ fn import_lidc_folder() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("133 stored, 0 already present"), "{text}");
-    let again = run(Command::new(lumen_bin())
+    let again = run(lumen_for(&dir)
         .arg("import")
         .arg("--data")
         .arg(&dir)
@@ -190,7 +190,7 @@ fn import_lidc_folder() {
         bad.join("truncated.dcm"),
     )
     .expect("copy");
-    let out = run(Command::new(lumen_bin())
+    let out = run(lumen_for(&dir)
         .arg("import")
         .arg("--data")
         .arg(&dir)

@@ -7,6 +7,54 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../../../store/tests/support/pg.rs"]
+mod pg;
+
+/// The test server of `LUMEN_TEST_DATABASE=postgres` runs, shared by the tests of this
+/// process (each data directory gets its own database), from the first use to the exit.
+static PG: std::sync::OnceLock<pg::PgServer> = std::sync::OnceLock::new();
+/// The database of each data directory.
+static DATABASES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn stop_pg() {
+    if let Some(server) = PG.get() {
+        server.shutdown();
+    }
+}
+
+/// The index database the archive in `data` uses: `None` for SQLite in the directory (the
+/// default), or, when `LUMEN_TEST_DATABASE=postgres`, a database of its own on the tests'
+/// PostgreSQL server (which must then be installed).
+pub fn database_for(data: &Path) -> Option<String> {
+    if std::env::var("LUMEN_TEST_DATABASE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let server = PG.get_or_init(|| {
+        let s = pg::start()
+            .expect("LUMEN_TEST_DATABASE=postgres needs PostgreSQL (scripts/deps.sh test)");
+        // SAFETY: registers a function without arguments to run at exit.
+        unsafe { libc::atexit(stop_pg) };
+        s
+    });
+    let mut dbs = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, url)) = dbs.iter().find(|(d, _)| d == data) {
+        return Some(url.clone());
+    }
+    let url = server.database(&format!("archive{}", dbs.len()));
+    dbs.push((data.to_path_buf(), url.clone()));
+    Some(url)
+}
+
+/// `lumen`, for a command on the archive in `data`: with its index database (see
+/// [`database_for`]) in `LUMEN_DATABASE`.
+pub fn lumen_for(data: &Path) -> Command {
+    let mut c = Command::new(lumen_bin());
+    if let Some(url) = database_for(data) {
+        c.env("LUMEN_DATABASE", url);
+    }
+    c
+}
+
 /// The shared real-data folder, or `None` (with a message) when it is absent.
 /// Panics when `LUMEN_REQUIRE_DATA=1` (CI) and the folder is missing.
 pub fn shared_data() -> Option<PathBuf> {
@@ -97,7 +145,7 @@ pub const TEST_USERS: [(&str, &str, &str); 4] = [
 /// Creates an account with `lumen user add` (the server must be stopped).
 pub fn add_user(data: &Path, username: &str, role: &str, org: Option<&str>, password: &str) {
     use std::io::Write;
-    let mut cmd = Command::new(lumen_bin());
+    let mut cmd = lumen_for(data);
     cmd.args(["user", "add", "--data"])
         .arg(data)
         .args(["--username", username, "--role", role, "--password-stdin"])
@@ -257,7 +305,7 @@ impl Server {
         }
         let log = data.with_extension(format!("{http_port}.log"));
         let logf = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(lumen_bin())
+        let child = lumen_for(data)
             .arg("serve")
             .arg("--data")
             .arg(data)
@@ -286,6 +334,14 @@ impl Server {
             _tmp: None,
         };
         s.wait_ready()?;
+        if database_for(data).is_some() {
+            // The index is the PostgreSQL database: nothing of it in the data directory.
+            assert!(
+                !data.join("index.sqlite").exists(),
+                "an SQLite index in {} although the database is PostgreSQL",
+                data.display()
+            );
+        }
         let http = s.http();
         let agent = https_agent(s.tls_ca.as_deref());
         s.token = login_with(&agent, &http, TEST_USERS[0].0, TEST_USERS[0].2);

@@ -217,6 +217,27 @@ impl PgServer {
     }
 }
 
+impl PgServer {
+    /// Stops the server and removes its directory, for a server that lives as long as the
+    /// test process (a static, which is never dropped): called at exit.
+    pub fn shutdown(&self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: signalling and reaping our own child process.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                // SAFETY: as above; WNOHANG does not block.
+                let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+                if r != 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.dir.path());
+    }
+}
+
 impl Drop for PgServer {
     fn drop(&mut self) {
         // SIGINT: PostgreSQL's fast shutdown (disconnects clients, no checkpoint wait).
