@@ -19,6 +19,9 @@ use lumen_store::{Origin, Scope, Store, StoreConfig, WorklistFilter};
 /// Queries per kind.
 const N: usize = 300;
 
+/// A kind of query: its name, level, parameters for a study number and expected count.
+type Kind = (&'static str, Level, fn(u64) -> Vec<(String, String)>, usize);
+
 fn files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for e in std::fs::read_dir(dir)? {
         let p = e?.path();
@@ -82,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         rng ^= rng << 17;
         rng % studies
     };
-    let kinds: [(&str, Level, fn(u64) -> Vec<(String, String)>, usize); 5] = [
+    let kinds: [Kind; 5] = [
         (
             "study by UID",
             Level::Study,
