@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh test
 export LUMEN_PYTHON=${LUMEN_PYTHON:-$PWD/${LUMEN_VENV:-.venv}/bin/python}
 cargo test --workspace --all-targets "$@"
-# The archive, AI-on-arrival and review suites again, with every archive's objects in a
-# bucket on a real Garage (scripts/deps.sh test installed it).
-LUMEN_TEST_STORAGE=s3 cargo test -p lumen --test archive --test ai_arrival --test review_api "$@"
+# The archive, AI-on-arrival and review suites again on the distributed parts: the index on
+# PostgreSQL (a private server the tests start on a loopback port) and every archive's
+# objects in a bucket of a real Garage (scripts/deps.sh test installed it). The store's own
+# tests run on both databases and both object stores already.
+LUMEN_TEST_DATABASE=postgres LUMEN_TEST_STORAGE=s3 \
+  cargo test -p lumen --test archive --test ai_arrival --test review_api "$@"

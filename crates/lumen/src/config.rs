@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Data directory (SQLite index and object files).
     pub data: PathBuf,
+    /// The index database: unset for the SQLite index in the data directory, or
+    /// `postgres://USER:PASS@HOST:PORT/DB` (the object files stay in the data directory).
+    pub database: Option<String>,
     /// HTTP listen address (DICOMweb under /dicom-web).
     pub http: String,
     /// DICOM listen address.
@@ -455,6 +458,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data: PathBuf::from("./lumen-data"),
+            database: None,
             http: "127.0.0.1:8080".into(),
             dicom: "127.0.0.1:11112".into(),
             aet: "LUMEN".into(),
@@ -535,6 +539,7 @@ impl TlsOverrides {
 /// `LUMEN_LOG`, belong to other parts of the program or to the tests).
 const KEYS: &[&str] = &[
     "data",
+    "database",
     "http",
     "dicom",
     "aet",
@@ -719,9 +724,7 @@ impl Config {
             router: self.router(),
             default_org: self.org.clone(),
             default_org_name: self.web.institution.clone(),
-            // The PostgreSQL index is not offered by the configuration yet (lumen-store
-            // runs only part of its operations on it): always the SQLite index.
-            database: None,
+            database: self.database.clone(),
             storage: self.storage.object_storage(),
         }
     }

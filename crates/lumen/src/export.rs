@@ -17,8 +17,8 @@ pub struct ExportArgs {
     /// Data directory of the archive [env: LUMEN_DATA].
     #[arg(long, env = "LUMEN_DATA", default_value_os_t = crate::default_data())]
     data: PathBuf,
-    /// The configuration (object storage, the node's organisation; default ./lumen.toml if
-    /// present).
+    /// The configuration (`database`, object storage, the node's organisation; default
+    /// ./lumen.toml if present).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Study Instance UID to export (repeat for several studies, exported under one

@@ -41,7 +41,7 @@ struct ForgetArgs {
     /// Data directory of the archive [env: LUMEN_DATA].
     #[arg(long, env = "LUMEN_DATA", default_value_os_t = crate::default_data())]
     data: PathBuf,
-    /// The configuration (object storage; default ./lumen.toml if present).
+    /// The configuration (`database` and object storage; default ./lumen.toml if present).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Study Instance UID whose entries to forget.

@@ -63,8 +63,8 @@ pub struct RetrieveArgs {
     #[arg(long, requires = "get")]
     out: Option<PathBuf>,
     /// With --data: the configuration whose `[[route]]` rules queue what is retrieved for
-    /// routing and whose `[storage]` keeps it, as `lumen serve` reads it (default:
-    /// ./lumen.toml if present).
+    /// routing, whose `database` holds the index and whose `[storage]` keeps the objects, as
+    /// `lumen serve` reads it (default: ./lumen.toml if present).
     #[arg(long, requires = "data")]
     config: Option<PathBuf>,
 }
@@ -263,6 +263,7 @@ pub fn run_retrieve(args: RetrieveArgs) -> anyhow::Result<ExitCode> {
                 let mut cfg = StoreConfig::new(d);
                 cfg.router = conf.router();
                 cfg.storage = conf.storage.object_storage();
+                cfg.database = conf.database.clone();
                 Some(
                     Store::open(cfg)
                         .await

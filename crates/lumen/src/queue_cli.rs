@@ -19,6 +19,9 @@ pub struct QueueArgs {
     /// Data directory of the archive [env: LUMEN_DATA].
     #[arg(long, env = "LUMEN_DATA", default_value_os_t = crate::default_data())]
     data: PathBuf,
+    /// The configuration (for `database`; default ./lumen.toml if present).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Also list every entry (one line per instance and destination).
     #[arg(long)]
     entries: bool,
@@ -141,9 +144,18 @@ pub fn run(args: QueueArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let q = RoutingQueue::open(&args.data)
-            .await
-            .with_context(|| format!("cannot open the queue in {}", args.data.display()))?;
+        let conf = crate::config::Config::load(args.config.as_ref(), Default::default())?;
+        let q = match &conf.database {
+            // The URL is not printed: it may hold the password.
+            Some(url) => Some(
+                RoutingQueue::connect(url)
+                    .await
+                    .context("cannot open the queue in the configured database")?,
+            ),
+            None => RoutingQueue::open(&args.data)
+                .await
+                .with_context(|| format!("cannot open the queue in {}", args.data.display()))?,
+        };
         let Some(q) = q else {
             if args.json {
                 println!("{}", serde_json::json!({"destinations": [], "entries": []}));

@@ -285,6 +285,18 @@ mod tests {
     }
 
     #[test]
+    fn the_database_password_is_not_in_debug_output() {
+        let mut cfg = crate::StoreConfig::new("/tmp/x");
+        cfg.database = Some("postgres://lumen:s3cret@db.example:5432/pacs".into());
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("postgres://lumen:***@db.example:5432/pacs"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn sqlite_sql_is_unchanged() {
         let AssertSqlSafe(s) = Dialect::Sqlite.sql("SELECT ?");
         assert!(matches!(s, Cow::Borrowed("SELECT ?")));

@@ -74,7 +74,7 @@ pub enum ConflictPolicy {
 }
 
 /// How to open a store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreConfig {
     /// The data directory (index database and object files).
     pub data_dir: PathBuf,
@@ -98,6 +98,40 @@ pub struct StoreConfig {
     /// Where the objects are kept: files under the data directory (the default) or an
     /// S3-compatible bucket. The index is SQLite in the data directory or `database`.
     pub storage: ObjectStorage,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    /// As derived, but for the database URL, whose password is not shown (configurations
+    /// end up in logs and error reports).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("data_dir", &self.data_dir)
+            .field("on_conflict", &self.on_conflict)
+            .field(
+                "accept_unknown_sop_classes",
+                &self.accept_unknown_sop_classes,
+            )
+            .field("ai_modalities", &self.ai_modalities)
+            .field("router", &self.router)
+            .field("default_org", &self.default_org)
+            .field("default_org_name", &self.default_org_name)
+            .field("database", &self.database.as_deref().map(redacted_url))
+            .finish()
+    }
+}
+
+/// A database URL without its password (`postgres://user:***@host/db`).
+fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".into();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
 }
 
 impl StoreConfig {

@@ -487,6 +487,14 @@ impl RoutingQueue {
         }
     }
 
+    /// Opens the outbox of the PostgreSQL index at `url` (the `database` of the
+    /// configuration), bringing its schema up to date like [`Store::open`].
+    pub async fn connect(url: &str) -> Result<RoutingQueue, StoreError> {
+        Ok(RoutingQueue {
+            pools: crate::db::Pools::Postgres(crate::open_postgres(url).await?),
+        })
+    }
+
     /// Every row, oldest first.
     pub async fn entries(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         all_entries(&self.pools).await

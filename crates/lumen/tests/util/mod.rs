@@ -1,9 +1,11 @@
 //! Shared helpers of the end-to-end tests: a real `lumen serve` on loopback, fixtures
 //! from `../shared/data`, external tools (DCMTK, the Python DICOM clients).
 //!
-//! With `LUMEN_TEST_STORAGE=s3` every archive these helpers start or open keeps its
-//! objects in a bucket of its own on a real Garage ([`garage::shared`]), set through the
-//! `LUMEN_STORAGE` variable of each `lumen` command ([`lumen_for`]).
+//! With `LUMEN_TEST_DATABASE=postgres` every archive these helpers start or open has its
+//! index in a database of its own on a private PostgreSQL server, and with
+//! `LUMEN_TEST_STORAGE=s3` its objects in a bucket of its own on a real Garage
+//! ([`garage::shared`]), set through the `LUMEN_DATABASE` and `LUMEN_STORAGE` variables of
+//! each `lumen` command ([`lumen_for`]).
 #![allow(dead_code)]
 
 pub mod browser;
@@ -13,6 +15,58 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "../../../store/tests/support/pg.rs"]
+mod pg;
+
+/// The test server of `LUMEN_TEST_DATABASE=postgres` runs, shared by the tests of this
+/// process (each data directory gets its own database), from the first use to the exit.
+static PG: std::sync::OnceLock<pg::PgServer> = std::sync::OnceLock::new();
+/// The database of each data directory.
+static DATABASES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn stop_pg() {
+    if let Some(server) = PG.get() {
+        server.shutdown();
+    }
+}
+
+/// The index database the archive in `data` uses: `None` for SQLite in the directory (the
+/// default), or, when `LUMEN_TEST_DATABASE=postgres`, a database of its own on the tests'
+/// PostgreSQL server (which must then be installed).
+pub fn database_for(data: &Path) -> Option<String> {
+    if std::env::var("LUMEN_TEST_DATABASE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let server = PG.get_or_init(|| {
+        let s = pg::start()
+            .expect("LUMEN_TEST_DATABASE=postgres needs PostgreSQL (scripts/deps.sh test)");
+        // SAFETY: registers a function without arguments to run at exit.
+        unsafe { libc::atexit(stop_pg) };
+        s
+    });
+    let mut dbs = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, url)) = dbs.iter().find(|(d, _)| d == data) {
+        return Some(url.clone());
+    }
+    let url = server.database(&format!("archive{}", dbs.len()));
+    dbs.push((data.to_path_buf(), url.clone()));
+    Some(url)
+}
+
+/// `lumen`, for a command on the archive in `data` (which still needs `--data`): with its
+/// index database (see [`database_for`]) in `LUMEN_DATABASE`, and its bucket in
+/// `LUMEN_STORAGE` when the tests run on S3 ([`test_storage`]).
+pub fn lumen_for(data: &Path) -> Command {
+    let mut c = Command::new(lumen_bin());
+    if let Some(url) = database_for(data) {
+        c.env("LUMEN_DATABASE", url);
+    }
+    if let Some((_, env)) = test_storage(data) {
+        c.env("LUMEN_STORAGE", env);
+    }
+    c
+}
 
 /// The shared real-data folder, or `None` (with a message) when it is absent.
 /// Panics when `LUMEN_REQUIRE_DATA=1` (CI) and the folder is missing.
@@ -106,16 +160,6 @@ pub fn test_storage(data: &Path) -> Option<(String, String)> {
     g.bucket(&bucket);
     let env = g.storage_env(&bucket);
     Some((bucket, env))
-}
-
-/// A `lumen` command for the archive in `data`: with its S3 storage when the tests run on
-/// S3 (the command still needs `--data`).
-pub fn lumen_for(data: &Path) -> Command {
-    let mut c = Command::new(lumen_bin());
-    if let Some((_, env)) = test_storage(data) {
-        c.env("LUMEN_STORAGE", env);
-    }
-    c
 }
 
 /// The test accounts every server gets: (user name, role, password).
@@ -335,6 +379,14 @@ impl Server {
             _tmp: None,
         };
         s.wait_ready()?;
+        if database_for(data).is_some() {
+            // The index is the PostgreSQL database: nothing of it in the data directory.
+            assert!(
+                !data.join("index.sqlite").exists(),
+                "an SQLite index in {} although the database is PostgreSQL",
+                data.display()
+            );
+        }
         let http = s.http();
         let agent = https_agent(s.tls_ca.as_deref());
         s.token = login_with(&agent, &http, TEST_USERS[0].0, TEST_USERS[0].2);

@@ -26,6 +26,7 @@ const NOBODY: u32 = 65534;
 pub struct PgServer {
     child: Child,
     dir: tempfile::TempDir,
+    port: u16,
     /// `postgres://lumen@127.0.0.1:<port>/lumen`: the test database.
     pub url: String,
 }
@@ -80,6 +81,13 @@ fn command(bin: &Path, name: &str) -> Command {
         c.uid(NOBODY).gid(NOBODY);
     }
     c.stdin(Stdio::null());
+    c
+}
+
+/// A client program of the server at `port` (over TCP, as the `lumen` role).
+fn client(bin: &Path, name: &str, port: u16) -> Command {
+    let mut c = command(bin, name);
+    c.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "lumen"]);
     c
 }
 
@@ -153,21 +161,14 @@ pub fn start() -> Option<PgServer> {
         .expect("postgres starts");
     let server = PgServer {
         child,
+        port,
         url: format!("postgres://lumen@127.0.0.1:{port}/lumen"),
         dir,
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let ready = command(&bin, "pg_isready")
-            .args([
-                "-q",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "lumen",
-            ])
+        let ready = client(&bin, "pg_isready", port)
+            .arg("-q")
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
@@ -181,16 +182,8 @@ pub fn start() -> Option<PgServer> {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut create = command(&bin, "createdb");
-    create.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-U",
-        "lumen",
-        "lumen",
-    ]);
+    let mut create = client(&bin, "createdb", port);
+    create.arg("lumen");
     run(create, "createdb");
     Some(server)
 }
@@ -204,16 +197,31 @@ impl PgServer {
     /// A new, empty database on this server, by URL.
     pub fn database(&self, name: &str) -> String {
         let bin = bin_dir().expect("binaries found at start");
-        let port = self
-            .url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.split('/').next())
-            .unwrap_or("");
-        let mut create = command(&bin, "createdb");
-        create.args(["-h", "127.0.0.1", "-p", port, "-U", "lumen", name]);
+        let mut create = client(&bin, "createdb", self.port);
+        create.arg(name);
         run(create, "createdb");
-        format!("postgres://lumen@127.0.0.1:{port}/{name}")
+        format!("postgres://lumen@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl PgServer {
+    /// Stops the server and removes its directory, for a server that lives as long as the
+    /// test process (a static, which is never dropped): called at exit.
+    pub fn shutdown(&self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: signalling and reaping our own child process.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                // SAFETY: as above; WNOHANG does not block.
+                let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+                if r != 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = std::fs::remove_dir_all(self.dir.path());
     }
 }
 
