@@ -2,6 +2,12 @@
 //! every instance whose C-STORE got a success response is present and byte-identical,
 //! and that no orphan or partial file remains; with files, and with objects in a bucket
 //! on a real Garage (where the restart's sweep removes unindexed uploads).
+//!
+//! Scale-out (issue 14): two `lumen serve` front ends and two `lumen worker`s over one
+//! PostgreSQL index and one Garage bucket. LIDC-IDRI-0001 sent to one front end is seen
+//! through the other; a worker killed with `kill -9` mid-job has its job finished by the
+//! other once the lease passes, with one SEG and one SR; a front end killed during a
+//! 300-instance C-STORE loses no acknowledged instance, as the other front end shows.
 
 mod util;
 
@@ -93,8 +99,23 @@ fn kill9_during_ingest(
 ) {
     let objects = Arc::new(instances(&lidc_files(data)));
     let mut server = Server::start_in(dir, extra);
-    let port = server.dicom_port;
+    let (acked, sender) = send_all(server.dicom_port, &objects);
+    kill_mid_ingest(&mut server, &acked, sender);
+    let acked = acked.lock().expect("lock").clone();
 
+    // Restart on the same data directory.
+    let server = Server::start_in(dir, extra);
+    let listed = check_acknowledged(&server, &objects, &acked);
+    // No orphan objects, no temporary leftovers.
+    assert_eq!(stored(listed.len()), (listed.len(), 0));
+}
+
+/// Sends `objects` over one association to `port` from a thread of its own; the SOP
+/// Instance UIDs whose C-STORE succeeded are in the list (until the server dies).
+fn send_all(
+    port: u16,
+    objects: &Arc<Vec<(String, Vec<u8>)>>,
+) -> (Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) {
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let sender = {
         let (acked, objects) = (acked.clone(), objects.clone());
@@ -124,7 +145,15 @@ fn kill9_during_ingest(
             });
         })
     };
-    // Kill while the ingest is in full flow.
+    (acked, sender)
+}
+
+/// Kills `server` once 100 instances were acknowledged, while the ingest is in full flow.
+fn kill_mid_ingest(
+    server: &mut Server,
+    acked: &Mutex<Vec<String>>,
+    sender: std::thread::JoinHandle<()>,
+) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while acked.lock().expect("lock").len() < 100 {
         assert!(Instant::now() < deadline, "ingest too slow");
@@ -132,15 +161,17 @@ fn kill9_during_ingest(
     }
     server.kill9();
     sender.join().expect("sender thread");
-    let acked = acked.lock().expect("lock").clone();
-    assert!(
-        acked.len() >= 100 && acked.len() < 300,
-        "killed mid-ingest ({} acked)",
-        acked.len()
-    );
+    let n = acked.lock().expect("lock").len();
+    assert!(n >= 100 && n < 300, "killed mid-ingest ({n} acked)");
+}
 
-    // Restart on the same data directory.
-    let server = Server::start_in(dir, extra);
+/// Checks through `server` that every acknowledged instance is listed and byte-identical
+/// to what was sent (at most the one in flight may be listed besides); returns the listing.
+fn check_acknowledged(
+    server: &Server,
+    objects: &[(String, Vec<u8>)],
+    acked: &[String],
+) -> Vec<String> {
     let listed = server.get_json(&format!(
         "/dicom-web/studies/{STUDY_UID}/series/{SERIES_UID}/instances"
     ));
@@ -159,7 +190,7 @@ fn kill9_during_ingest(
     );
     let by_uid: std::collections::HashMap<&str, &Vec<u8>> =
         objects.iter().map(|(s, b)| (s.as_str(), b)).collect();
-    for sop in &acked {
+    for sop in acked {
         assert!(listed.contains(sop), "acknowledged instance {sop} lost");
         let (status, ct, body) = server.get_raw(
             &format!("/dicom-web/studies/{STUDY_UID}/series/{SERIES_UID}/instances/{sop}"),
@@ -173,6 +204,130 @@ fn kill9_during_ingest(
             "instance {sop} differs from what was sent"
         );
     }
-    // No orphan objects, no temporary leftovers.
-    assert_eq!(stored(listed.len()), (listed.len(), 0));
+    listed
+}
+
+/// LIDC-IDRI-0001's study.
+const LIDC_STUDY: &str = "1.3.6.1.4.1.14519.5.2.1.6279.6001.298806137288633453246975630178";
+
+#[test]
+fn two_front_ends_and_two_workers_share_one_postgresql_index_and_bucket() {
+    let Some(data) = shared_data() else { return };
+    if !have_tool("storescu") {
+        return;
+    }
+    let Some(pg) = util::pg::start() else { return };
+    let Some(g) = util::garage::Garage::start() else {
+        return;
+    };
+    let bucket = "lumen-scaleout";
+    g.bucket(bucket);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let shared = format!(
+        "database = \"{}\"\n{}",
+        pg.database("scaleout"),
+        g.storage_toml(bucket, None)
+    );
+    // Front ends leave the AI to the workers; a worker's lease is short, so that a dead
+    // one's job is taken over within seconds.
+    let front_cfg = tmp.path().join("front.toml");
+    std::fs::write(&front_cfg, format!("{shared}[ai]\nenabled = false\n")).expect("config");
+    let worker_cfg = tmp.path().join("worker.toml");
+    std::fs::write(
+        &worker_cfg,
+        format!("{shared}[ai]\nquiet_period_secs = 2.0\nlease_secs = 6.0\n"),
+    )
+    .expect("config");
+    let front_cfg = front_cfg.to_str().expect("path");
+    let (a_dir, b_dir) = (tmp.path().join("front-a"), tmp.path().join("front-b"));
+    let mut a = Server::start_in(&a_dir, &["--config", front_cfg]);
+    // The accounts are in the shared index already.
+    std::fs::create_dir_all(&b_dir).expect("dir");
+    std::fs::write(b_dir.join("test-users-created"), "").expect("marker");
+    let b = Server::start_in(&b_dir, &["--config", front_cfg]);
+    let worker = |name: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let log = std::fs::File::create(tmp.path().join(format!("{name}.log"))).expect("log");
+        std::process::Command::new(lumen_bin())
+            .args(["worker", "--config"])
+            .arg(&worker_cfg)
+            .arg("--data")
+            .arg(&dir)
+            .env("LUMEN_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start lumen worker")
+    };
+    let mut w1 = worker("worker-1");
+
+    // LIDC-IDRI-0001 to front end A: B lists every instance.
+    let files = lidc_files(&data);
+    let st = run(std::process::Command::new("storescu")
+        .args(["-aec", "LUMEN", "127.0.0.1", &a.dicom_port.to_string()])
+        .args(&files));
+    assert!(st.status.success());
+    let listed = b.get_json(&format!("/dicom-web/studies/{LIDC_STUDY}/metadata"));
+    assert_eq!(listed.as_array().map(Vec::len), Some(files.len()));
+    for d in [&a_dir, &b_dir] {
+        assert_eq!(
+            local_object_files(d),
+            (0, 0),
+            "object files under {}",
+            d.display()
+        );
+        assert!(!d.join("index.sqlite").exists());
+    }
+
+    // Worker 1 claims the series' AI job; it is killed mid-job, and worker 2 finishes it
+    // once the lease has passed.
+    let ai = |server: &Server| server.get_json(&format!("/api/studies/{LIDC_STUDY}/ai"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ai(&b)["series"][0]["state"] != "running" {
+        assert!(Instant::now() < deadline, "job never started: {}", ai(&b));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = w1.kill();
+    let _ = w1.wait();
+    let mut w2 = worker("worker-2");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let job = loop {
+        let v = ai(&a);
+        let j = v["series"][0].clone();
+        if matches!(j["state"].as_str(), Some("done" | "failed" | "skipped")) {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "AI did not finish: {v}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(
+        job["attempts"], 2,
+        "claimed by worker 1, taken over by worker 2: {job}"
+    );
+    // One SEG and one SR, each one instance, seen through either front end.
+    for server in [&a, &b] {
+        for modality in ["SEG", "SR"] {
+            let series = server.get_json(&format!(
+                "/dicom-web/studies/{LIDC_STUDY}/series?Modality={modality}"
+            ));
+            let series = series.as_array().expect("QIDO array");
+            assert_eq!(series.len(), 1, "{modality} series: {series:?}");
+            let uid = series[0]["0020000E"]["Value"][0].as_str().unwrap_or("");
+            let inst = server.get_json(&format!(
+                "/dicom-web/studies/{LIDC_STUDY}/series/{uid}/instances"
+            ));
+            assert_eq!(inst.as_array().map(Vec::len), Some(1), "{modality}: {inst}");
+        }
+    }
+
+    // Front end A is killed during a 300-instance C-STORE: B lists every acknowledged one.
+    let objects = Arc::new(instances(&files));
+    let (acked, sender) = send_all(a.dicom_port, &objects);
+    kill_mid_ingest(&mut a, &acked, sender);
+    let acked = acked.lock().expect("lock").clone();
+    check_acknowledged(&b, &objects, &acked);
+    let _ = w2.kill();
+    let _ = w2.wait();
 }

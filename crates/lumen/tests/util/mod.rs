@@ -17,7 +17,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 #[path = "../../../store/tests/support/pg.rs"]
-mod pg;
+pub mod pg;
 
 /// The test server of `LUMEN_TEST_DATABASE=postgres` runs, shared by the tests of this
 /// process (each data directory gets its own database), from the first use to the exit.
