@@ -15,34 +15,6 @@ use util::*;
 
 const BUCKET: &str = "lumen-e2e";
 
-fn stow(server: &Server, parts: &[Vec<u8>]) -> (u16, String) {
-    let boundary = "lumen-s3-boundary-7d1e";
-    let mut body = Vec::new();
-    for p in parts {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes(),
-        );
-        body.extend_from_slice(p);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut r = agent
-        .post(&format!("{}/studies", server.dicomweb()))
-        .header("Authorization", &server.tech_auth())
-        .header(
-            "Content-Type",
-            &format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
-        )
-        .send(&body[..])
-        .expect("STOW-RS");
-    let status = r.status().as_u16();
-    (status, r.body_mut().read_to_string().unwrap_or_default())
-}
-
 fn object_keys(g: &Garage) -> Vec<String> {
     g.list(BUCKET)
         .expect("listing")
@@ -92,7 +64,7 @@ fn s3_storage_end_to_end() {
     // STOW-RS of another object.
     let sample = std::fs::read(data.join("dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm"))
         .expect("sample");
-    let (status, body) = stow(&server, &[sample.clone()]);
+    let (status, body) = stow_parts(&server, std::slice::from_ref(&sample));
     assert_eq!(status, 200, "{body}");
 
     // Everything is in the bucket, nothing under the data directory.
@@ -132,7 +104,7 @@ fn s3_storage_end_to_end() {
     let mut changed = sample.clone();
     let n = changed.len();
     changed[n - 2] ^= 0x0F;
-    let (status, body) = stow(&server, &[changed.clone()]);
+    let (status, body) = stow_parts(&server, std::slice::from_ref(&changed));
     assert_eq!(status, 200, "{body}");
     let after = object_keys(&g);
     assert_eq!(after.len(), 134, "{after:?}");
