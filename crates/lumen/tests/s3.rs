@@ -1,8 +1,9 @@
 //! `lumen serve` with `[storage] kind = "s3"` on a real S3-compatible server (Garage,
 //! started here): C-STORE and STOW-RS land in the bucket and nothing under the data
 //! directory's `objects/`; QIDO-RS lists them and WADO-RS returns them byte-identical; a
-//! replacement deletes the replaced key; a restart keeps everything; `/ready` follows the
-//! bucket. Skips without Garage, DCMTK or the shared data unless required.
+//! replacement deletes the replaced key; a restart sweeps an orphan upload and keeps
+//! everything indexed; `/ready` follows the bucket. Skips without Garage, DCMTK or the
+//! shared data unless required.
 
 mod util;
 
@@ -30,7 +31,7 @@ fn config(g: &Garage, dir: &Path) -> PathBuf {
         &cfg,
         format!(
             "on_conflict = \"replace\"\n{}",
-            g.storage_toml(BUCKET, None)
+            g.storage_toml(BUCKET, Some(1))
         ),
     )
     .expect("config");
@@ -132,12 +133,31 @@ fn s3_storage_end_to_end() {
     let parts = multipart_parts(&ct, &body);
     assert_eq!(dataset_bytes(&parts[0]), dataset_bytes(&changed));
 
-    // A restart keeps everything; readiness checks the bucket.
+    // An upload whose commit a crash prevented, older than the orphan age (a second here):
+    // the restart's sweep removes it and keeps every indexed object.
+    let orphan = "objects/00/0000000000000000/2.25.999-0000000000000000.dcm";
+    g.put(BUCKET, orphan, b"left by a crash".to_vec());
     assert_eq!(server.get_raw("/ready", None).0, 200);
     server.stop();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while g
+        .list(BUCKET)
+        .expect("listing")
+        .iter()
+        .any(|(k, t)| k == orphan && now_ms() - t < 1500)
+    {
+        assert!(Instant::now() < deadline, "the orphan never aged");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A restart keeps everything; readiness checks the bucket.
     let server = Server::start_in(&dir, &["--config", cfg]);
     check_all(&server);
-    assert_eq!(object_keys(&g).len(), 134);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while object_keys(&g).contains(&orphan.to_string()) {
+        assert!(Instant::now() < deadline, "the orphan was not swept");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(object_keys(&g), after);
     assert_eq!(server.get_raw("/ready", None).0, 200);
     g.stop();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -153,4 +173,11 @@ fn s3_storage_end_to_end() {
     }
     assert!(!server.log().contains(&g.secret), "the secret was logged");
     assert_eq!(local_object_files(&dir), (0, 0));
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
