@@ -88,7 +88,7 @@ secret_access_key = "$KEY_SECRET"
 EOF
   fi
   echo bench-password-1 | "$LUMEN_BIN" user add --data "$dir/data" --config "$dir.toml" \
-    --username bench --role technologist --password-stdin >/dev/null
+    --username bench --role technologist --password-stdin >/dev/null 2>&1
   HTTP=$(port); DICOM=$(port)
   LUMEN_LOG=warn "$LUMEN_BIN" serve --config "$dir.toml" --data "$dir/data" --http "127.0.0.1:$HTTP" \
     --dicom "127.0.0.1:$DICOM" --aet LUMEN > "$dir.log" 2>&1 &

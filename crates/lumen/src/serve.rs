@@ -220,6 +220,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let orphan_sweep = match &config.store_config().storage {
         lumen_store::ObjectStorage::S3(s3) => {
             tracing::info!(bucket = %s3.bucket, "objects are stored in an S3-compatible bucket");
+            if s3.orphan_min_age < lumen_store::ORPHAN_MIN_AGE {
+                tracing::warn!(
+                    seconds = s3.orphan_min_age.as_secs(),
+                    "[storage] orphan_min_age_s is below an hour: an upload by another front end \
+                     on this bucket, not yet committed, could be taken for an orphan"
+                );
+            }
             Some(spawn_orphan_sweep(store.clone()))
         }
         lumen_store::ObjectStorage::Files => None,

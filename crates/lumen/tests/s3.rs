@@ -1,8 +1,9 @@
 //! `lumen serve` with `[storage] kind = "s3"` on a real S3-compatible server (Garage,
 //! started here): C-STORE and STOW-RS land in the bucket and nothing under the data
 //! directory's `objects/`; QIDO-RS lists them and WADO-RS returns them byte-identical; a
-//! replacement deletes the replaced key; a restart keeps everything; `/ready` follows the
-//! bucket. Skips without Garage, DCMTK or the shared data unless required.
+//! replacement deletes the replaced key; a restart sweeps an orphan upload and keeps
+//! everything indexed; `/ready` follows the bucket. Skips without Garage, DCMTK or the
+//! shared data unless required.
 
 mod util;
 
@@ -14,34 +15,6 @@ use util::garage::Garage;
 use util::*;
 
 const BUCKET: &str = "lumen-e2e";
-
-fn stow(server: &Server, parts: &[Vec<u8>]) -> (u16, String) {
-    let boundary = "lumen-s3-boundary-7d1e";
-    let mut body = Vec::new();
-    for p in parts {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes(),
-        );
-        body.extend_from_slice(p);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut r = agent
-        .post(&format!("{}/studies", server.dicomweb()))
-        .header("Authorization", &server.tech_auth())
-        .header(
-            "Content-Type",
-            &format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
-        )
-        .send(&body[..])
-        .expect("STOW-RS");
-    let status = r.status().as_u16();
-    (status, r.body_mut().read_to_string().unwrap_or_default())
-}
 
 fn object_keys(g: &Garage) -> Vec<String> {
     g.list(BUCKET)
@@ -58,7 +31,7 @@ fn config(g: &Garage, dir: &Path) -> PathBuf {
         &cfg,
         format!(
             "on_conflict = \"replace\"\n{}",
-            g.storage_toml(BUCKET, None)
+            g.storage_toml(BUCKET, Some(1))
         ),
     )
     .expect("config");
@@ -92,7 +65,7 @@ fn s3_storage_end_to_end() {
     // STOW-RS of another object.
     let sample = std::fs::read(data.join("dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm"))
         .expect("sample");
-    let (status, body) = stow(&server, &[sample.clone()]);
+    let (status, body) = stow_parts(&server, std::slice::from_ref(&sample));
     assert_eq!(status, 200, "{body}");
 
     // Everything is in the bucket, nothing under the data directory.
@@ -132,7 +105,7 @@ fn s3_storage_end_to_end() {
     let mut changed = sample.clone();
     let n = changed.len();
     changed[n - 2] ^= 0x0F;
-    let (status, body) = stow(&server, &[changed.clone()]);
+    let (status, body) = stow_parts(&server, std::slice::from_ref(&changed));
     assert_eq!(status, 200, "{body}");
     let after = object_keys(&g);
     assert_eq!(after.len(), 134, "{after:?}");
@@ -160,12 +133,31 @@ fn s3_storage_end_to_end() {
     let parts = multipart_parts(&ct, &body);
     assert_eq!(dataset_bytes(&parts[0]), dataset_bytes(&changed));
 
-    // A restart keeps everything; readiness checks the bucket.
+    // An upload whose commit a crash prevented, older than the orphan age (a second here):
+    // the restart's sweep removes it and keeps every indexed object.
+    let orphan = "objects/00/0000000000000000/2.25.999-0000000000000000.dcm";
+    g.put(BUCKET, orphan, b"left by a crash".to_vec());
     assert_eq!(server.get_raw("/ready", None).0, 200);
     server.stop();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while g
+        .list(BUCKET)
+        .expect("listing")
+        .iter()
+        .any(|(k, t)| k == orphan && now_ms() - t < 1500)
+    {
+        assert!(Instant::now() < deadline, "the orphan never aged");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A restart keeps everything; readiness checks the bucket.
     let server = Server::start_in(&dir, &["--config", cfg]);
     check_all(&server);
-    assert_eq!(object_keys(&g).len(), 134);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while object_keys(&g).contains(&orphan.to_string()) {
+        assert!(Instant::now() < deadline, "the orphan was not swept");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(object_keys(&g), after);
     assert_eq!(server.get_raw("/ready", None).0, 200);
     g.stop();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -181,4 +173,11 @@ fn s3_storage_end_to_end() {
     }
     assert!(!server.log().contains(&g.secret), "the secret was logged");
     assert_eq!(local_object_files(&dir), (0, 0));
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

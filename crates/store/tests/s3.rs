@@ -7,6 +7,7 @@
 
 #[path = "../../lumen/tests/util/garage.rs"]
 mod garage;
+mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,20 +17,7 @@ use garage::Garage;
 use lumen_store::{
     ConflictPolicy, IngestStatus, ObjectStorage, Origin, S3Config, Scope, Store, StoreConfig,
 };
-
-fn sample() -> Option<Vec<u8>> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
-    if !p.exists() {
-        assert!(
-            std::env::var("LUMEN_REQUIRE_DATA").as_deref() != Ok("1"),
-            "../shared/data missing"
-        );
-        eprintln!("SKIP: ../shared/data not found");
-        return None;
-    }
-    Some(std::fs::read(p).expect("read sample"))
-}
+use support::{files_under, sample};
 
 /// `sample` with a new SOP Instance UID and `rows` x `rows` 16-bit pixels.
 fn big(sample: &[u8], rows: u16) -> Vec<u8> {
@@ -77,20 +65,6 @@ fn config(data: &Path, g: &Garage, bucket: &str, age: Duration) -> StoreConfig {
     let mut cfg = StoreConfig::new(data);
     cfg.storage = ObjectStorage::S3(s3);
     cfg
-}
-
-fn files_under(p: &Path) -> usize {
-    std::fs::read_dir(p).map_or(0, |rd| {
-        rd.flatten()
-            .map(|e| {
-                if e.path().is_dir() {
-                    files_under(&e.path())
-                } else {
-                    1
-                }
-            })
-            .sum()
-    })
 }
 
 fn keys(g: &Garage, bucket: &str) -> Vec<String> {
@@ -180,8 +154,8 @@ fn objects_live_in_the_bucket_and_orphans_are_swept() {
         .find(|k| k.starts_with("objects/") && **k != large_key && k.as_str() != orphan)
         .expect("object's key")
         .clone();
-    assert_eq!(files_under(&data.join("objects")), 0);
-    assert_eq!(files_under(&data.join("tmp")), 0);
+    assert_eq!(files_under(&data.join("objects")).len(), 0);
+    assert_eq!(files_under(&data.join("tmp")).len(), 0);
 
     // Wait until every key is older than a one-second orphan age, then reopen with it:
     // the orphan goes, the indexed objects and the foreign key stay.
@@ -242,8 +216,8 @@ fn objects_live_in_the_bucket_and_orphans_are_swept() {
         assert!(!e.to_string().contains(&g.secret), "{e}");
         assert!(store.gauges().await.expect("gauges").object_store_errors > 0);
     });
-    assert_eq!(files_under(&data.join("objects")), 0);
-    assert_eq!(files_under(&data.join("tmp")), 0);
+    assert_eq!(files_under(&data.join("objects")).len(), 0);
+    assert_eq!(files_under(&data.join("tmp")).len(), 0);
 }
 
 fn now_ms() -> i64 {

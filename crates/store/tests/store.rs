@@ -1,41 +1,14 @@
 //! Store-level round trips: ingest, duplicates, conflict policies, sweep of leftovers.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 
 use bytes::Bytes;
 use lumen_dicom::attrs::Level;
 use lumen_dicom::query::Query;
 use lumen_store::{ConflictPolicy, IngestError, IngestStatus, Origin, Scope, Store, StoreConfig};
-
-mod support;
-
-fn sample() -> Option<Vec<u8>> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
-    if !p.exists() {
-        assert!(
-            std::env::var("LUMEN_REQUIRE_DATA").as_deref() != Ok("1"),
-            "../shared/data missing"
-        );
-        eprintln!("SKIP: ../shared/data not found");
-        return None;
-    }
-    Some(std::fs::read(p).expect("read sample"))
-}
-
-fn files_under(p: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                out.extend(files_under(&e.path()));
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
-}
+use support::{files_under, sample};
 
 #[tokio::test]
 async fn duplicates_conflicts_and_replacement() {

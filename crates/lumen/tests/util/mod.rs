@@ -684,3 +684,33 @@ pub fn consortium_members(dir: &Path, nodes: &[(&Path, &str, &str, String, Strin
     }
     members
 }
+
+/// Sends `parts` (Part-10 objects) in one STOW-RS request as the technologist; the status
+/// and the response body.
+pub fn stow_parts(server: &Server, parts: &[Vec<u8>]) -> (u16, String) {
+    let boundary = "lumen-test-boundary-7d1e";
+    let mut body = Vec::new();
+    for p in parts {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(p);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .post(&format!("{}/studies", server.dicomweb()))
+        .header("Authorization", &server.tech_auth())
+        .header(
+            "Content-Type",
+            &format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
+        )
+        .send(&body[..])
+        .expect("STOW-RS");
+    let status = r.status().as_u16();
+    (status, r.body_mut().read_to_string().unwrap_or_default())
+}

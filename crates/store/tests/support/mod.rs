@@ -1,4 +1,5 @@
-//! What the store's tests share: the index databases a test runs on.
+//! What the store's tests share: the index databases a test runs on, the sample object and
+//! a file listing.
 
 #![allow(dead_code)]
 
@@ -25,6 +26,26 @@ pub fn sample_path() -> Option<PathBuf> {
         return None;
     }
     Some(p)
+}
+
+/// The sample's bytes (see [`sample_path`]).
+pub fn sample() -> Option<Vec<u8>> {
+    sample_path().map(|p| std::fs::read(p).expect("read sample"))
+}
+
+/// Every file below `p`.
+pub fn files_under(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                out.extend(files_under(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
 }
 
 /// The sample under another SOP Instance UID (and, with `tweak`, other content).
