@@ -162,7 +162,7 @@ fn kill_mid_ingest(
     server.kill9();
     sender.join().expect("sender thread");
     let n = acked.lock().expect("lock").len();
-    assert!(n >= 100 && n < 300, "killed mid-ingest ({n} acked)");
+    assert!((100..300).contains(&n), "killed mid-ingest ({n} acked)");
 }
 
 /// Checks through `server` that every acknowledged instance is listed and byte-identical
