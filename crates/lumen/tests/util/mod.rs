@@ -341,8 +341,13 @@ impl Server {
         std::fs::create_dir_all(data).expect("data dir");
         let marker = data.join("test-users-created");
         if !marker.exists() {
-            // `lumen user add` opens the archive with the server's configuration (storage).
-            let config = extra.windows(2).find(|w| w[0] == "--config").map(|w| w[1]);
+            // `lumen user add` opens the archive with the server's configuration when that
+            // sets its storage (other settings may need the server's flags, such as --peer).
+            let config = extra
+                .windows(2)
+                .find(|w| w[0] == "--config")
+                .map(|w| w[1])
+                .filter(|c| std::fs::read_to_string(c).is_ok_and(|t| t.contains("[storage]")));
             for (u, role, pw) in TEST_USERS {
                 add_user_with(data, config, u, role, None, pw);
             }
