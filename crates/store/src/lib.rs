@@ -481,8 +481,7 @@ impl Store {
                 .execute(pool)
                 .await?;
         });
-        store.release_outbox_claims().await?;
-        store.release_share_claims().await?;
+        store.release_claims().await?;
         store.import_legacy_outbound().await?;
         Ok(store)
     }

@@ -314,24 +314,24 @@ impl Store {
         let _ = tokio::time::timeout(max, self.outbox_wake.notified()).await;
     }
 
-    /// Hands back the claims of a process that died (called when the store opens; on SQLite,
-    /// whose one process owns the index).
-    pub(crate) async fn release_outbox_claims(&self) -> Result<(), StoreError> {
-        {
-            crate::db::with_db!(&self.pools, writer, |pool, d| {
-                // On PostgreSQL other processes may hold claims: a dead one's rows come
-                // back when their lease ends.
-                if d == crate::db::Dialect::Postgres {
-                    return Ok(());
-                }
-                sqlx::query(
-                    d.sql("UPDATE outbox SET claimed_ms = NULL WHERE claimed_ms IS NOT NULL"),
-                )
+    /// Hands back the claims of a process that died, in the routing outbox and the share
+    /// outbox (called when the store opens; on SQLite, whose one process owns the index).
+    pub(crate) async fn release_claims(&self) -> Result<(), StoreError> {
+        crate::db::with_db!(&self.pools, writer, |pool, d| {
+            // On PostgreSQL other processes may hold claims: a dead one's rows come back
+            // when their lease ends.
+            if d == crate::db::Dialect::Postgres {
+                return Ok(());
+            }
+            for table in ["outbox", "share_outbox"] {
+                sqlx::query(d.sql(format!(
+                    "UPDATE {table} SET claimed_ms = NULL WHERE claimed_ms IS NOT NULL"
+                )))
                 .execute(pool)
                 .await?;
-            });
+            }
             Ok(())
-        }
+        })
     }
 
     /// Imports the rows of an earlier version's `outbound.sqlite`, once: afterwards the file

@@ -709,26 +709,6 @@ impl Store {
     pub async fn share_outbox_wait(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.share_wake.notified()).await;
     }
-
-    /// Releases the claims of a worker that died (at start; on SQLite, whose one process
-    /// owns the index).
-    pub(crate) async fn release_share_claims(&self) -> Result<(), StoreError> {
-        {
-            crate::db::with_db!(&self.pools, writer, |pool, d| {
-                // On PostgreSQL other processes may hold claims: a dead one's rows come
-                // back when their lease ends.
-                if d == crate::db::Dialect::Postgres {
-                    return Ok(());
-                }
-                sqlx::query(
-                    d.sql("UPDATE share_outbox SET claimed_ms = NULL WHERE claimed_ms IS NOT NULL"),
-                )
-                .execute(pool)
-                .await?;
-            });
-            Ok(())
-        }
-    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -12,19 +12,7 @@ use lumen_store::{GrantRow, NewLedgerEntry, Origin, Scope, ShareRow, Store, shar
 
 mod support;
 
-fn sample_path() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/dicom-samples/pydicom-3.0.2-test-files/CT_small.dcm");
-    if !p.exists() {
-        assert!(
-            std::env::var("LUMEN_REQUIRE_DATA").as_deref() != Ok("1"),
-            "../shared/data missing"
-        );
-        eprintln!("SKIP: ../shared/data not found");
-        return None;
-    }
-    Some(p)
-}
+use support::sample_path;
 
 /// The sample under another SOP Instance UID.
 fn copy(src: &Path, sop: &str) -> Bytes {
