@@ -408,11 +408,43 @@ async fn open_postgres(url: &str) -> Result<sqlx::PgPool, StoreError> {
             "database must be a postgres://USER:PASS@HOST:PORT/DB URL (or absent, for the SQLite index in the data directory)".into(),
         ));
     }
-    // The URL is never part of an error or log line: it may hold the password.
+    // The URL is never part of an error or log line: it may hold the password. The host,
+    // port and database name are, so that an operator sees which server failed and why
+    // (the pool alone would only say that it timed out).
+    let opts = sqlx::postgres::PgConnectOptions::from_str(url)?;
+    let server = format!(
+        "PostgreSQL at {}:{} (database {})",
+        opts.get_host(),
+        opts.get_port(),
+        opts.get_database().unwrap_or("named after the user")
+    );
+    let unreachable = |e: sqlx::Error| {
+        StoreError::Unsupported(format!(
+            "cannot connect to {server}: {}",
+            e.to_string().lines().next().unwrap_or("")
+        ))
+    };
+    {
+        use sqlx::Connection;
+        match tokio::time::timeout(
+            Duration::from_secs(30),
+            sqlx::postgres::PgConnection::connect_with(&opts),
+        )
+        .await
+        {
+            Ok(Ok(c)) => c.close().await.map_err(unreachable)?,
+            Ok(Err(e)) => return Err(unreachable(e)),
+            Err(_) => {
+                return Err(StoreError::Unsupported(format!(
+                    "cannot connect to {server}: no answer in 30 s"
+                )));
+            }
+        }
+    }
     let pool = PgPoolOptions::new()
         .max_connections(PG_MAX_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(30))
-        .connect(url)
+        .connect_with(opts)
         .await?;
     sqlx::migrate!("./migrations-pg").run(&pool).await?;
     Ok(pool)

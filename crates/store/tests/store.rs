@@ -276,3 +276,17 @@ async fn rows_hashed_with_sha256_by_an_earlier_version_still_work() {
     let inst = store.instances(&Scope::default()).await.expect("list");
     assert_eq!(&inst[0].read().await.expect("read")[..], &original[..]);
 }
+
+#[tokio::test]
+async fn an_unreachable_postgresql_index_is_named_without_its_password() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut cfg = StoreConfig::new(tmp.path());
+    cfg.database = Some("postgres://lumen:s3cret-pw@127.0.0.1:1/archive".into());
+    let e = Store::open(cfg)
+        .await
+        .expect_err("nothing listens on port 1")
+        .to_string();
+    assert!(e.contains("127.0.0.1:1") && e.contains("archive"), "{e}");
+    assert!(!e.contains("s3cret-pw"), "{e}");
+    assert!(!tmp.path().join("index.sqlite").exists());
+}
