@@ -100,19 +100,9 @@ async fn a_job_whose_lease_passed_is_taken_over_and_only_its_new_holder_finishes
 async fn two_stores_on_one_postgresql_index_never_claim_the_same_job() {
     let Some(src) = sample_path() else { return };
     for backend in support::backends() {
-        // One process owns a SQLite index (the data directory's lock): nothing to share.
-        if backend.name() != "postgres" {
+        let Some((a, b, _dirs)) = support::two_stores(&backend, |_| {}).await else {
             continue;
-        }
-        let (a_dir, b_dir) = (
-            tempfile::tempdir().expect("tmp"),
-            tempfile::tempdir().expect("tmp"),
-        );
-        let a_cfg = backend.config(a_dir.path());
-        let a = Store::open(a_cfg.clone()).await.expect("open a");
-        let b = Store::open(backend.reopen(&a_cfg, b_dir.path()))
-            .await
-            .expect("open b");
+        };
         const N: usize = 24;
         for n in 0..N {
             a.ingest(
@@ -127,22 +117,14 @@ async fn two_stores_on_one_postgresql_index_never_claim_the_same_job() {
             .await
             .expect("ingest");
         }
-        let drain = |store: Store| {
-            tokio::spawn(async move {
-                let mut mine = Vec::new();
-                while let Some(job) = store
-                    .claim_ai_job(Duration::ZERO, Duration::from_secs(60))
-                    .await
-                    .expect("claim")
-                {
-                    mine.push(job.series_uid);
-                    tokio::task::yield_now().await;
-                }
-                mine
-            })
-        };
-        let (from_a, from_b) = (drain(a.clone()), drain(b.clone()));
-        let (from_a, from_b) = (from_a.await.expect("a"), from_b.await.expect("b"));
+        let (from_a, from_b) = support::claim_concurrently(&a, &b, |store: Store| async move {
+            let job = store
+                .claim_ai_job(Duration::ZERO, Duration::from_secs(60))
+                .await
+                .expect("claim");
+            job.map(|j| j.series_uid).into_iter().collect::<Vec<_>>()
+        })
+        .await;
         let all: HashSet<&String> = from_a.iter().chain(&from_b).collect();
         assert_eq!(
             from_a.len() + from_b.len(),

@@ -414,19 +414,13 @@ async fn an_unsettled_claim_is_due_at_the_end_of_its_lease_on(backend: &support:
 async fn two_stores_on_one_postgresql_index_never_claim_the_same_row() {
     let Some(src) = sample_path() else { return };
     for backend in support::backends() {
-        // One process owns a SQLite index (the data directory's lock): nothing to share.
-        if backend.name() != "postgres" {
+        let Some((a, b, _dirs)) = support::two_stores(&backend, |cfg| {
+            cfg.router = Some(Arc::new(TestRouter));
+        })
+        .await
+        else {
             continue;
-        }
-        let (a_dir, b_dir) = (
-            tempfile::tempdir().expect("tmp"),
-            tempfile::tempdir().expect("tmp"),
-        );
-        let a_cfg = config(&backend, a_dir.path());
-        let a = Store::open(a_cfg.clone()).await.expect("open a");
-        let mut b_cfg = backend.reopen(&a_cfg, b_dir.path());
-        b_cfg.router = Some(Arc::new(TestRouter));
-        let b = Store::open(b_cfg).await.expect("open b");
+        };
         const N: usize = 30;
         for n in 0..N {
             let sop = format!("1.2.826.0.1.3680043.8.498.5200.{n}");
@@ -434,21 +428,11 @@ async fn two_stores_on_one_postgresql_index_never_claim_the_same_row() {
                 .await
                 .expect("ingest");
         }
-        let drain = |store: Store| {
-            tokio::spawn(async move {
-                let mut mine = Vec::new();
-                loop {
-                    let rows = store.claim_outbox(3).await.expect("claim");
-                    if rows.is_empty() {
-                        return mine;
-                    }
-                    mine.extend(rows.into_iter().map(|r| r.id));
-                    tokio::task::yield_now().await;
-                }
-            })
-        };
-        let (from_a, from_b) = (drain(a.clone()), drain(b.clone()));
-        let (from_a, from_b) = (from_a.await.expect("a"), from_b.await.expect("b"));
+        let (from_a, from_b) = support::claim_concurrently(&a, &b, |store: Store| async move {
+            let rows = store.claim_outbox(3).await.expect("claim");
+            rows.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        })
+        .await;
         let all: std::collections::HashSet<&i64> = from_a.iter().chain(&from_b).collect();
         // Each CT instance is queued once for PACS (import: not for MIRROR).
         assert_eq!(all.len(), N, "a {from_a:?}, b {from_b:?}");

@@ -178,3 +178,59 @@ impl Raw {
         }
     }
 }
+
+/// Two stores over one PostgreSQL database, each with a data directory of its own (two
+/// processes' worth), configured by `configure`; `None` on SQLite, whose one process owns
+/// the index. The directories live as long as the returned guard.
+pub async fn two_stores(
+    backend: &Backend,
+    configure: impl Fn(&mut StoreConfig),
+) -> Option<(
+    lumen_store::Store,
+    lumen_store::Store,
+    [tempfile::TempDir; 2],
+)> {
+    if !matches!(backend, Backend::Postgres(_)) {
+        return None;
+    }
+    let dirs = [
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    ];
+    let mut a_cfg = backend.config(dirs[0].path());
+    configure(&mut a_cfg);
+    let mut b_cfg = backend.reopen(&a_cfg, dirs[1].path());
+    configure(&mut b_cfg);
+    let a = lumen_store::Store::open(a_cfg).await.expect("open a");
+    let b = lumen_store::Store::open(b_cfg).await.expect("open b");
+    Some((a, b, dirs))
+}
+
+/// Runs `claim` on both stores at once until each gets nothing back; what each claimed.
+pub async fn claim_concurrently<T, F, Fut>(
+    a: &lumen_store::Store,
+    b: &lumen_store::Store,
+    claim: F,
+) -> (Vec<T>, Vec<T>)
+where
+    T: Send + 'static,
+    F: Fn(lumen_store::Store) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Vec<T>> + Send,
+{
+    let drain = |store: lumen_store::Store| {
+        let claim = claim.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = claim(store.clone()).await;
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got);
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let (from_a, from_b) = (drain(a.clone()), drain(b.clone()));
+    (from_a.await.expect("a"), from_b.await.expect("b"))
+}
