@@ -44,6 +44,20 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn work(config: Config) -> anyhow::Result<()> {
+    // Beside front ends a worker reads their objects: with the index on PostgreSQL the
+    // objects must be in the shared bucket (files under another data directory are not
+    // the front ends', and their own directory is locked by them).
+    if config.database.is_some()
+        && !matches!(
+            config.storage.object_storage(),
+            lumen_store::ObjectStorage::S3(_)
+        )
+    {
+        anyhow::bail!(
+            "lumen worker beside front ends needs the objects in a bucket: with `database` set, \
+             also set [storage] kind = \"s3\" (the front ends' bucket)"
+        );
+    }
     let store = Store::open(config.store_config())
         .await
         .with_context(|| format!("cannot open the archive in {}", config.data.display()))?;

@@ -215,3 +215,25 @@ fn malformed_queries_get_400_with_reason() {
     assert_eq!(status, 404);
     assert_eq!(server.get_raw("/health", None).0, 200);
 }
+
+#[test]
+fn a_worker_on_postgresql_without_a_bucket_is_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("worker.toml");
+    std::fs::write(
+        &cfg,
+        "database = \"postgres://lumen:pw@127.0.0.1:1/lumen\"\n",
+    )
+    .expect("cfg");
+    let out = std::process::Command::new(lumen_bin())
+        .args(["worker", "--config"])
+        .arg(&cfg)
+        .arg("--data")
+        .arg(tmp.path().join("data"))
+        .output()
+        .expect("run lumen worker");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("[storage] kind = \"s3\""), "{err}");
+    assert!(!err.contains("pw@"), "{err}");
+}
